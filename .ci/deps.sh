@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the system packages pexec builds and tests with, when missing.
+# Without the rights to install, prints the exact command to run instead.
+pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+	echo "installing:$missing" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+	sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+else
+	echo "pexec needs:$missing" >&2
+	echo "run: sudo apt-get install -y$missing" >&2
+	exit 1
+fi

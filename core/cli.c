@@ -1,0 +1,276 @@
+/*
+ * cli.c - the pexec command: parses options, calls pexec_job_run(), maps the
+ * result to an exit status.  Everything else is libpexec's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pexec.h"
+
+#ifndef PEXEC_PLUGIN_DIR
+#define PEXEC_PLUGIN_DIR "/usr/local/lib/pexec/plugins"
+#endif
+
+static const char usage_text[] =
+	"usage: pexec --plugin PLUGIN [options] [INPUT]\n"
+	"\n"
+	"Runs PLUGIN's map over every item of INPUT (a file, or '-' or nothing for\n"
+	"standard input) on a pool of worker processes, and writes the results.\n"
+	"\n"
+	"  -p, --plugin PLUGIN       a plugin file (path/to/x.so) or a bare name, found as\n"
+	"                            NAME.so in $PEXEC_PLUGIN_PATH, then beside pexec\n"
+	"  -j, --jobs N              worker processes (default: the CPUs this process may use)\n"
+	"      --chunksize N         items sent to a worker at a time (default: adaptive)\n"
+	"      --unordered           write each result as it completes, not in input order\n"
+	"      --serial              run in this process, without workers (for debuggers)\n"
+	"      --config JSON         configuration handed to the plugin's init in each worker\n"
+	"      --input-format FMT    json (one top-level array; default) or ndjson\n"
+	"      --output-format FMT   json (an array; default) or ndjson\n"
+	"  -o, --output FILE         write to FILE, which appears only if the run completes\n"
+	"      --drop-null           leave null results out of the output\n"
+	"      --fail-fast           stop at the first failed item\n"
+	"  -q, --quiet               do not report failed items on stderr\n"
+	"  -h, --help                show this help\n"
+	"  -V, --version             show the version\n"
+	"\n"
+	"A failed item's slot holds null; stderr names its index and the reason.\n"
+	"Anything a plugin prints to stdout goes to stderr.\n"
+	"\n"
+	"Exit status:\n"
+	"  0  every item succeeded\n"
+	"  1  some items failed (or --fail-fast stopped the run)\n"
+	"  2  usage error, malformed input, or a plugin that cannot load or init\n"
+	"  3  system error (cannot fork, read or write)\n";
+
+struct cli {
+	pexec_job job;
+	int quiet;
+	int out_fd;
+};
+
+static void report_failure(void *ctx, const pexec_result *r)
+{
+	const struct cli *cli = ctx;
+
+	if (cli->quiet)
+		return;
+	fprintf(stderr, "pexec: item %llu failed in %s: %s\n", (unsigned long long)r->index,
+	        pexec_stage_str(r->stage), r->message ? r->message : "no message");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fputs("pexec: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("\nTry 'pexec --help' for more information.\n", stderr);
+	return 2;
+}
+
+static int parse_count(const char *opt, const char *arg, unsigned long long max,
+                       unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (!*arg || *end || errno || v == 0 || v > max || arg[0] == '-') {
+		fprintf(stderr, "pexec: invalid %s '%s': expected an integer from 1 to %llu\n", opt,
+		        arg, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_format(const char *opt, const char *arg, pexec_format *out)
+{
+	if (!strcmp(arg, "json"))
+		*out = PEXEC_FORMAT_JSON;
+	else if (!strcmp(arg, "ndjson"))
+		*out = PEXEC_FORMAT_NDJSON;
+	else {
+		fprintf(stderr, "pexec: invalid %s '%s': expected json or ndjson\n", opt, arg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Where bare plugin names are found after $PEXEC_PLUGIN_PATH: beside the
+ * binary (build/pexec finds build/plugins), then the configured directory. */
+static char *plugin_dirs(void)
+{
+	char exe[PATH_MAX], *slash, *dirs;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if (asprintf(&dirs, "%s/plugins", exe) < 0)
+				return strdup(PEXEC_PLUGIN_DIR);
+			if (strcmp(dirs, PEXEC_PLUGIN_DIR) == 0)
+				return dirs;
+			free(dirs);
+			if (asprintf(&dirs, "%s/plugins:%s", exe, PEXEC_PLUGIN_DIR) >= 0)
+				return dirs;
+		}
+	}
+	return strdup(PEXEC_PLUGIN_DIR);
+}
+
+enum {
+	OPT_CHUNKSIZE = 256, OPT_UNORDERED, OPT_SERIAL, OPT_CONFIG, OPT_INPUT_FORMAT,
+	OPT_OUTPUT_FORMAT, OPT_DROP_NULL, OPT_FAIL_FAST,
+};
+
+static const struct option long_opts[] = {
+	{ "plugin", required_argument, NULL, 'p' },
+	{ "jobs", required_argument, NULL, 'j' },
+	{ "chunksize", required_argument, NULL, OPT_CHUNKSIZE },
+	{ "unordered", no_argument, NULL, OPT_UNORDERED },
+	{ "serial", no_argument, NULL, OPT_SERIAL },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "input-format", required_argument, NULL, OPT_INPUT_FORMAT },
+	{ "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
+	{ "output", required_argument, NULL, 'o' },
+	{ "drop-null", no_argument, NULL, OPT_DROP_NULL },
+	{ "fail-fast", no_argument, NULL, OPT_FAIL_FAST },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Returns -1 to go on, or the exit status to end with. */
+static int parse_args(struct cli *cli, int argc, char **argv)
+{
+	pexec_job *job = &cli->job;
+	unsigned long long n;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":p:j:o:qhV", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			job->plugin = optarg;
+			break;
+		case 'j':
+			if (parse_count("--jobs", optarg, 4096, &n))
+				return 2;
+			job->opts.jobs = (unsigned)n;
+			break;
+		case OPT_CHUNKSIZE:
+			if (parse_count("--chunksize", optarg, 1u << 20, &n))
+				return 2;
+			job->opts.chunksize = (size_t)n;
+			break;
+		case OPT_UNORDERED:
+			job->opts.unordered = 1;
+			break;
+		case OPT_SERIAL:
+			job->opts.serial = 1;
+			break;
+		case OPT_CONFIG:
+			job->opts.config = optarg;
+			break;
+		case OPT_INPUT_FORMAT:
+			if (parse_format("--input-format", optarg, &job->input_format))
+				return 2;
+			break;
+		case OPT_OUTPUT_FORMAT:
+			if (parse_format("--output-format", optarg, &job->output_format))
+				return 2;
+			break;
+		case 'o':
+			job->output = optarg;
+			break;
+		case OPT_DROP_NULL:
+			job->drop_null = 1;
+			break;
+		case OPT_FAIL_FAST:
+			job->opts.fail_fast = 1;
+			break;
+		case 'q':
+			cli->quiet = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("pexec %s (plugin ABI %u)\n", PEXEC_VERSION, PEXEC_ABI_VERSION);
+			return 0;
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		job->input = argv[optind++];
+	if (optind < argc)
+		return usage_error("unexpected argument '%s' (one INPUT at most)", argv[optind]);
+	if (!job->plugin)
+		return usage_error("%s", "no plugin given (--plugin PLUGIN)");
+	return -1;
+}
+
+/* Keeps pexec's output to itself: results go to a private copy of stdout, and
+ * fd 1 becomes stderr, so a plugin's printf (in --serial mode, or from a
+ * constructor) cannot land in the middle of the results. */
+static int isolate_stdout(void)
+{
+	int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+
+	if (fd < 0)
+		return -1;
+	fflush(stdout);
+	if (dup2(2, 1) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	pexec_error err = { { 0 } };
+	char *dirs;
+	pexec_code rc;
+	int status;
+
+	status = parse_args(&cli, argc, argv);
+	if (status >= 0)
+		return status;
+	cli.out_fd = isolate_stdout();
+	if (cli.out_fd < 0) {
+		fprintf(stderr, "pexec: cannot use standard output: %s\n", strerror(errno));
+		return 3;
+	}
+	dirs = plugin_dirs();
+	cli.job.plugin_dir = dirs;
+	cli.job.output_fd = cli.out_fd;
+	cli.job.on_failure = report_failure;
+	cli.job.on_failure_ctx = &cli;
+
+	rc = pexec_job_run(&cli.job, NULL, &err);
+	free(dirs);
+	if (rc != PEXEC_OK && rc != PEXEC_EITEM) {
+		if (rc == PEXEC_EPIPE) {
+			/* `pexec ... | head`: end quietly, the way a pipeline expects. */
+			signal(SIGPIPE, SIG_DFL);
+			raise(SIGPIPE);
+		}
+		fprintf(stderr, "pexec: %s\n", err.msg[0] ? err.msg : pexec_code_str(rc));
+	}
+	return pexec_exit_status(rc);
+}

@@ -1,0 +1,80 @@
+/*
+ * frame.h - the parent/worker protocol, encoded and decoded in one place.
+ *
+ * Every message is a frame: a fixed 24-byte header and a payload.  Both ends
+ * run on the same machine from the same binary, so fields are in host byte
+ * order.  Payloads:
+ *
+ *   CHUNK    parent -> worker: `count` items, each [u32 len][len bytes][NUL].
+ *            aux is the index of the first item.
+ *   RESULTS  worker -> parent: `count` records, each
+ *            [u32 len][u8 ok][u8 stage][u16 0][len bytes]: the JSON text of a
+ *            result, or an error message.  aux is the worker's busy time in ns.
+ *   READY    worker -> parent: init succeeded.  No payload.
+ *   INITFAIL worker -> parent: init failed; the payload is the message.
+ *
+ * The decoder checks every length against the payload it came in, so a torn
+ * or hostile frame is an error, never an out-of-bounds read.
+ */
+#ifndef PEXEC_FRAME_H
+#define PEXEC_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pexec.h"
+
+enum pexec__frame_type {
+	PEXEC_FRAME_CHUNK = 0x70780001u,
+	PEXEC_FRAME_RESULTS = 0x70780002u,
+	PEXEC_FRAME_READY = 0x70780003u,
+	PEXEC_FRAME_INITFAIL = 0x70780004u,
+};
+
+struct pexec__frame_header {
+	uint32_t type;
+	uint32_t count;
+	uint64_t payload_len;
+	uint64_t aux;
+};
+
+#define PEXEC_FRAME_HEADER_SIZE ((size_t)sizeof(struct pexec__frame_header))
+/* The largest payload either side accepts. */
+#define PEXEC_FRAME_MAX ((uint64_t)4 << 30)
+/* The largest single result; beyond it the item fails at serialize. */
+#define PEXEC_RESULT_MAX ((size_t)1 << 30)
+
+#define PEXEC_ITEM_OVERHEAD 5u   /* u32 length + NUL */
+#define PEXEC_RECORD_HEADER 8u   /* u32 length, ok, stage, padding */
+
+/* Starts a frame of `type` in `buf` (appending its header); returns 0 or -1. */
+int pexec__frame_begin(pexec_buf *buf, uint32_t type, uint64_t aux);
+/* Fills in count and payload length of the frame begun at offset `start`. */
+void pexec__frame_end(pexec_buf *buf, size_t start, uint32_t count);
+/* Sets the aux field of the frame begun at offset `start`. */
+void pexec__frame_set_aux(pexec_buf *buf, size_t start, uint64_t aux);
+
+/* Appends one CHUNK item. */
+int pexec__frame_put_item(pexec_buf *buf, const char *data, size_t len);
+
+/* Reserves a RESULTS record header; returns its offset, or (size_t)-1. */
+size_t pexec__frame_record_begin(pexec_buf *buf);
+/* Completes the record begun at `at` with what was appended since. */
+void pexec__frame_record_end(pexec_buf *buf, size_t at, int ok, pexec_stage stage);
+
+/* Reads a header from `data` (at least PEXEC_FRAME_HEADER_SIZE bytes) and
+ * checks its type and size.  Returns 0, or -1 with `err` filled. */
+int pexec__frame_parse_header(const char *data, struct pexec__frame_header *h,
+                              pexec_error *err);
+
+/* Walks a CHUNK payload or a RESULTS payload one entry at a time: returns 1
+ * with the entry, 0 after the last, -1 if the payload is malformed. */
+struct pexec__frame_cursor {
+	const char *p;
+	const char *end;
+};
+int pexec__frame_next_item(struct pexec__frame_cursor *c, const char **data, size_t *len);
+int pexec__frame_next_record(struct pexec__frame_cursor *c, const char **data, size_t *len,
+                             int *ok, pexec_stage *stage);
+
+#endif

@@ -1,0 +1,190 @@
+/*
+ * loader.c - finds a plugin, dlopen()s it and checks its descriptor.
+ *
+ * The checks run in the order that keeps them safe: the ABI version and the
+ * descriptor size are read before any other field, since a plugin built for
+ * another ABI may lay the rest out differently.  The descriptor is copied into
+ * a zeroed struct of our own size, so a plugin built with an older (shorter)
+ * descriptor reads as having none of the hooks added since.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pexec.h"
+#include "util.h"
+
+struct pexec_loaded {
+	void *handle;
+	char *path;
+	pexec_descriptor desc;
+};
+
+/* The first ABI 1 descriptor: everything up to and including free_value. */
+#define DESCRIPTOR_V1_SIZE \
+	(offsetof(pexec_descriptor, free_value) + sizeof(((pexec_descriptor *)0)->free_value))
+
+static int is_path(const char *spec)
+{
+	size_t n = strlen(spec);
+
+	return strchr(spec, '/') || (n > 3 && strcmp(spec + n - 3, ".so") == 0);
+}
+
+static int file_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Looks `name`.so up in each directory of a colon-separated list; returns a
+ * malloc'd path or NULL. */
+static char *search_dirs(const char *dirs, const char *name)
+{
+	const char *p = dirs;
+
+	while (p && *p) {
+		const char *end = strchr(p, ':');
+		size_t dlen = end ? (size_t)(end - p) : strlen(p);
+		char *path;
+
+		if (dlen > 0 && asprintf(&path, "%.*s/%s.so", (int)dlen, p, name) >= 0) {
+			if (file_exists(path))
+				return path;
+			free(path);
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+static pexec_code resolve(const char *spec, const char *fallback_dir, char **out,
+                          pexec_error *err)
+{
+	const char *env = getenv("PEXEC_PLUGIN_PATH");
+	char *path;
+
+	if (!*spec)
+		return pexec__fail(err, PEXEC_ELOAD, "cannot load plugin: empty name");
+	if (is_path(spec)) {
+		if (!file_exists(spec)) {
+			struct stat st;
+			if (stat(spec, &st) == 0)
+				return pexec__fail(err, PEXEC_ELOAD,
+				                   "cannot load '%s': not a regular file", spec);
+			return pexec__fail(err, PEXEC_ELOAD, "cannot load '%s': %s", spec,
+			                   strerror(errno));
+		}
+		/* dlopen() searches the library path for names without '/'. */
+		if (strchr(spec, '/'))
+			path = strdup(spec);
+		else if (asprintf(&path, "./%s", spec) < 0)
+			path = NULL;
+		if (!path)
+			return pexec__fail(err, PEXEC_ESYS, "cannot load '%s': out of memory", spec);
+		*out = path;
+		return PEXEC_OK;
+	}
+	path = search_dirs(env, spec);
+	if (!path && fallback_dir)
+		path = search_dirs(fallback_dir, spec);
+	if (!path)
+		return pexec__fail(err, PEXEC_ELOAD,
+		                   "cannot load plugin '%s': no %s.so in PEXEC_PLUGIN_PATH (%s)%s%s",
+		                   spec, spec, env && *env ? env : "unset",
+		                   fallback_dir ? " or in " : "", fallback_dir ? fallback_dir : "");
+	*out = path;
+	return PEXEC_OK;
+}
+
+static pexec_code check(const char *path, const pexec_descriptor *d, pexec_error *err)
+{
+	if (d->abi_version != PEXEC_ABI_VERSION)
+		return pexec__fail(err, PEXEC_ELOAD,
+		                   "cannot load '%s': built for plugin ABI %u, this pexec runs ABI %u",
+		                   path, d->abi_version, PEXEC_ABI_VERSION);
+	if (d->struct_size < DESCRIPTOR_V1_SIZE)
+		return pexec__fail(err, PEXEC_ELOAD,
+		                   "cannot load '%s': descriptor is %u bytes, ABI %u needs at least %zu",
+		                   path, d->struct_size, PEXEC_ABI_VERSION, DESCRIPTOR_V1_SIZE);
+	if (!d->name || !*d->name)
+		return pexec__fail(err, PEXEC_ELOAD, "cannot load '%s': descriptor has no name", path);
+	if (!d->map)
+		return pexec__fail(err, PEXEC_ELOAD, "cannot load '%s': required hook 'map' missing",
+		                   path);
+	return PEXEC_OK;
+}
+
+pexec_code pexec_plugin_load(const char *spec, const char *fallback_dir,
+                             pexec_loaded **out, pexec_error *err)
+{
+	pexec_loaded *p = NULL;
+	const pexec_descriptor *d;
+	char *path = NULL;
+	void *handle = NULL;
+	pexec_code rc;
+	size_t n;
+
+	*out = NULL;
+	rc = resolve(spec, fallback_dir, &path, err);
+	if (rc)
+		goto out;
+	dlerror();
+	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!handle) {
+		const char *why = dlerror();
+		rc = pexec__fail(err, PEXEC_ELOAD, "cannot load '%s': not a loadable shared object (%s)",
+		                 path, why ? why : "unknown dlopen error");
+		goto out;
+	}
+	dlerror();
+	d = dlsym(handle, PEXEC_PLUGIN_SYMBOL);
+	if (!d) {
+		rc = pexec__fail(err, PEXEC_ELOAD,
+		                 "cannot load '%s': not a pexec plugin (no symbol %s)", path,
+		                 PEXEC_PLUGIN_SYMBOL);
+		goto out;
+	}
+	rc = check(path, d, err);
+	if (rc)
+		goto out;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		rc = pexec__fail(err, PEXEC_ESYS, "cannot load '%s': out of memory", path);
+		goto out;
+	}
+	n = d->struct_size < sizeof(p->desc) ? d->struct_size : sizeof(p->desc);
+	memcpy(&p->desc, d, n);
+	p->handle = handle;
+	p->path = path;
+	*out = p;
+	return PEXEC_OK;
+out:
+	if (handle)
+		dlclose(handle);
+	free(path);
+	return rc;
+}
+
+const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded *plugin)
+{
+	return &plugin->desc;
+}
+
+const char *pexec_plugin_path(const pexec_loaded *plugin)
+{
+	return plugin->path;
+}
+
+void pexec_plugin_free(pexec_loaded *plugin)
+{
+	if (!plugin)
+		return;
+	dlclose(plugin->handle);
+	free(plugin->path);
+	free(plugin);
+}

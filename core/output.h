@@ -1,0 +1,38 @@
+/*
+ * output.h - the output writer: results in order as a JSON array or as
+ * NDJSON, buffered, to a descriptor or to a file that only appears, renamed
+ * from a temporary, when the run completed.
+ */
+#ifndef PEXEC_OUTPUT_H
+#define PEXEC_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pexec.h"
+
+struct pexec__writer {
+	int fd;
+	char *path;      /* the final name, NULL when writing to a descriptor */
+	char *tmp_path;  /* where the bytes go until finish() renames them */
+	pexec_format format;
+	int drop_null;
+	uint64_t count;  /* results written */
+	char *buf;
+	size_t len;
+};
+
+/* Writes to `path` (through a temporary file beside it) or, when `path` is
+ * NULL, to `fd`, which stays open. */
+pexec_code pexec__writer_open(struct pexec__writer *w, const char *path, int fd,
+                              pexec_format format, int drop_null, pexec_error *err);
+/* Adds one result: `len` bytes of JSON text. */
+pexec_code pexec__writer_put(struct pexec__writer *w, const char *data, size_t len,
+                             pexec_error *err);
+/* Completes the output (closing bracket, flush, fsync and rename). */
+pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err);
+/* Ends an incomplete run: a descriptor gets what was complete, without the
+ * closing bracket, so it never parses as a whole result; a file is removed. */
+void pexec__writer_abort(struct pexec__writer *w);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * pexec.h - libpexec, the public API for C programs that run a pool.
+ *
+ * Two levels:
+ *  - pexec_job_run(): what the pexec command does, as one call: load a plugin,
+ *    split a JSON or NDJSON input into items, run them on a pool of forked
+ *    workers, write the results.
+ *  - pexec_run(): the pool alone, over items the caller supplies through a
+ *    source callback, with results handed back through a sink callback.
+ *
+ * The library never prints and never exits; every failure comes back as a
+ * pexec_code with a one-line message in a pexec_error.  Options structs are
+ * valid when zeroed: all-zero means the defaults.
+ */
+#ifndef PEXEC_H
+#define PEXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pexec_plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PEXEC_VERSION "0.1.0"
+
+/* Result codes: one table makes the enum and the strings.  Codes only grow at
+ * the end. */
+#define PEXEC_CODE_MAP(X)                                          \
+	X(OK, "success")                                           \
+	X(EITEM, "some items failed")                              \
+	X(EUSAGE, "usage error")                                   \
+	X(EINPUT, "malformed input")                               \
+	X(ELOAD, "cannot load plugin")                             \
+	X(EINIT, "plugin init failed")                             \
+	X(ESYS, "system error")                                    \
+	X(ESTOPPED, "stopped early")                               \
+	X(EPIPE, "output closed by its reader")
+
+typedef enum pexec_code {
+#define PEXEC_CODE_ENUM(name, text) PEXEC_##name,
+	PEXEC_CODE_MAP(PEXEC_CODE_ENUM)
+#undef PEXEC_CODE_ENUM
+	PEXEC_CODE_COUNT
+} pexec_code;
+
+/* A short description of a code, e.g. "malformed input". */
+const char *pexec_code_str(pexec_code code);
+
+/* The pexec command's exit status for a code: 0 success, 1 some items failed,
+ * 2 usage, input, plugin load or plugin init error, 3 system error.  (The
+ * command ends by SIGPIPE, as pipelines expect, on PEXEC_EPIPE.) */
+int pexec_exit_status(pexec_code code);
+
+/* ---- plugins ---- */
+
+typedef struct pexec_loaded pexec_loaded;
+
+/* Loads a plugin by path (anything containing '/', or ending in ".so") or by
+ * bare name, found as NAME.so in each directory of $PEXEC_PLUGIN_PATH
+ * (colon-separated), then in `fallback_dir` (may be NULL).  Checks the ABI
+ * and the required hooks.  On failure returns PEXEC_ELOAD with a message that
+ * names the file. */
+pexec_code pexec_plugin_load(const char *spec, const char *fallback_dir,
+                             pexec_loaded **out, pexec_error *err);
+const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded *plugin);
+const char *pexec_plugin_path(const pexec_loaded *plugin);
+void pexec_plugin_free(pexec_loaded *plugin);
+
+/* ---- the pool ---- */
+
+typedef enum pexec_stage {
+	PEXEC_STAGE_NONE = 0,
+	PEXEC_STAGE_INIT,
+	PEXEC_STAGE_DESERIALIZE,
+	PEXEC_STAGE_MAP,
+	PEXEC_STAGE_SERIALIZE,
+	PEXEC_STAGE_WORKER, /* the worker died while holding the item */
+} pexec_stage;
+
+const char *pexec_stage_str(pexec_stage stage);
+
+/* One finished item, handed to the sink.  Pointers are valid only during the
+ * callback. */
+typedef struct pexec_result {
+	uint64_t index;      /* 0-based position in the input */
+	int ok;              /* 1: data/len is the JSON text of the result */
+	const char *data;
+	size_t len;
+	pexec_stage stage;   /* when !ok: where it failed */
+	const char *message; /* when !ok: why, one line */
+} pexec_result;
+
+/* Gives the next item: returns 1 with *data and *len set (valid until the next
+ * call), 0 at the end, or a negative pexec_code (-PEXEC_EINPUT, ...) with
+ * `err` filled. */
+typedef int (*pexec_next_fn)(void *ctx, const char **data, size_t *len, pexec_error *err);
+/* Takes one result; returns 0, or a negative pexec_code to stop the run. */
+typedef int (*pexec_result_fn)(void *ctx, const pexec_result *result, pexec_error *err);
+
+typedef struct pexec_opts {
+	unsigned jobs;        /* workers; 0: the CPUs this process may use */
+	size_t chunksize;     /* items per chunk; 0: adaptive */
+	int unordered;        /* hand results over as they complete */
+	int serial;           /* run in this process, no fork */
+	int fail_fast;        /* stop at the first failed item */
+	const char *config;   /* JSON text given to init; NULL: none */
+} pexec_opts;
+
+typedef struct pexec_stats {
+	uint64_t items;       /* items read from the source */
+	uint64_t ok;
+	uint64_t failed;
+	uint64_t workers_started;
+	uint64_t workers_lost; /* died without being asked to */
+} pexec_stats;
+
+/* Runs `plugin` over every item of `next` and hands each result to `sink`, in
+ * input order unless opts->unordered.  Returns PEXEC_OK when every item
+ * succeeded, PEXEC_EITEM when some failed (each was handed to the sink with
+ * ok == 0), or another code with `err` filled when the run itself failed.
+ * `stats` may be NULL. */
+pexec_code pexec_run(const pexec_loaded *plugin, const pexec_opts *opts,
+                     pexec_next_fn next, void *next_ctx,
+                     pexec_result_fn sink, void *sink_ctx,
+                     pexec_stats *stats, pexec_error *err);
+
+/* The number of CPUs this process may actually use: its affinity mask,
+ * limited by a cgroup CPU quota when there is one.  At least 1. */
+unsigned pexec_cpu_count(void);
+
+/* ---- whole jobs: what the pexec command runs ---- */
+
+typedef enum pexec_format {
+	PEXEC_FORMAT_JSON = 0, /* one top-level array; its elements are the items */
+	PEXEC_FORMAT_NDJSON,   /* one JSON value per line */
+} pexec_format;
+
+typedef struct pexec_job {
+	const char *plugin;        /* path or bare name */
+	const char *plugin_dir;    /* where bare names are looked up last; NULL: none */
+	const char *input;         /* path; NULL or "-": standard input */
+	const char *output;        /* path, written through a temporary file and
+	                            * renamed on success; NULL: output_fd */
+	int output_fd;             /* 0: standard output */
+	pexec_format input_format;
+	pexec_format output_format;
+	int drop_null;             /* leave null results out */
+	pexec_opts opts;
+	/* Called for every failed item, e.g. to report it; may be NULL. */
+	void (*on_failure)(void *ctx, const pexec_result *result);
+	void *on_failure_ctx;
+} pexec_job;
+
+pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PEXEC_H */

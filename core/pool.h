@@ -1,0 +1,14 @@
+/*
+ * pool.h - the two ways items are run: a pool of forked workers (pool.c) and
+ * in-process (--serial, run.c).  pexec_run() in run.c chooses.
+ */
+#ifndef PEXEC_POOL_H
+#define PEXEC_POOL_H
+
+#include "pexec.h"
+
+pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
+                           pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
+                           void *sink_ctx, pexec_stats *stats, pexec_error *err);
+
+#endif

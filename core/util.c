@@ -1,0 +1,99 @@
+/*
+ * util.c - the syscall loops written once (EINTR, short counts), error
+ * setting, and the growable buffer behind pexec_buf.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "util.h"
+
+ssize_t pexec__read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+ssize_t pexec__read_some(int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n >= 0 || errno != EINTR)
+			return n;
+	}
+}
+
+int pexec__write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+pexec_code pexec__fail(pexec_error *err, pexec_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+void pexec__buf_init(pexec_buf *buf)
+{
+	buf->data = NULL;
+	buf->len = 0;
+	buf->cap = 0;
+	buf->grow = pexec__buf_grow;
+	buf->priv = NULL;
+}
+
+void pexec__buf_release(pexec_buf *buf)
+{
+	free(buf->data);
+	pexec__buf_init(buf);
+}
+
+int pexec__buf_grow(pexec_buf *buf, size_t need)
+{
+	size_t cap = buf->cap ? buf->cap : 256;
+	char *data;
+
+	if (need > SIZE_MAX / 2 - buf->len)
+		return -1;
+	while (cap - buf->len < need)
+		cap *= 2;
+	data = realloc(buf->data, cap);
+	if (!data)
+		return -1;
+	buf->data = data;
+	buf->cap = cap;
+	return 0;
+}

@@ -1,0 +1,31 @@
+/*
+ * util.h - small helpers shared by libpexec's files: the EINTR-safe I/O
+ * loops, error setting, and growable byte buffers.
+ */
+#ifndef PEXEC_UTIL_H
+#define PEXEC_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "pexec.h"
+
+/* Reads exactly `len` bytes unless EOF comes first.  Returns the bytes read
+ * (less than `len` only at EOF), or -1 with errno set.  Retries EINTR. */
+ssize_t pexec__read_full(int fd, void *buf, size_t len);
+/* Reads once, retrying EINTR.  Returns bytes read, 0 at EOF, -1 on error. */
+ssize_t pexec__read_some(int fd, void *buf, size_t len);
+/* Writes all `len` bytes; returns 0, or -1 with errno set.  Retries EINTR and
+ * short writes. */
+int pexec__write_full(int fd, const void *buf, size_t len);
+
+/* Sets err->msg from a printf format; returns `code` for tail calls. */
+pexec_code pexec__fail(pexec_error *err, pexec_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* A growable byte buffer; usable as a pexec_buf for serialize hooks. */
+void pexec__buf_init(pexec_buf *buf);
+void pexec__buf_release(pexec_buf *buf);
+int pexec__buf_grow(pexec_buf *buf, size_t need);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * worker.c - one item through the hooks, and the worker process loop.
+ *
+ * A worker reads a whole CHUNK, answers it with one RESULTS frame, and reads
+ * the next: it blocks on both pipes, which is safe because the parent never
+ * blocks on them (see pool.c).  The chunk's bytes stay untouched until its
+ * last item is serialized, which is what lets a deserialize hook point into
+ * them (the OWNERSHIP rule in pexec_plugin.h).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "util.h"
+#include "worker.h"
+
+int pexec__plugin_init(const pexec_descriptor *d, const char *config, void **state,
+                       pexec_error *err)
+{
+	cJSON *tree = NULL;
+	int rc;
+
+	*state = NULL;
+	if (!d->init)
+		return 0;
+	if (config) {
+		tree = cJSON_Parse(config);
+		if (!tree) {
+			pexec__fail(err, PEXEC_EUSAGE, "--config is not valid JSON");
+			return -1;
+		}
+	}
+	err->msg[0] = '\0';
+	rc = d->init(tree, state, err);
+	cJSON_Delete(tree);
+	if (rc && !err->msg[0])
+		pexec__fail(err, PEXEC_EINIT, "init failed (no message)");
+	return rc ? -1 : 0;
+}
+
+void pexec__plugin_fini(const pexec_descriptor *d, void *state)
+{
+	if (d->fini)
+		d->fini(state);
+}
+
+/* Frees a value according to its kind (pexec_plugin.h, OWNERSHIP). */
+static void value_free(const pexec_descriptor *d, void *state, void *value, int is_json)
+{
+	if (!value)
+		return;
+	if (is_json)
+		cJSON_Delete(value);
+	else if (d->free_value)
+		d->free_value(state, value);
+}
+
+static int json_serialize(const cJSON *value, pexec_buf *out, pexec_error *err)
+{
+	char *text = cJSON_PrintUnformatted(value);
+	int rc;
+
+	if (!text) {
+		pexec__fail(err, PEXEC_ESYS, "cannot print the result as JSON");
+		return -1;
+	}
+	rc = pexec_buf_puts(out, text);
+	free(text);
+	if (rc)
+		pexec__fail(err, PEXEC_ESYS, "out of memory");
+	return rc;
+}
+
+pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
+                            size_t len, pexec_buf *out, pexec_error *err)
+{
+	const int in_json = !d->deserialize, out_json = !d->serialize;
+	size_t start = out->len;
+	void *in = NULL, *res = NULL;
+	pexec_stage stage;
+	int rc;
+
+	err->msg[0] = '\0';
+	stage = PEXEC_STAGE_DESERIALIZE;
+	if (in_json) {
+		in = cJSON_ParseWithLength(data, len);
+		if (!in) {
+			pexec__fail(err, PEXEC_EINPUT,
+			            "cannot parse the item as JSON (cJSON allows %d levels of nesting)",
+			            CJSON_NESTING_LIMIT);
+			goto fail;
+		}
+	} else if (d->deserialize(state, data, len, &in, err)) {
+		goto fail;
+	}
+
+	stage = PEXEC_STAGE_MAP;
+	if (d->map(state, in, &res, err))
+		goto fail;
+
+	stage = PEXEC_STAGE_SERIALIZE;
+	if (!res)
+		rc = pexec_buf_append(out, "null", 4);
+	else if (out_json)
+		rc = json_serialize(res, out, err);
+	else
+		rc = d->serialize(state, res, out, err);
+	if (rc)
+		goto fail;
+	if (out->len == start) {
+		pexec__fail(err, PEXEC_EITEM, "serialize wrote nothing (a result is one JSON value)");
+		goto fail;
+	}
+	if (out->len - start > PEXEC_RESULT_MAX) {
+		pexec__fail(err, PEXEC_EITEM, "result of %zu bytes is larger than the 1 GiB limit",
+		            out->len - start);
+		goto fail;
+	}
+	stage = PEXEC_STAGE_NONE;
+	goto out;
+fail:
+	out->len = start;
+	if (!err->msg[0])
+		pexec__fail(err, PEXEC_EITEM, "%s failed (no message)", pexec_stage_str(stage));
+out:
+	if (res != in)
+		value_free(d, state, res, out_json);
+	value_free(d, state, in, in_json);
+	return stage;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Writes a frame with a message payload (INITFAIL). */
+static void send_message(int fd, uint32_t type, const char *msg)
+{
+	pexec_buf buf;
+
+	pexec__buf_init(&buf);
+	if (pexec__frame_begin(&buf, type, 0) == 0 && pexec_buf_puts(&buf, msg) == 0) {
+		pexec__frame_end(&buf, 0, 0);
+		pexec__write_full(fd, buf.data, buf.len);
+	}
+	pexec__buf_release(&buf);
+}
+
+static void die(const char *what)
+{
+	/* The parent sees EOF and reports the worker lost; say why here. */
+	fprintf(stderr, "pexec: worker %ld: %s: %s\n", (long)getpid(), what, strerror(errno));
+	_exit(3);
+}
+
+void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd)
+{
+	struct pexec__frame_header h;
+	char hdr[PEXEC_FRAME_HEADER_SIZE];
+	pexec_buf chunk, res;
+	pexec_error err;
+	void *state;
+	ssize_t n;
+
+	if (pexec__plugin_init(d, config, &state, &err)) {
+		send_message(out_fd, PEXEC_FRAME_INITFAIL, err.msg);
+		_exit(2);
+	}
+	send_message(out_fd, PEXEC_FRAME_READY, "");
+	pexec__buf_init(&chunk);
+	pexec__buf_init(&res);
+
+	for (;;) {
+		struct pexec__frame_cursor cur;
+		const char *item;
+		size_t len, at;
+		uint32_t count = 0;
+		uint64_t t0;
+		int more;
+
+		n = pexec__read_full(in_fd, hdr, sizeof(hdr));
+		if (n == 0)
+			break;
+		if (n < 0)
+			die("cannot read from pexec");
+		if ((size_t)n < sizeof(hdr)) {
+			errno = EPIPE;
+			die("torn frame header");
+		}
+		if (pexec__frame_parse_header(hdr, &h, &err) || h.type != PEXEC_FRAME_CHUNK) {
+			errno = EPROTO;
+			die("bad frame from pexec");
+		}
+		chunk.len = 0;
+		if (pexec_buf_reserve(&chunk, h.payload_len))
+			die("cannot hold a chunk");
+		n = pexec__read_full(in_fd, chunk.data, h.payload_len);
+		if (n < 0 || (uint64_t)n != h.payload_len) {
+			if (n >= 0)
+				errno = EPIPE;
+			die("cannot read a chunk");
+		}
+		chunk.len = h.payload_len;
+
+		t0 = now_ns();
+		res.len = 0;
+		if (pexec__frame_begin(&res, PEXEC_FRAME_RESULTS, 0))
+			die("cannot hold results");
+		cur.p = chunk.data;
+		cur.end = chunk.data + chunk.len;
+		while ((more = pexec__frame_next_item(&cur, &item, &len)) == 1) {
+			pexec_stage stage;
+
+			at = pexec__frame_record_begin(&res);
+			if (at == (size_t)-1)
+				die("cannot hold results");
+			stage = pexec__item_run(d, state, item, len, &res, &err);
+			if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(&res, err.msg))
+				die("cannot hold results");
+			pexec__frame_record_end(&res, at, stage == PEXEC_STAGE_NONE, stage);
+			count++;
+		}
+		if (more < 0 || count != h.count) {
+			errno = EPROTO;
+			die("malformed chunk from pexec");
+		}
+		pexec__frame_end(&res, 0, count);
+		pexec__frame_set_aux(&res, 0, now_ns() - t0);
+		/* What the plugin printed goes out before its results do. */
+		fflush(stdout);
+		if (pexec__write_full(out_fd, res.data, res.len))
+			die("cannot send results");
+	}
+	pexec__plugin_fini(d, state);
+	fflush(stdout);
+	fflush(stderr);
+	pexec__buf_release(&chunk);
+	pexec__buf_release(&res);
+	_exit(0);
+}
