@@ -1,0 +1,915 @@
+/*
+ * test_split.c - the input splitter: which inputs it accepts and the exact
+ * items it returns, which it refuses and the exact position it names, and
+ * that it streams (items across block boundaries, huge items, deep nesting,
+ * a million items).
+ *
+ * Every table case runs three ways: over memory, over a file, and over a
+ * socket that hands the splitter one byte per read, so that each state of
+ * the scanner is also left and resumed mid-token.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "split.h"
+#include "util.h"
+
+#define JSON PEXEC_FORMAT_JSON
+#define NDJSON PEXEC_FORMAT_NDJSON
+
+/* An input given as a string literal, NUL bytes included. */
+#define IN(lit) lit, sizeof(lit) - 1
+
+#define MAX_ITEMS 16
+
+typedef struct accept_case {
+	pexec_format format;
+	const char *in;
+	size_t len;
+	const char *items[MAX_ITEMS]; /* NULL-terminated */
+} accept_case;
+
+typedef struct reject_case {
+	pexec_format format;
+	const char *in;
+	size_t len;
+	const char *where; /* "line L, column C, byte B" */
+	const char *why;
+} reject_case;
+
+/* What a splitter gave, up to its end or its first error. */
+typedef struct outcome {
+	char **items;
+	size_t *lens;
+	size_t n, cap;
+	int rc;
+	pexec_error err;
+	uint64_t offset;
+} outcome;
+
+static void outcome_release(outcome *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		free(o->items[i]);
+	free(o->items);
+	free(o->lens);
+	memset(o, 0, sizeof(*o));
+}
+
+static void drain(pexec__splitter *s, outcome *o)
+{
+	const char *data;
+	size_t len;
+
+	memset(o, 0, sizeof(*o));
+	cr_assert_not_null(s);
+	while ((o->rc = pexec__split_next(s, &data, &len, &o->err)) == 1) {
+		if (o->n == o->cap) {
+			o->cap = o->cap ? 2 * o->cap : 16;
+			o->items = realloc(o->items, o->cap * sizeof(*o->items));
+			o->lens = realloc(o->lens, o->cap * sizeof(*o->lens));
+			cr_assert(o->items && o->lens);
+		}
+		o->items[o->n] = malloc(len + 1);
+		memcpy(o->items[o->n], data, len);
+		o->items[o->n][len] = 0;
+		o->lens[o->n++] = len;
+	}
+	o->offset = pexec__split_offset(s);
+	pexec__split_free(s);
+}
+
+static void split_mem(const char *in, size_t len, pexec_format format, outcome *o)
+{
+	drain(pexec__split_mem(in, len, "t", format), o);
+}
+
+/* A temporary file holding `len` bytes, positioned at its start. */
+static int temp_file(const void *in, size_t len)
+{
+	char path[] = "/tmp/test_split.XXXXXX";
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	unlink(path);
+	cr_assert_eq(pexec__write_full(fd, in, len), 0);
+	cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
+static void split_file(const char *in, size_t len, pexec_format format, outcome *o)
+{
+	int fd = temp_file(in, len);
+
+	drain(pexec__split_fd(fd, "t", format), o);
+	close(fd);
+}
+
+/* Feeds `in` from a child process through `fds`, `chunk` bytes per write. */
+static void split_fed(int fds[2], const char *in, size_t len, size_t chunk,
+                      pexec_format format, outcome *o)
+{
+	pid_t pid = fork();
+	int status;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		for (size_t off = 0; off < len; off += chunk) {
+			size_t n = len - off < chunk ? len - off : chunk;
+			if (pexec__write_full(fds[1], in + off, n) < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	drain(pexec__split_fd(fds[0], "t", format), o);
+	close(fds[0]);
+	/* The child may die of SIGPIPE when the splitter stopped early. */
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+}
+
+/* One byte per read(): a SOCK_SEQPACKET socket returns one write per read. */
+static void split_bytewise(const char *in, size_t len, pexec_format format, outcome *o)
+{
+	int fds[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds), 0);
+	split_fed(fds, in, len, 1, format, o);
+}
+
+typedef void (*split_fn)(const char *, size_t, pexec_format, outcome *);
+
+static const struct {
+	const char *name;
+	split_fn fn;
+} ways[] = {
+	{ "memory", split_mem },
+	{ "file", split_file },
+	{ "bytewise", split_bytewise },
+};
+
+static void check_accept(const accept_case *cases, size_t ncases)
+{
+	for (size_t i = 0; i < ncases; i++) {
+		const accept_case *c = &cases[i];
+
+		for (size_t w = 0; w < sizeof(ways) / sizeof(ways[0]); w++) {
+			outcome o;
+			size_t n = 0;
+
+			ways[w].fn(c->in, c->len, c->format, &o);
+			cr_expect_eq(o.rc, 0, "case %zu (%s) %s: rc %d: %s", i, c->in,
+			             ways[w].name, o.rc, o.err.msg);
+			while (n < MAX_ITEMS && c->items[n])
+				n++;
+			cr_expect_eq(o.n, n, "case %zu (%s) %s: %zu items, want %zu", i,
+			             c->in, ways[w].name, o.n, n);
+			for (size_t k = 0; k < n && k < o.n; k++) {
+				cr_expect_eq(o.lens[k], strlen(c->items[k]),
+				             "case %zu item %zu", i, k);
+				cr_expect_str_eq(o.items[k], c->items[k], "case %zu (%s) %s: item %zu",
+				                 i, c->in, ways[w].name, k);
+			}
+			cr_expect_eq(o.offset, c->len, "case %zu %s: offset", i, ways[w].name);
+			outcome_release(&o);
+		}
+	}
+}
+
+static void check_reject(const reject_case *cases, size_t ncases)
+{
+	for (size_t i = 0; i < ncases; i++) {
+		const reject_case *c = &cases[i];
+		char want[PEXEC_ERROR_MAX];
+
+		snprintf(want, sizeof(want), "malformed input 't' at %s: %s", c->where, c->why);
+		for (size_t w = 0; w < sizeof(ways) / sizeof(ways[0]); w++) {
+			outcome o;
+
+			ways[w].fn(c->in, c->len, c->format, &o);
+			cr_expect_eq(o.rc, -PEXEC_EINPUT, "case %zu %s: rc %d", i,
+			             ways[w].name, o.rc);
+			cr_expect_str_eq(o.err.msg, want, "case %zu %s", i, ways[w].name);
+			outcome_release(&o);
+		}
+	}
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- accepted ---- */
+
+Test(split, accepts_empty_array_and_whitespace_variants)
+{
+	static const accept_case cases[] = {
+		{ JSON, IN("[]"), { NULL } },
+		{ JSON, IN(" \t\r\n[ \n\t]\r\n  "), { NULL } },
+		{ JSON, IN("[1,2,3]"), { "1", "2", "3" } },
+		{ JSON, IN("\n[\n  1 ,\r\n\t2\t,3\n]\n"), { "1", "2", "3" } },
+		{ JSON, IN("[ { \"a\" : 1 ,\n \"b\" : [ 1 , 2 ] } ]"),
+		  { "{ \"a\" : 1 ,\n \"b\" : [ 1 , 2 ] }" } },
+	};
+
+	check_accept(cases, COUNT(cases));
+}
+
+Test(split, accepts_numbers_and_keeps_their_text)
+{
+	static const accept_case cases[] = {
+		{ JSON, IN("[0,-0,1,-1,0.5,-1.5e10,1E+2,2e-3,0e0,10.25E-07]"),
+		  { "0", "-0", "1", "-1", "0.5", "-1.5e10", "1E+2", "2e-3", "0e0",
+		    "10.25E-07" } },
+		{ JSON, IN("[12345678901234567890123,-9223372036854775808,18446744073709551615]"),
+		  { "12345678901234567890123", "-9223372036854775808",
+		    "18446744073709551615" } },
+		{ JSON, IN("[3.141592653589793238462643383279502884197]"),
+		  { "3.141592653589793238462643383279502884197" } },
+	};
+
+	check_accept(cases, COUNT(cases));
+}
+
+Test(split, accepts_strings_with_escapes_and_utf8)
+{
+	static const accept_case cases[] = {
+		{ JSON, IN("[\"a\",\"\",\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]"),
+		  { "\"a\"", "\"\"", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"" } },
+		{ JSON, IN("[\"\\u00e9\\uD83D\\uDE00\",\"\\ud800\",\"\\uABCD\"]"),
+		  { "\"\\u00e9\\uD83D\\uDE00\"", "\"\\ud800\"", "\"\\uABCD\"" } },
+		/* 2, 3 and 4 byte sequences, the highest of each, U+10FFFF, DEL. */
+		{ JSON, IN("[\"\xc3\xa9\",\"\xe4\xb8\xad\xe6\x96\x87\",\"\xf0\x9f\x98\x80\","
+		           "\"\xdf\xbf\xef\xbf\xbf\xf4\x8f\xbf\xbf\",\"\x7f\"]"),
+		  { "\"\xc3\xa9\"", "\"\xe4\xb8\xad\xe6\x96\x87\"", "\"\xf0\x9f\x98\x80\"",
+		    "\"\xdf\xbf\xef\xbf\xbf\xf4\x8f\xbf\xbf\"", "\"\x7f\"" } },
+		{ JSON, IN("[\"[1,2]\",\"{\\\"a\\\":]\"]"), { "\"[1,2]\"", "\"{\\\"a\\\":]\"" } },
+	};
+
+	check_accept(cases, COUNT(cases));
+}
+
+Test(split, accepts_nested_containers_and_literals)
+{
+	static const accept_case cases[] = {
+		{ JSON, IN("[[1,[2,[3]]],{\"a\":{\"b\":[true,false,null]}},{},[],[{}],[[]]]"),
+		  { "[1,[2,[3]]]", "{\"a\":{\"b\":[true,false,null]}}", "{}", "[]", "[{}]",
+		    "[[]]" } },
+		{ JSON, IN("[true,false,null]"), { "true", "false", "null" } },
+		{ JSON, IN("[{\"\":\"\",\"k\":[{\"x\":-1e-1}]}]"),
+		  { "{\"\":\"\",\"k\":[{\"x\":-1e-1}]}" } },
+	};
+
+	check_accept(cases, COUNT(cases));
+}
+
+Test(split, skips_a_bom)
+{
+	static const accept_case cases[] = {
+		{ JSON, IN("\xef\xbb\xbf[1]"), { "1" } },
+		{ JSON, IN("\xef\xbb\xbf \n[]"), { NULL } },
+		{ NDJSON, IN("\xef\xbb\xbf{\"a\":1}\n"), { "{\"a\":1}" } },
+		{ NDJSON, IN("\xef\xbb\xbf"), { NULL } },
+	};
+
+	check_accept(cases, COUNT(cases));
+}
+
+Test(split, ndjson_takes_one_value_per_line)
+{
+	static const accept_case cases[] = {
+		{ NDJSON, IN("1\n\"a\"\n[1, 2]\n{\"k\":null}\ntrue\n"),
+		  { "1", "\"a\"", "[1, 2]", "{\"k\":null}", "true" } },
+		{ NDJSON, IN("\n\n  \n1\n\t\n 2 \n\n"), { "1", "2" } },
+		{ NDJSON, IN("1\r\n{\"a\":2}\r\n\r\n"), { "1", "{\"a\":2}" } },
+		{ NDJSON, IN("1\n2"), { "1", "2" } },
+		{ NDJSON, IN("[1]\n{\"a\":1}"), { "[1]", "{\"a\":1}" } },
+		{ NDJSON, IN("\"x\""), { "\"x\"" } },
+		{ NDJSON, IN("-0.5e3"), { "-0.5e3" } },
+		{ NDJSON, IN("null  \t\r"), { "null" } },
+		{ NDJSON, IN("[ 1 ,\t2 ]\n"), { "[ 1 ,\t2 ]" } },
+		{ NDJSON, IN(""), { NULL } },
+		{ NDJSON, IN(" \n\r\n\t"), { NULL } },
+	};
+
+	check_accept(cases, COUNT(cases));
+}
+
+/* ---- refused, with the position ---- */
+
+Test(split, rejects_empty_input_and_non_array_top_level)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN(""), "line 1, column 1, byte 0", "empty input: expected a JSON array" },
+		{ JSON, IN("  \n "), "line 2, column 2, byte 4", "empty input: expected a JSON array" },
+		{ JSON, IN("\xef\xbb\xbf"), "line 1, column 4, byte 3",
+		  "empty input: expected a JSON array" },
+		{ JSON, IN("{}"), "line 1, column 1, byte 0",
+		  "expected '[' to begin the top-level array" },
+		{ JSON, IN(" 1"), "line 1, column 2, byte 1",
+		  "expected '[' to begin the top-level array" },
+		{ JSON, IN("\xef\xbb\xbf\"a\""), "line 1, column 4, byte 3",
+		  "expected '[' to begin the top-level array" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_trailing_garbage)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("[1] x"), "line 1, column 5, byte 4",
+		  "unexpected data after the top-level array" },
+		{ JSON, IN("[1][2]"), "line 1, column 4, byte 3",
+		  "unexpected data after the top-level array" },
+		{ JSON, IN("[]\n\n,"), "line 3, column 1, byte 4",
+		  "unexpected data after the top-level array" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_truncated_input)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("["), "line 1, column 2, byte 1",
+		  "unexpected end of input inside the top-level array" },
+		{ JSON, IN("[1"), "line 1, column 3, byte 2",
+		  "unexpected end of input inside the top-level array" },
+		{ JSON, IN("[1,\n"), "line 2, column 1, byte 4",
+		  "unexpected end of input inside the top-level array" },
+		{ JSON, IN("[\"ab"), "line 1, column 5, byte 4",
+		  "unexpected end of input inside a string" },
+		{ JSON, IN("[\"a\\"), "line 1, column 5, byte 4",
+		  "unexpected end of input inside a string" },
+		{ JSON, IN("[\"\\u12"), "line 1, column 7, byte 6",
+		  "unexpected end of input inside a string" },
+		{ JSON, IN("[[1,2"), "line 1, column 6, byte 5",
+		  "unexpected end of input inside an array" },
+		{ JSON, IN("[{\"a\":1"), "line 1, column 8, byte 7",
+		  "unexpected end of input inside an object" },
+		{ JSON, IN("[{\"a\""), "line 1, column 6, byte 5",
+		  "unexpected end of input inside an object" },
+		{ JSON, IN("[-"), "line 1, column 3, byte 2",
+		  "unexpected end of input inside a number" },
+		{ JSON, IN("[1."), "line 1, column 4, byte 3",
+		  "unexpected end of input inside a number" },
+		{ JSON, IN("[1e-"), "line 1, column 5, byte 4",
+		  "unexpected end of input inside a number" },
+		{ JSON, IN("[tru"), "line 1, column 5, byte 4",
+		  "unexpected end of input inside a literal" },
+		{ NDJSON, IN("[1,"), "line 1, column 4, byte 3",
+		  "unexpected end of input inside an array" },
+		{ NDJSON, IN("1\n\"abc"), "line 2, column 5, byte 6",
+		  "unexpected end of input inside a string" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_stray_and_trailing_commas)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("[,1]"), "line 1, column 2, byte 1", "unexpected ',' (expected a value)" },
+		{ JSON, IN("[1,,2]"), "line 1, column 4, byte 3", "unexpected ',' (expected a value)" },
+		{ JSON, IN("[1,]"), "line 1, column 4, byte 3", "trailing comma before ']'" },
+		{ JSON, IN("[1,\n ]"), "line 2, column 2, byte 5", "trailing comma before ']'" },
+		{ JSON, IN("[[1,]]"), "line 1, column 5, byte 4", "trailing comma before ']'" },
+		{ JSON, IN("[{\"a\":1,}]"), "line 1, column 9, byte 8", "trailing comma before '}'" },
+		{ JSON, IN("[[,]]"), "line 1, column 3, byte 2", "unexpected ',' (expected a value)" },
+		{ JSON, IN("[{,}]"), "line 1, column 3, byte 2",
+		  "unexpected ',' (expected a string key or '}')" },
+		{ JSON, IN("[{\"a\":1,,}]"), "line 1, column 9, byte 8",
+		  "unexpected ',' (expected a string key)" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_structural_mistakes)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("[1 2]"), "line 1, column 4, byte 3", "unexpected '2' (expected ',' or ']')" },
+		{ JSON, IN("[[1 2]]"), "line 1, column 5, byte 4", "unexpected '2' (expected ',' or ']')" },
+		{ JSON, IN("[{\"a\" 1}]"), "line 1, column 7, byte 6", "unexpected '1' (expected ':')" },
+		{ JSON, IN("[{\"a\"=1}]"), "line 1, column 6, byte 5", "unexpected '=' (expected ':')" },
+		{ JSON, IN("[{1:2}]"), "line 1, column 3, byte 2",
+		  "unexpected '1' (expected a string key or '}')" },
+		{ JSON, IN("[{a:2}]"), "line 1, column 3, byte 2",
+		  "unexpected 'a' (expected a string key or '}')" },
+		{ JSON, IN("[{\"a\":1,2:3}]"), "line 1, column 9, byte 8",
+		  "unexpected '2' (expected a string key)" },
+		{ JSON, IN("[{\"a\":}]"), "line 1, column 7, byte 6", "unexpected '}' (expected a value)" },
+		{ JSON, IN("[[1}]"), "line 1, column 4, byte 3", "unexpected '}' (expected ',' or ']')" },
+		{ JSON, IN("[{\"a\":1]]"), "line 1, column 8, byte 7",
+		  "unexpected ']' (expected ',' or '}')" },
+		{ JSON, IN("[]]"), "line 1, column 3, byte 2", "unexpected data after the top-level array" },
+		{ JSON, IN("[\n  1,\n  x\n]"), "line 3, column 3, byte 9",
+		  "unexpected 'x' (expected a value)" },
+		{ JSON, IN("[\r\n1,\r\n]"), "line 3, column 1, byte 7", "trailing comma before ']'" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_bad_escapes_and_control_characters)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("[\"\\x\"]"), "line 1, column 4, byte 3", "invalid escape '\\x' in string" },
+		{ JSON, IN("[\"ab\\'\"]"), "line 1, column 6, byte 5", "invalid escape '\\'' in string" },
+		{ JSON, IN("[\"\\U0041\"]"), "line 1, column 4, byte 3", "invalid escape '\\U' in string" },
+		{ JSON, IN("[\"\\\x01\"]"), "line 1, column 4, byte 3",
+		  "invalid escape: byte 0x01 after '\\' in string" },
+		{ JSON, IN("[\"\\u12g4\"]"), "line 1, column 7, byte 6",
+		  "invalid \\u escape in string: 'g' is not a hex digit" },
+		{ JSON, IN("[\"\\u12\"]"), "line 1, column 7, byte 6",
+		  "invalid \\u escape in string: '\"' is not a hex digit" },
+		{ JSON, IN("[\"a\x01\"]"), "line 1, column 4, byte 3", "control character 0x01 in string" },
+		{ JSON, IN("[\"a\nb\"]"), "line 1, column 4, byte 3", "control character 0x0A in string" },
+		{ JSON, IN("[\"\t\"]"), "line 1, column 3, byte 2", "control character 0x09 in string" },
+		{ JSON, IN("[\"\x1f\"]"), "line 1, column 3, byte 2", "control character 0x1F in string" },
+		{ NDJSON, IN("\"a\rb\"\n"), "line 1, column 3, byte 2",
+		  "control character 0x0D in string" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_non_json_numbers)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("[NaN]"), "line 1, column 2, byte 1", "unexpected 'N' (expected a value)" },
+		{ JSON, IN("[Infinity]"), "line 1, column 2, byte 1", "unexpected 'I' (expected a value)" },
+		{ JSON, IN("[-Infinity]"), "line 1, column 3, byte 2",
+		  "invalid number: expected a digit after '-'" },
+		{ JSON, IN("[0x1F]"), "line 1, column 3, byte 2", "invalid number: unexpected 'x'" },
+		{ JSON, IN("[01]"), "line 1, column 3, byte 2", "invalid number: leading zero" },
+		{ JSON, IN("[-01]"), "line 1, column 4, byte 3", "invalid number: leading zero" },
+		{ JSON, IN("[00]"), "line 1, column 3, byte 2", "invalid number: leading zero" },
+		{ JSON, IN("[+1]"), "line 1, column 2, byte 1", "invalid number: leading '+'" },
+		{ JSON, IN("[.5]"), "line 1, column 2, byte 1", "invalid number: no digit before '.'" },
+		{ JSON, IN("[1.]"), "line 1, column 4, byte 3", "invalid number: expected a digit after '.'" },
+		{ JSON, IN("[1.e5]"), "line 1, column 4, byte 3",
+		  "invalid number: expected a digit after '.'" },
+		{ JSON, IN("[1e]"), "line 1, column 4, byte 3",
+		  "invalid number: expected a digit in the exponent" },
+		{ JSON, IN("[1e+]"), "line 1, column 5, byte 4",
+		  "invalid number: expected a digit in the exponent" },
+		{ JSON, IN("[1.2.3]"), "line 1, column 5, byte 4", "invalid number: unexpected '.'" },
+		{ JSON, IN("[12abc]"), "line 1, column 4, byte 3", "invalid number: unexpected 'a'" },
+		{ JSON, IN("[1e5e]"), "line 1, column 5, byte 4", "invalid number: unexpected 'e'" },
+		{ JSON, IN("[--1]"), "line 1, column 3, byte 2",
+		  "invalid number: expected a digit after '-'" },
+		{ NDJSON, IN("1-\n"), "line 1, column 2, byte 1", "invalid number: unexpected '-'" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_comments_quotes_and_bad_literals)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("[1 // c\n]"), "line 1, column 4, byte 3",
+		  "unexpected '/' (comments are not allowed)" },
+		{ JSON, IN("[/* c */ 1]"), "line 1, column 2, byte 1",
+		  "unexpected '/' (comments are not allowed)" },
+		{ NDJSON, IN("1 # c\n"), "line 1, column 3, byte 2",
+		  "unexpected '#' after the value (expected end of line)" },
+		{ JSON, IN("['a']"), "line 1, column 2, byte 1",
+		  "unexpected ''' (strings take double quotes)" },
+		{ JSON, IN("[{'a':1}]"), "line 1, column 3, byte 2",
+		  "unexpected ''' (expected a string key or '}')" },
+		{ JSON, IN("[True]"), "line 1, column 2, byte 1", "unexpected 'T' (expected a value)" },
+		{ JSON, IN("[nul]"), "line 1, column 5, byte 4", "invalid literal (expected 'null')" },
+		{ JSON, IN("[fals3]"), "line 1, column 6, byte 5", "invalid literal (expected 'false')" },
+		{ JSON, IN("[truex]"), "line 1, column 6, byte 5", "unexpected 'x' (expected ',' or ']')" },
+		{ JSON, IN("[undefined]"), "line 1, column 2, byte 1", "unexpected 'u' (expected a value)" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_nul_bytes)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("\0"), "line 1, column 1, byte 0", "NUL byte" },
+		{ JSON, IN("[1,\0]"), "line 1, column 4, byte 3", "NUL byte" },
+		{ JSON, IN("[1\0]"), "line 1, column 3, byte 2", "NUL byte" },
+		{ JSON, IN("[1]\0"), "line 1, column 4, byte 3", "NUL byte" },
+		{ JSON, IN("[[\0]]"), "line 1, column 3, byte 2", "NUL byte" },
+		{ JSON, IN("[\"a\0\"]"), "line 1, column 4, byte 3", "control character 0x00 in string" },
+		{ NDJSON, IN("1\n\0\n"), "line 2, column 1, byte 2", "NUL byte" },
+		{ NDJSON, IN("1\0\n"), "line 1, column 2, byte 1", "NUL byte" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, rejects_invalid_utf8)
+{
+	static const reject_case cases[] = {
+		{ JSON, IN("[\"\xff\"]"), "line 1, column 3, byte 2", "invalid UTF-8 in string" },
+		/* A continuation byte with no lead. */
+		{ JSON, IN("[\"a\x80\"]"), "line 1, column 4, byte 3", "invalid UTF-8 in string" },
+		/* Overlong encodings of '/' in 2 and 3 bytes. */
+		{ JSON, IN("[\"\xc0\xaf\"]"), "line 1, column 3, byte 2", "invalid UTF-8 in string" },
+		{ JSON, IN("[\"\xe0\x80\xaf\"]"), "line 1, column 4, byte 3", "invalid UTF-8 in string" },
+		{ JSON, IN("[\"\xf0\x80\x80\xaf\"]"), "line 1, column 4, byte 3",
+		  "invalid UTF-8 in string" },
+		/* U+D800 encoded in UTF-8. */
+		{ JSON, IN("[\"\xed\xa0\x80\"]"), "line 1, column 4, byte 3", "invalid UTF-8 in string" },
+		/* U+110000 and a lead that could only start one. */
+		{ JSON, IN("[\"\xf4\x90\x80\x80\"]"), "line 1, column 4, byte 3",
+		  "invalid UTF-8 in string" },
+		{ JSON, IN("[\"\xf5\x80\x80\x80\"]"), "line 1, column 3, byte 2",
+		  "invalid UTF-8 in string" },
+		/* Sequences cut short by the closing quote or another lead. */
+		{ JSON, IN("[\"\xc3\"]"), "line 1, column 4, byte 3", "invalid UTF-8 in string" },
+		{ JSON, IN("[\"\xe2\x82\"]"), "line 1, column 5, byte 4", "invalid UTF-8 in string" },
+		{ JSON, IN("[\"\xf0\x9f\x98\xc3\xa9\"]"), "line 1, column 6, byte 5",
+		  "invalid UTF-8 in string" },
+		{ JSON, IN("[\"\xe2\x82"), "line 1, column 5, byte 4",
+		  "unexpected end of input inside a string" },
+		/* Outside strings. */
+		{ JSON, IN("[\xff]"), "line 1, column 2, byte 1", "invalid UTF-8 byte 0xFF" },
+		{ JSON, IN("[1,\x80]"), "line 1, column 4, byte 3", "invalid UTF-8 byte 0x80" },
+		{ JSON, IN("[\xc3\xa9]"), "line 1, column 2, byte 1", "unexpected 0xC3 (expected a value)" },
+		{ NDJSON, IN("1\xfe\n"), "line 1, column 2, byte 1", "invalid UTF-8 byte 0xFE" },
+		{ JSON, IN("\xef\xbb[]"), "line 1, column 1, byte 0",
+		  "expected '[' to begin the top-level array" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+Test(split, ndjson_rejects_values_that_leave_their_line)
+{
+	static const reject_case cases[] = {
+		{ NDJSON, IN("[1,\n2]\n"), "line 1, column 4, byte 3",
+		  "unexpected end of line inside an array" },
+		{ NDJSON, IN("{\"a\":\n1}\n"), "line 1, column 6, byte 5",
+		  "unexpected end of line inside an object" },
+		{ NDJSON, IN("1\n[1,2\n"), "line 2, column 5, byte 6",
+		  "unexpected end of line inside an array" },
+		{ NDJSON, IN("[\r\n]\r\n"), "line 1, column 3, byte 2",
+		  "unexpected end of line inside an array" },
+		{ NDJSON, IN("1 2\n"), "line 1, column 3, byte 2",
+		  "unexpected '2' after the value (expected end of line)" },
+		{ NDJSON, IN("1\n[1]x\n"), "line 2, column 4, byte 5",
+		  "unexpected 'x' after the value (expected end of line)" },
+		{ NDJSON, IN("{}{}\n"), "line 1, column 3, byte 2",
+		  "unexpected '{' after the value (expected end of line)" },
+		{ NDJSON, IN("1,\n2\n"), "line 1, column 2, byte 1",
+		  "unexpected ',' after the value (expected end of line)" },
+		{ NDJSON, IN("\n\n-\n"), "line 3, column 2, byte 3",
+		  "invalid number: expected a digit after '-'" },
+		{ NDJSON, IN("]\n"), "line 1, column 1, byte 0", "unexpected ']' (expected a value)" },
+	};
+
+	check_reject(cases, COUNT(cases));
+}
+
+/* ---- depth ---- */
+
+static char *nested(size_t depth, int close, size_t *len)
+{
+	char *in = malloc(2 * depth + 3);
+	size_t n = 0;
+
+	cr_assert_not_null(in);
+	in[n++] = '[';
+	memset(in + n, '[', depth);
+	n += depth;
+	if (close) {
+		memset(in + n, ']', depth);
+		n += depth;
+		in[n++] = ']';
+	}
+	*len = n;
+	return in;
+}
+
+Test(split, accepts_100000_deep_nesting_as_one_item)
+{
+	size_t len;
+	char *in = nested(100000, 1, &len);
+	outcome o;
+
+	split_mem(in, len, JSON, &o);
+	cr_assert_eq(o.rc, 0, "%s", o.err.msg);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.lens[0], 200000);
+	cr_assert(memcmp(o.items[0], in + 1, 200000) == 0);
+	outcome_release(&o);
+
+	split_file(in, len, JSON, &o);
+	cr_assert_eq(o.rc, 0, "%s", o.err.msg);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.lens[0], 200000);
+	outcome_release(&o);
+
+	/* The same as an NDJSON line, without the outer array. */
+	split_mem(in + 1, len - 2, NDJSON, &o);
+	cr_assert_eq(o.rc, 0, "%s", o.err.msg);
+	cr_assert_eq(o.n, 1);
+	outcome_release(&o);
+	free(in);
+}
+
+Test(split, rejects_200000_unclosed_brackets)
+{
+	size_t len;
+	char *in = nested(200000, 0, &len);
+	outcome o;
+
+	split_file(in, len, JSON, &o);
+	cr_assert_eq(o.rc, -PEXEC_EINPUT);
+	cr_assert_str_eq(o.err.msg, "malformed input 't' at line 1, column 200002, byte 200001: "
+	                 "unexpected end of input inside an array");
+	outcome_release(&o);
+	free(in);
+}
+
+Test(split, rejects_nesting_past_the_limit)
+{
+	size_t len;
+	char *in = nested(10000001, 0, &len);
+	outcome o;
+
+	split_mem(in, len, JSON, &o);
+	cr_assert_eq(o.rc, -PEXEC_EINPUT);
+	cr_assert_str_eq(o.err.msg, "malformed input 't' at line 1, column 10000002, "
+	                 "byte 10000001: nesting deeper than 10000000 levels");
+	outcome_release(&o);
+	free(in);
+}
+
+/* ---- streaming ---- */
+
+/* A growable string for building inputs. */
+typedef struct text {
+	char *data;
+	size_t len, cap;
+} text;
+
+static void put(text *t, const char *data, size_t len)
+{
+	if (t->cap - t->len < len) {
+		while (t->cap - t->len < len)
+			t->cap = t->cap ? 2 * t->cap : 4096;
+		t->data = realloc(t->data, t->cap);
+		cr_assert_not_null(t->data);
+	}
+	memcpy(t->data + t->len, data, len);
+	t->len += len;
+}
+
+static void puts_(text *t, const char *s)
+{
+	put(t, s, strlen(s));
+}
+
+static uint32_t rnd(uint64_t *state)
+{
+	*state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (uint32_t)(*state >> 33);
+}
+
+/* Appends a value of about `size` bytes whose kind depends on `kind`. */
+static void gen_value(text *t, uint64_t *seed, size_t size, unsigned kind)
+{
+	static const char *const pieces[] = {
+		"abc", "\\n", "\\\"", "\\u00e9", "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80",
+		" ", "\\\\", "xyz0123",
+	};
+	char num[32];
+
+	switch (kind % 4) {
+	case 0: /* a string */
+		puts_(t, "\"");
+		for (size_t n = 0; n < size;) {
+			const char *p = pieces[rnd(seed) % 10];
+			puts_(t, p);
+			n += strlen(p);
+		}
+		puts_(t, "\"");
+		break;
+	case 1: /* a number */
+		snprintf(num, sizeof(num), "%s%u.%ue-%u", rnd(seed) % 2 ? "-" : "",
+		         rnd(seed), rnd(seed), rnd(seed) % 300);
+		puts_(t, num);
+		break;
+	case 2: /* an array of numbers */
+		puts_(t, "[");
+		for (size_t n = 0; n < size; n += 12) {
+			snprintf(num, sizeof(num), "%s%u", n ? ", " : "", rnd(seed));
+			puts_(t, num);
+		}
+		puts_(t, "]");
+		break;
+	default: /* an object */
+		puts_(t, "{\"k\": [true, false, null], \"s\": ");
+		gen_value(t, seed, size, 0);
+		puts_(t, ", \"n\": {\"a\": ");
+		gen_value(t, seed, 0, 1);
+		puts_(t, "}}");
+		break;
+	}
+}
+
+/* Items whose sizes straddle many 256 KiB boundaries, and two of a few MiB. */
+typedef struct corpus {
+	text in;
+	size_t n;
+	size_t *start, *len;
+} corpus;
+
+static void make_corpus(corpus *c, pexec_format format)
+{
+	uint64_t seed = 42;
+	const size_t block = 256 << 10;
+	size_t straddles = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->start = calloc(20000, sizeof(size_t));
+	c->len = calloc(20000, sizeof(size_t));
+	if (format == JSON)
+		puts_(&c->in, "[\n");
+	for (size_t i = 0; i < 5000; i++) {
+		size_t size = rnd(&seed) % 3000;
+
+		if (i == 1000)
+			size = 5u << 20;
+		else if (i == 3000)
+			size = 3u << 20;
+		if (i > 0)
+			puts_(&c->in, format == JSON ? (i % 7 ? "," : ",\n  ") : (i % 5 ? "\n" : "\r\n\n"));
+		c->start[i] = c->in.len;
+		gen_value(&c->in, &seed, size, rnd(&seed));
+		c->len[i] = c->in.len - c->start[i];
+		if (c->start[i] / block != (c->start[i] + c->len[i] - 1) / block)
+			straddles++;
+		c->n++;
+	}
+	puts_(&c->in, format == JSON ? "\n]\n" : "\n");
+	/* The corpus must test what it is for. */
+	cr_assert_gt(straddles, 20, "only %zu items straddle a block boundary", straddles);
+}
+
+static void corpus_release(corpus *c)
+{
+	free(c->in.data);
+	free(c->start);
+	free(c->len);
+}
+
+static void check_corpus(const corpus *c, const outcome *o)
+{
+	cr_assert_eq(o->rc, 0, "%s", o->err.msg);
+	cr_assert_eq(o->n, c->n);
+	for (size_t i = 0; i < c->n; i++) {
+		cr_assert_eq(o->lens[i], c->len[i], "item %zu", i);
+		cr_assert(memcmp(o->items[i], c->in.data + c->start[i], c->len[i]) == 0,
+		          "item %zu differs", i);
+	}
+	cr_assert_eq(o->offset, c->in.len);
+}
+
+Test(split, streams_items_across_block_boundaries_from_a_file, .timeout = 60)
+{
+	for (int f = 0; f < 2; f++) {
+		corpus c;
+		outcome o;
+
+		make_corpus(&c, f ? NDJSON : JSON);
+		split_file(c.in.data, c.in.len, f ? NDJSON : JSON, &o);
+		check_corpus(&c, &o);
+		outcome_release(&o);
+		corpus_release(&c);
+	}
+}
+
+Test(split, streams_items_across_block_boundaries_from_a_pipe, .timeout = 60)
+{
+	corpus c;
+	outcome o;
+	int fds[2];
+
+	make_corpus(&c, JSON);
+	cr_assert_eq(pipe(fds), 0);
+	/* Odd write sizes make the reads end at odd places. */
+	split_fed(fds, c.in.data, c.in.len, 4093, JSON, &o);
+	check_corpus(&c, &o);
+	outcome_release(&o);
+	corpus_release(&c);
+}
+
+Test(split, returns_a_million_items_in_order, .timeout = 60)
+{
+	text t = { 0 };
+	char num[24];
+	const char *data;
+	size_t len, i = 0;
+	pexec_error err;
+	pexec__splitter *s;
+	int fd, rc;
+
+	puts_(&t, "[");
+	for (i = 0; i < 1000000; i++) {
+		snprintf(num, sizeof(num), i ? ",%zu" : "%zu", i * 7919);
+		puts_(&t, num);
+	}
+	puts_(&t, "]");
+	fd = temp_file(t.data, t.len);
+	s = pexec__split_fd(fd, "t", JSON);
+	cr_assert_not_null(s);
+	for (i = 0; (rc = pexec__split_next(s, &data, &len, &err)) == 1; i++) {
+		snprintf(num, sizeof(num), "%zu", i * 7919);
+		if (len != strlen(num) || memcmp(data, num, len) != 0)
+			cr_assert_fail("item %zu is '%.*s', want '%s'", i, (int)len, data, num);
+	}
+	cr_assert_eq(rc, 0, "%s", err.msg);
+	cr_assert_eq(i, 1000000);
+	cr_assert_eq(pexec__split_offset(s), t.len);
+	/* The end is sticky. */
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), 0);
+	pexec__split_free(s);
+	close(fd);
+	free(t.data);
+}
+
+/* ---- the contract around the scan ---- */
+
+Test(split, memory_items_point_into_the_callers_bytes)
+{
+	static const char in[] = "[ 10, \"x\" ]";
+	const char *data;
+	size_t len;
+	pexec_error err;
+	pexec__splitter *s = pexec__split_mem(in, sizeof(in) - 1, "t", JSON);
+
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), 1);
+	cr_assert_eq(data, in + 2);
+	cr_assert_eq(len, 2);
+	cr_assert_eq(pexec__split_offset(s), 5); /* the comma too */
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), 1);
+	cr_assert_eq(data, in + 6);
+	cr_assert_eq(len, 3);
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), 0);
+	cr_assert_eq(pexec__split_offset(s), sizeof(in) - 1);
+	pexec__split_free(s);
+}
+
+Test(split, repeats_the_error_on_later_calls)
+{
+	static const char in[] = "[1,2,]";
+	const char *data;
+	size_t len;
+	pexec_error err, again;
+	pexec__splitter *s = pexec__split_mem(in, sizeof(in) - 1, "t", JSON);
+
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), 1);
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), 1);
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), -PEXEC_EINPUT);
+	for (int i = 0; i < 3; i++) {
+		memset(&again, 0, sizeof(again));
+		cr_assert_eq(pexec__split_next(s, &data, &len, &again), -PEXEC_EINPUT);
+		cr_assert_str_eq(again.msg, err.msg);
+	}
+	cr_assert_str_eq(err.msg, "malformed input 't' at line 1, column 6, byte 5: "
+	                 "trailing comma before ']'");
+	pexec__split_free(s);
+}
+
+Test(split, reports_read_errors)
+{
+	const char *data;
+	size_t len;
+	pexec_error err, again;
+	int fd = open("/", O_RDONLY | O_DIRECTORY);
+	pexec__splitter *s;
+	char want[PEXEC_ERROR_MAX];
+
+	cr_assert_geq(fd, 0);
+	s = pexec__split_fd(fd, "/", JSON);
+	cr_assert_eq(pexec__split_next(s, &data, &len, &err), -PEXEC_ESYS);
+	snprintf(want, sizeof(want), "cannot read '/': %s", strerror(EISDIR));
+	cr_assert_str_eq(err.msg, want);
+	cr_assert_eq(pexec__split_next(s, &data, &len, &again), -PEXEC_ESYS);
+	cr_assert_str_eq(again.msg, want);
+	pexec__split_free(s);
+	close(fd);
+}
+
+Test(split, free_accepts_null)
+{
+	pexec__split_free(NULL);
+}
