@@ -36,18 +36,62 @@ static const char usage_text[] =
 	"  -o, --output FILE         write to FILE, which appears only if the run completes\n"
 	"      --drop-null           leave null results out of the output\n"
 	"      --fail-fast           stop at the first failed item\n"
+	"      --timeout SECONDS     fail an item that runs longer (its worker is killed\n"
+	"                            and replaced); fractions allowed\n"
+	"      --retries N           run an item again, up to N times, when its worker\n"
+	"                            crashed, was killed or timed out (default 0)\n"
+	"      --memory-limit SIZE   address space per worker, e.g. 512M or 2G\n"
+	"      --max-tasks-per-worker N  replace each worker after N items\n"
+	"      --errors FILE         one JSON record per failed item (NDJSON)\n"
 	"  -q, --quiet               do not report failed items on stderr\n"
 	"  -h, --help                show this help\n"
 	"  -V, --version             show the version\n"
 	"\n"
 	"A failed item's slot holds null; stderr names its index and the reason.\n"
+	"A worker that crashes costs only the item it was running.\n"
 	"Anything a plugin prints to stdout goes to stderr.\n"
 	"\n"
 	"Exit status:\n"
 	"  0  every item succeeded\n"
 	"  1  some items failed (or --fail-fast stopped the run)\n"
 	"  2  usage error, malformed input, or a plugin that cannot load or init\n"
-	"  3  system error (cannot fork, read or write)\n";
+	"  3  system error (cannot fork, read or write)\n"
+	"  130, 143  stopped by SIGINT or SIGTERM: workers are killed, standard output\n"
+	"     gets the results completed in order (no closing bracket), -o FILE is not\n"
+	"     written; a second signal ends pexec at once\n";
+
+/* The only global state: what the signal handler needs. */
+static volatile sig_atomic_t stop_signal;
+static int cancel_pipe[2] = { -1, -1 };
+
+/* The first SIGINT or SIGTERM asks the run to stop (through the pipe the
+ * pool polls); a second one ends pexec at once.  Workers die with it. */
+static void on_stop_signal(int sig)
+{
+	int saved = errno;
+
+	if (stop_signal) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	stop_signal = sig;
+	if (write(cancel_pipe[1], "", 1) < 0) {
+		/* The pipe is full: a stop is already pending. */
+	}
+	errno = saved;
+}
+
+static int install_stop_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	if (pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK))
+		return -1;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
+		return -1;
+	return cancel_pipe[0];
+}
 
 struct cli {
 	pexec_job job;
@@ -90,6 +134,46 @@ static int parse_count(const char *opt, const char *arg, unsigned long long max,
 	return 0;
 }
 
+static int parse_seconds(const char *opt, const char *arg, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (!*arg || *end || errno || !(v > 0) || v > 1e9) {
+		fprintf(stderr, "pexec: invalid %s '%s': expected seconds greater than 0\n", opt, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* "512M", "2G", "1048576": bytes, with K, M, G or T as powers of 1024. */
+static int parse_size(const char *opt, const char *arg, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (*end && end[1] == '\0' && (u = strchr(units, end[0] & ~0x20)) && *u) {
+		shift = 10 * (unsigned)(u - units + 1);
+		end++;
+	}
+	if (!*arg || arg[0] == '-' || *end || errno || v == 0 || (v << shift >> shift) != v ||
+	    (v << shift) < (1u << 20)) {
+		fprintf(stderr, "pexec: invalid %s '%s': expected a size of at least 1M, "
+		        "like 512M or 2G\n", opt, arg);
+		return -1;
+	}
+	*out = v << shift;
+	return 0;
+}
+
 static int parse_format(const char *opt, const char *arg, pexec_format *out)
 {
 	if (!strcmp(arg, "json"))
@@ -129,7 +213,8 @@ static char *plugin_dirs(void)
 
 enum {
 	OPT_CHUNKSIZE = 256, OPT_UNORDERED, OPT_SERIAL, OPT_CONFIG, OPT_INPUT_FORMAT,
-	OPT_OUTPUT_FORMAT, OPT_DROP_NULL, OPT_FAIL_FAST,
+	OPT_OUTPUT_FORMAT, OPT_DROP_NULL, OPT_FAIL_FAST, OPT_TIMEOUT, OPT_RETRIES,
+	OPT_MEMORY_LIMIT, OPT_MAX_TASKS, OPT_ERRORS,
 };
 
 static const struct option long_opts[] = {
@@ -144,6 +229,11 @@ static const struct option long_opts[] = {
 	{ "output", required_argument, NULL, 'o' },
 	{ "drop-null", no_argument, NULL, OPT_DROP_NULL },
 	{ "fail-fast", no_argument, NULL, OPT_FAIL_FAST },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "retries", required_argument, NULL, OPT_RETRIES },
+	{ "memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT },
+	{ "max-tasks-per-worker", required_argument, NULL, OPT_MAX_TASKS },
+	{ "errors", required_argument, NULL, OPT_ERRORS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -198,6 +288,30 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			break;
 		case OPT_FAIL_FAST:
 			job->opts.fail_fast = 1;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_seconds("--timeout", optarg, &job->opts.timeout))
+				return 2;
+			break;
+		case OPT_RETRIES:
+			if (!strcmp(optarg, "0"))
+				job->opts.retries = 0;
+			else if (parse_count("--retries", optarg, 1000, &n))
+				return 2;
+			else
+				job->opts.retries = (unsigned)n;
+			break;
+		case OPT_MEMORY_LIMIT:
+			if (parse_size("--memory-limit", optarg, &job->opts.memory_limit))
+				return 2;
+			break;
+		case OPT_MAX_TASKS:
+			if (parse_count("--max-tasks-per-worker", optarg, UINT64_MAX >> 1, &n))
+				return 2;
+			job->opts.max_tasks_per_worker = n;
+			break;
+		case OPT_ERRORS:
+			job->errors = optarg;
 			break;
 		case 'q':
 			cli->quiet = 1;
@@ -256,6 +370,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pexec: cannot use standard output: %s\n", strerror(errno));
 		return 3;
 	}
+	/* --serial runs plugin code in this process, where an item may never
+	 * return: there SIGINT and SIGTERM keep their default, immediate effect. */
+	if (!cli.job.opts.serial) {
+		cli.job.opts.cancel_fd = install_stop_handlers();
+		if (cli.job.opts.cancel_fd < 0) {
+			fprintf(stderr, "pexec: cannot set up signal handling: %s\n", strerror(errno));
+			return 3;
+		}
+	}
 	dirs = plugin_dirs();
 	cli.job.plugin_dir = dirs;
 	cli.job.output_fd = cli.out_fd;
@@ -264,6 +387,12 @@ int main(int argc, char **argv)
 
 	rc = pexec_job_run(&cli.job, NULL, &err);
 	free(dirs);
+	if (rc == PEXEC_ECANCELED) {
+		const char *name = sigabbrev_np(stop_signal);
+		fprintf(stderr, "pexec: stopped by SIG%s\n",
+		        name ? name : "?");
+		return 128 + stop_signal;
+	}
 	if (rc != PEXEC_OK && rc != PEXEC_EITEM) {
 		if (rc == PEXEC_EPIPE) {
 			/* `pexec ... | head`: end quietly, the way a pipeline expects. */

@@ -29,6 +29,8 @@ int pexec_exit_status(pexec_code code)
 	case PEXEC_ELOAD:
 	case PEXEC_EINIT:
 		return 2;
+	case PEXEC_ECANCELED:
+		return 130;
 	case PEXEC_ESYS:
 	case PEXEC_EPIPE:
 	default:

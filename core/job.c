@@ -18,11 +18,37 @@ struct job_ctx {
 	const pexec_job *job;
 	pexec__splitter *split;
 	struct pexec__writer out;
+	int errors_fd;       /* --errors FILE, or -1 */
+	pexec_buf record;
 };
+
+/* The longest excerpt of a failed item's input in an --errors record. */
+#define EXCERPT_MAX 200
 
 static int job_next(void *ctx, const char **data, size_t *len, pexec_error *err)
 {
 	return pexec__split_next(((struct job_ctx *)ctx)->split, data, len, err);
+}
+
+/* {"index":N,"stage":"map","reason":"...","attempts":N,"input":"..."} */
+static pexec_code write_error_record(struct job_ctx *j, const pexec_result *r, pexec_error *err)
+{
+	pexec_buf *b = &j->record;
+
+	b->len = 0;
+	if (pexec_buf_printf(b, "{\"index\":%llu,\"stage\":\"%s\",\"reason\":",
+	                     (unsigned long long)r->index, pexec_stage_str(r->stage)) ||
+	    pexec__json_quote(b, r->message ? r->message : "", r->message ? strlen(r->message) : 0,
+	                      SIZE_MAX) ||
+	    pexec_buf_printf(b, ",\"attempts\":%u,\"input\":", r->attempts) ||
+	    pexec__json_quote(b, r->input ? r->input : "", r->input ? r->input_len : 0,
+	                      EXCERPT_MAX) ||
+	    pexec_buf_puts(b, "}\n"))
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	if (pexec__write_full(j->errors_fd, b->data, b->len))
+		return pexec__fail(err, PEXEC_ESYS, "cannot write '%s': %s", j->job->errors,
+		                   strerror(errno));
+	return PEXEC_OK;
 }
 
 static int job_sink(void *ctx, const pexec_result *r, pexec_error *err)
@@ -30,12 +56,16 @@ static int job_sink(void *ctx, const pexec_result *r, pexec_error *err)
 	struct job_ctx *j = ctx;
 	pexec_code rc;
 
-	if (r->ok) {
+	if (!r)
+		rc = pexec__writer_flush(&j->out, err);
+	else if (r->ok)
 		rc = pexec__writer_put(&j->out, r->data, r->len, err);
-	} else {
+	else {
 		if (j->job->on_failure)
 			j->job->on_failure(j->job->on_failure_ctx, r);
-		rc = pexec__writer_put(&j->out, "null", 4, err);
+		rc = j->errors_fd >= 0 ? write_error_record(j, r, err) : PEXEC_OK;
+		if (!rc)
+			rc = pexec__writer_put(&j->out, "null", 4, err);
 	}
 	return rc ? -(int)rc : 0;
 }
@@ -78,7 +108,7 @@ static pexec_code open_input(const char *path, int *fd, pexec_error *err)
 
 pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err)
 {
-	struct job_ctx j = { .job = job };
+	struct job_ctx j = { .job = job, .errors_fd = -1 };
 	pexec_loaded *plugin = NULL;
 	const char *name = job->input && strcmp(job->input, "-") ? job->input : "<stdin>";
 	int in_fd = -1, out_open = 0;
@@ -93,6 +123,15 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 	rc = open_input(job->input, &in_fd, err);
 	if (rc)
 		goto out;
+	pexec__buf_init(&j.record);
+	if (job->errors) {
+		j.errors_fd = open(job->errors, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		if (j.errors_fd < 0) {
+			rc = pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", job->errors,
+			                 strerror(errno));
+			goto out;
+		}
+	}
 	j.split = pexec__split_fd(in_fd, name, job->input_format);
 	if (!j.split) {
 		rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
@@ -122,6 +161,9 @@ out:
 	pexec__split_free(j.split);
 	if (in_fd > 0)
 		close(in_fd);
+	if (j.errors_fd >= 0)
+		close(j.errors_fd);
+	pexec__buf_release(&j.record);
 	pexec_plugin_free(plugin);
 	return rc;
 }

@@ -19,7 +19,7 @@
 
 static const char *where(const struct pexec__writer *w)
 {
-	return w->path ? w->path : "<stdout>";
+	return w->path ? w->path : w->owned_fd ? "output" : "<stdout>";
 }
 
 static pexec_code write_error(struct pexec__writer *w, pexec_error *err)
@@ -38,6 +38,11 @@ static pexec_code flush(struct pexec__writer *w, pexec_error *err)
 	return PEXEC_OK;
 }
 
+pexec_code pexec__writer_flush(struct pexec__writer *w, pexec_error *err)
+{
+	return flush(w, err);
+}
+
 static pexec_code put(struct pexec__writer *w, const char *data, size_t len, pexec_error *err)
 {
 	if (OUT_BUF - w->len < len) {
@@ -52,9 +57,47 @@ static pexec_code put(struct pexec__writer *w, const char *data, size_t len, pex
 	return PEXEC_OK;
 }
 
+static int open_unnamed(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+	int fd;
+
+	if (!dir)
+		return -1;
+	fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+	free(dir);
+	return fd;
+}
+
+/* Gives the unnamed file a fresh temporary name (tmp_path's XXXXXX filled). */
+static int link_unnamed(struct pexec__writer *w)
+{
+	char proc[64];
+	size_t n = strlen(w->tmp_path);
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", w->fd);
+	for (int tries = 0; tries < 100; tries++) {
+		static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+		unsigned long r = (unsigned long)random() ^ ((unsigned long)getpid() << 8) ^
+		                  (unsigned long)tries;
+		for (size_t i = n - 6; i < n; i++, r /= 36)
+			w->tmp_path[i] = alphabet[r % 36];
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, w->tmp_path, AT_SYMLINK_FOLLOW) == 0) {
+			w->unnamed = 0;
+			return 0;
+		}
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
 pexec_code pexec__writer_open(struct pexec__writer *w, const char *path, int fd,
                               pexec_format format, int drop_null, pexec_error *err)
 {
+	struct stat st;
+
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
 	w->format = format;
@@ -66,11 +109,30 @@ pexec_code pexec__writer_open(struct pexec__writer *w, const char *path, int fd,
 		w->fd = fd;
 		return PEXEC_OK;
 	}
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* A FIFO or a device is written into, not replaced. */
+		w->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (w->fd < 0) {
+			pexec__writer_abort(w);
+			return pexec__fail(err, PEXEC_ESYS, "cannot open '%s': %s", path,
+			                   strerror(errno));
+		}
+		w->owned_fd = 1;
+		return PEXEC_OK;
+	}
 	w->path = strdup(path);
 	if (!w->path || asprintf(&w->tmp_path, "%s.pexec-XXXXXX", path) < 0) {
 		w->tmp_path = NULL;
 		pexec__writer_abort(w);
 		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	}
+	/* An unnamed file in the target's directory leaves nothing behind even
+	 * if pexec is killed; where the filesystem lacks O_TMPFILE, a named
+	 * temporary is removed on every failure pexec lives through. */
+	w->fd = open_unnamed(path);
+	if (w->fd >= 0) {
+		w->unnamed = 1;
+		return PEXEC_OK;
 	}
 	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
 	if (w->fd < 0) {
@@ -128,6 +190,9 @@ pexec_code pexec__writer_put(struct pexec__writer *w, const char *data, size_t l
 
 static void writer_release(struct pexec__writer *w)
 {
+	if (w->owned_fd && w->fd >= 0)
+		close(w->fd);
+	w->owned_fd = 0;
 	free(w->buf);
 	free(w->path);
 	free(w->tmp_path);
@@ -144,7 +209,13 @@ pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err)
 		rc = flush(w, err);
 	if (!rc && w->path) {
 		/* The name appears only once every byte is on disk. */
-		if (fsync(w->fd) || close(w->fd)) {
+		if (fsync(w->fd)) {
+			rc = write_error(w, err);
+		} else if (w->unnamed && link_unnamed(w)) {
+			rc = pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", w->tmp_path,
+			                 strerror(errno));
+		} else if (close(w->fd)) {
+			w->fd = -1;
 			rc = write_error(w, err);
 		} else {
 			w->fd = -1;
@@ -168,11 +239,78 @@ void pexec__writer_abort(struct pexec__writer *w)
 	if (w->path) {
 		if (w->fd >= 0)
 			close(w->fd);
-		if (w->tmp_path)
+		if (w->tmp_path && !w->unnamed)
 			unlink(w->tmp_path);
 	} else if (w->fd >= 0 && w->buf) {
 		flush(w, &ignored);
 	}
-	w->fd = -1;
+	if (w->path || !w->owned_fd)
+		w->fd = -1;
 	writer_release(w);
+}
+
+/* Length of the UTF-8 sequence at p (at most n bytes), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+int pexec__json_quote(pexec_buf *out, const char *data, size_t len, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)data;
+	size_t i = 0;
+
+	if (pexec_buf_append(out, "\"", 1))
+		return -1;
+	while (i < len) {
+		size_t n = utf8_len(p + i, len - i);
+		char esc[8];
+		int rc;
+
+		if (i + (n ? n : 1) > max) {
+			if (pexec_buf_puts(out, "..."))
+				return -1;
+			break;
+		}
+		if (n == 0) {
+			rc = pexec_buf_puts(out, "\\ufffd");
+			n = 1;
+		} else if (p[i] == '"' || p[i] == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)p[i];
+			rc = pexec_buf_append(out, esc, 2);
+		} else if (p[i] < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
+			rc = pexec_buf_append(out, esc, 6);
+		} else {
+			rc = pexec_buf_append(out, p + i, n);
+		}
+		if (rc)
+			return -1;
+		i += n;
+	}
+	return pexec_buf_append(out, "\"", 1);
 }

@@ -15,6 +15,8 @@ struct pexec__writer {
 	int fd;
 	char *path;      /* the final name, NULL when writing to a descriptor */
 	char *tmp_path;  /* where the bytes go until finish() renames them */
+	int unnamed;     /* O_TMPFILE: no name at all until finish() */
+	int owned_fd;    /* a FIFO or device opened by name, written in place */
 	pexec_format format;
 	int drop_null;
 	uint64_t count;  /* results written */
@@ -29,10 +31,17 @@ pexec_code pexec__writer_open(struct pexec__writer *w, const char *path, int fd,
 /* Adds one result: `len` bytes of JSON text. */
 pexec_code pexec__writer_put(struct pexec__writer *w, const char *data, size_t len,
                              pexec_error *err);
+/* Writes out what is buffered (the pool calls for it before it waits). */
+pexec_code pexec__writer_flush(struct pexec__writer *w, pexec_error *err);
 /* Completes the output (closing bracket, flush, fsync and rename). */
 pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err);
 /* Ends an incomplete run: a descriptor gets what was complete, without the
  * closing bracket, so it never parses as a whole result; a file is removed. */
 void pexec__writer_abort(struct pexec__writer *w);
+
+/* Appends `len` bytes as a JSON string (quotes included), cut to at most
+ * `max` bytes of input at a UTF-8 character boundary ("..." marks a cut);
+ * bytes that are not UTF-8 become U+FFFD.  Returns 0 or -1 (no memory). */
+int pexec__json_quote(pexec_buf *out, const char *data, size_t len, size_t max);
 
 #endif

@@ -37,7 +37,8 @@ extern "C" {
 	X(EINIT, "plugin init failed")                             \
 	X(ESYS, "system error")                                    \
 	X(ESTOPPED, "stopped early")                               \
-	X(EPIPE, "output closed by its reader")
+	X(EPIPE, "output closed by its reader")                    \
+	X(ECANCELED, "cancelled")
 
 typedef enum pexec_code {
 #define PEXEC_CODE_ENUM(name, text) PEXEC_##name,
@@ -91,13 +92,18 @@ typedef struct pexec_result {
 	size_t len;
 	pexec_stage stage;   /* when !ok: where it failed */
 	const char *message; /* when !ok: why, one line */
+	unsigned attempts;   /* times the item was run (more than 1 after retries) */
+	const char *input;   /* the item's own bytes */
+	size_t input_len;
 } pexec_result;
 
 /* Gives the next item: returns 1 with *data and *len set (valid until the next
  * call), 0 at the end, or a negative pexec_code (-PEXEC_EINPUT, ...) with
  * `err` filled. */
 typedef int (*pexec_next_fn)(void *ctx, const char **data, size_t *len, pexec_error *err);
-/* Takes one result; returns 0, or a negative pexec_code to stop the run. */
+/* Takes one result; returns 0, or a negative pexec_code to stop the run.
+ * Called with result == NULL when the pool is about to wait with nothing
+ * else to do: the moment to flush buffered output. */
 typedef int (*pexec_result_fn)(void *ctx, const pexec_result *result, pexec_error *err);
 
 typedef struct pexec_opts {
@@ -107,6 +113,17 @@ typedef struct pexec_opts {
 	int serial;           /* run in this process, no fork */
 	int fail_fast;        /* stop at the first failed item */
 	const char *config;   /* JSON text given to init; NULL: none */
+	/* Fault isolation (pool only; --serial refuses them). */
+	double timeout;       /* seconds an item may run before its worker is
+	                       * killed and the item fails; 0: no limit */
+	unsigned retries;     /* further tries for an item whose worker crashed,
+	                       * was killed or timed out */
+	uint64_t memory_limit;         /* bytes of address space per worker; 0: none */
+	uint64_t max_tasks_per_worker; /* items before a worker is replaced; 0: never */
+	/* A descriptor that becomes readable to stop the run at once (the CLI's
+	 * signal handlers write to a pipe); 0: none.  pexec_run then returns
+	 * PEXEC_ECANCELED. */
+	int cancel_fd;
 } pexec_opts;
 
 typedef struct pexec_stats {
@@ -115,6 +132,8 @@ typedef struct pexec_stats {
 	uint64_t failed;
 	uint64_t workers_started;
 	uint64_t workers_lost; /* died without being asked to */
+	uint64_t retried;      /* items run again after a crash, kill or timeout */
+	uint64_t timed_out;    /* items that failed by --timeout */
 } pexec_stats;
 
 /* Runs `plugin` over every item of `next` and hands each result to `sink`, in
@@ -148,6 +167,7 @@ typedef struct pexec_job {
 	pexec_format input_format;
 	pexec_format output_format;
 	int drop_null;             /* leave null results out */
+	const char *errors;        /* path: one NDJSON record per failed item; NULL: none */
 	pexec_opts opts;
 	/* Called for every failed item, e.g. to report it; may be NULL. */
 	void (*on_failure)(void *ctx, const pexec_result *result);

@@ -1,7 +1,7 @@
 /*
  * pool.c - the process pool: forks workers, deals chunks of items out to them,
  * collects their results and hands them to the sink, in input order unless
- * asked otherwise.
+ * asked otherwise.  A worker that dies costs only the item it was running.
  *
  * The parent frames and routes bytes; it never parses a value.  It never
  * blocks on a worker either: its pipe ends are non-blocking and one poll()
@@ -17,7 +17,16 @@
  * the time its worker spent, the pool keeps a moving average of the time per
  * item, and sizes the next chunks to take about CHUNK_TARGET_NS, growing at
  * most CHUNK_GROWTH times a step.  Slow items go out one by one; trivial items
- * go out by the tens of thousands.
+ * go out by the thousands.
+ *
+ * Faults.  A worker's unit of work is a task: a whole chunk, or some items of
+ * one.  Each worker reports, in shared memory (struct pexec__progress), which
+ * item of which task it is on and at which stage.  When a worker dies, or is
+ * killed for overrunning --timeout, the item it was on is blamed: it fails
+ * (or, with --retries, runs again on its own), and every other item it held
+ * goes out again.  A death that no item can be blamed for (the worker was
+ * between items) sends the task's items out one at a time, so that the next
+ * death names its item.  Either way no other item's result is lost.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +36,9 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,29 +57,51 @@
 #define READ_MIN ((size_t)64 << 10)
 #define PIPE_SIZE (1 << 20)
 #define SHUTDOWN_GRACE_MS 5000
+#define EXIT_WAIT_MS 200                     /* for a worker whose pipe closed */
 
-enum chunk_state { CHUNK_FREE = 0, CHUNK_RUNNING, CHUNK_DONE };
+enum chunk_state { CHUNK_FREE = 0, CHUNK_OPEN, CHUNK_DONE };
 
 struct chunk {
 	enum chunk_state state;
 	uint64_t seq;
 	uint64_t first;      /* index of its first item */
 	uint32_t count;
-	pexec_buf buf;       /* the CHUNK frame while running, the RESULTS frame when done */
+	uint32_t pending;    /* items with no result or failure yet */
+	pexec_buf items;     /* the CHUNK frame, kept until the results are emitted */
+	pexec_buf results;   /* the RESULTS frame; or, once split, records appended */
+	/* Once a fault splits the chunk, per item: */
+	int split;
+	size_t *item_off;    /* offset of its entry in `items` */
+	size_t *rec_off;     /* offset of its record in `results`; SIZE_MAX: none yet */
+	unsigned *tries;     /* its runs that ended: with a result, or its worker's death */
+	uint32_t arrays_cap;
 };
 
-enum worker_state { WORKER_GONE = 0, WORKER_STARTING, WORKER_READY };
+struct task {
+	struct chunk *chunk;
+	uint32_t n;          /* items */
+	uint32_t *pos;       /* their positions in the chunk; NULL: the whole chunk */
+	int isolating;       /* one item sent alone to learn whether it kills workers */
+	pexec_buf frame;     /* the CHUNK frame of a partial task */
+};
+
+enum worker_state { WORKER_GONE = 0, WORKER_STARTING, WORKER_READY, WORKER_RETIRING };
 
 struct worker {
 	enum worker_state state;
 	pid_t pid;
-	int to_fd;           /* chunks go out here (non-blocking) */
+	int to_fd;           /* tasks go out here (non-blocking) */
 	int from_fd;         /* results come back here (non-blocking) */
-	struct chunk *inflight[MAX_INFLIGHT];
+	struct task inflight[MAX_INFLIGHT];
 	unsigned ninflight;
 	unsigned nsent;      /* inflight[0..nsent) are fully written */
 	size_t sent_off;     /* bytes of inflight[nsent] written */
+	uint64_t frames_done;   /* tasks answered */
+	uint64_t items_given;   /* for --max-tasks-per-worker */
+	const char *kill_reason; /* set when the pool killed it */
+	char timeout_msg[64];
 	pexec_buf in;        /* bytes received, not yet a whole frame */
+	struct pexec__progress *progress;
 };
 
 struct pool {
@@ -83,6 +116,7 @@ struct pool {
 
 	struct worker *workers;
 	unsigned nworkers;
+	struct pexec__progress *progress; /* shared with the workers */
 	struct chunk *slots;
 	unsigned nslots;
 	unsigned nbusy;      /* slots not FREE */
@@ -92,10 +126,38 @@ struct pool {
 	int source_done;
 	pexec_code stop;     /* set: stop dispatching and end the run with it */
 
+	struct task *queue;  /* tasks to send again, oldest first */
+	size_t queue_len, queue_cap;
+	unsigned fruitless_deaths; /* worker deaths since an item last completed */
+	int emitted;         /* results handed over since the last flush */
+
 	double item_ns;      /* moving average of worker time per item; 0: unknown */
 	uint32_t chunk_items;
+	uint64_t timeout_ns;
 	pid_t parent;
 };
+
+static const char *task_data(const struct task *t)
+{
+	return t->pos ? t->frame.data : t->chunk->items.data;
+}
+
+static size_t task_len(const struct task *t)
+{
+	return t->pos ? t->frame.len : t->chunk->items.len;
+}
+
+static uint32_t task_item(const struct task *t, uint32_t i)
+{
+	return t->pos ? t->pos[i] : i;
+}
+
+static void task_release(struct task *t)
+{
+	free(t->pos);
+	pexec__buf_release(&t->frame);
+	memset(t, 0, sizeof(*t));
+}
 
 /* ---- workers ---- */
 
@@ -120,7 +182,7 @@ static void close_from(int lowfd)
  * /dev/null, 1 onto stderr (a plugin's prints never reach pexec's output), 2,
  * and the two pipes as 3 and 4. */
 static void __attribute__((noreturn))
-child_start(struct pool *p, int in_fd, int out_fd, const sigset_t *mask)
+child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigset_t *mask)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	int a, b, null_fd;
@@ -130,6 +192,10 @@ child_start(struct pool *p, int in_fd, int out_fd, const sigset_t *mask)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != p->parent)
 		_exit(3);
 	sigprocmask(SIG_SETMASK, mask, NULL);
+	if (p->opts->memory_limit) {
+		struct rlimit rl = { p->opts->memory_limit, p->opts->memory_limit };
+		setrlimit(RLIMIT_AS, &rl);
+	}
 
 	a = fcntl(in_fd, F_DUPFD, 5);
 	b = fcntl(out_fd, F_DUPFD, 5);
@@ -146,7 +212,7 @@ child_start(struct pool *p, int in_fd, int out_fd, const sigset_t *mask)
 	close_from(5);
 	/* Buffered output of the parent's, copied by fork(), is not ours to write. */
 	__fpurge(stdout);
-	pexec__worker_main(p->desc, p->opts->config, 3, 4);
+	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, p->timeout_ns != 0);
 }
 
 static pexec_code worker_spawn(struct pool *p, struct worker *w)
@@ -156,12 +222,13 @@ static pexec_code worker_spawn(struct pool *p, struct worker *w)
 	pid_t pid;
 
 	if (pipe2(down, O_CLOEXEC) || pipe2(up, O_CLOEXEC)) {
-		pexec__fail(p->err, PEXEC_ESYS, "cannot create a pipe: %s", strerror(errno));
+		pexec__fail(p->err, PEXEC_ESYS, "cannot start a worker: pipe: %s", strerror(errno));
 		goto fail;
 	}
 	/* Bigger pipes mean fewer wakeups per chunk; the default is kept if refused. */
 	fcntl(down[1], F_SETPIPE_SZ, PIPE_SIZE);
 	fcntl(up[1], F_SETPIPE_SZ, PIPE_SIZE);
+	memset(w->progress, 0, sizeof(*w->progress));
 
 	/* No signal handler of the caller's may run in the child before it has
 	 * reset them all. */
@@ -171,7 +238,7 @@ static pexec_code worker_spawn(struct pool *p, struct worker *w)
 	if (pid == 0) {
 		close(down[1]);
 		close(up[0]);
-		child_start(p, down[0], up[1], &old);
+		child_start(p, w, down[0], up[1], &old);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
@@ -188,6 +255,9 @@ static pexec_code worker_spawn(struct pool *p, struct worker *w)
 	w->state = WORKER_STARTING;
 	w->ninflight = w->nsent = 0;
 	w->sent_off = 0;
+	w->frames_done = 0;
+	w->items_given = 0;
+	w->kill_reason = NULL;
 	w->in.len = 0;
 	p->stats->workers_started++;
 	return PEXEC_OK;
@@ -217,21 +287,40 @@ static void describe_status(int status, char *out, size_t size)
 	}
 }
 
-/* Closes a worker's pipes and collects its exit status, killing it first if
- * `kill_it`.  Returns the wait status. */
-static int worker_reap(struct worker *w, int kill_it)
+static void worker_close(struct worker *w)
 {
-	int status = 0;
-
 	if (w->to_fd >= 0)
 		close(w->to_fd);
 	if (w->from_fd >= 0)
 		close(w->from_fd);
 	w->to_fd = w->from_fd = -1;
-	if (kill_it)
-		kill(w->pid, SIGKILL);
+}
+
+/* Collects a worker that is ending.  With `grace_ms`, waits that long for it
+ * to end by itself (returns 1 in *by_itself) before killing it. */
+static int worker_reap(struct worker *w, int grace_ms, int *by_itself)
+{
+	struct timespec tick = { 0, 1000 * 1000 };
+	int status = 0;
+	pid_t r;
+
+	worker_close(w);
+	if (by_itself)
+		*by_itself = 1;
+	for (int ms = 0; ms < grace_ms; ms++) {
+		r = waitpid(w->pid, &status, WNOHANG);
+		if (r == w->pid)
+			goto out;
+		if (r < 0 && errno != EINTR)
+			goto out;
+		nanosleep(&tick, NULL);
+	}
+	if (by_itself)
+		*by_itself = 0;
+	kill(w->pid, SIGKILL);
 	while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
 		;
+out:
 	w->state = WORKER_GONE;
 	return status;
 }
@@ -264,7 +353,9 @@ static struct chunk *slot_take(struct pool *p)
 static void slot_release(struct pool *p, struct chunk *c)
 {
 	c->state = CHUNK_FREE;
-	c->buf.len = 0;
+	c->items.len = 0;
+	c->results.len = 0;
+	c->split = 0;
 	p->nbusy--;
 }
 
@@ -288,10 +379,10 @@ static uint32_t next_chunk_items(struct pool *p)
 	return p->chunk_items;
 }
 
-/* Builds the next chunk from the source into a free slot.  Returns the chunk,
- * or NULL when there is nothing to send (end of input, or an error that set
- * p->stop). */
-static struct chunk *chunk_build(struct pool *p)
+/* Builds the next chunk from the source into a free slot, at most `limit`
+ * items.  Returns the chunk, or NULL when there is nothing to send (end of
+ * input, or an error that set p->stop). */
+static struct chunk *chunk_build(struct pool *p, uint64_t limit)
 {
 	uint32_t want = next_chunk_items(p), count = 0;
 	struct chunk *c = slot_take(p);
@@ -301,14 +392,16 @@ static struct chunk *chunk_build(struct pool *p)
 
 	if (!c)
 		return NULL;
-	c->buf.len = 0;
-	if (pexec__frame_begin(&c->buf, PEXEC_FRAME_CHUNK, p->next_index))
+	if (limit && want > limit)
+		want = (uint32_t)limit;
+	c->items.len = 0;
+	if (pexec__frame_begin(&c->items, PEXEC_FRAME_CHUNK, p->next_index))
 		goto nomem;
-	while (count < want && c->buf.len < CHUNK_BYTES + PEXEC_FRAME_HEADER_SIZE) {
+	while (count < want && c->items.len < CHUNK_BYTES + PEXEC_FRAME_HEADER_SIZE) {
 		rc = p->next(p->next_ctx, &data, &len, p->err);
 		if (rc <= 0)
 			break;
-		if (pexec__frame_put_item(&c->buf, data, len))
+		if (pexec__frame_put_item(&c->items, data, len))
 			goto nomem;
 		count++;
 	}
@@ -320,11 +413,13 @@ static struct chunk *chunk_build(struct pool *p)
 	}
 	if (count == 0)
 		return NULL;
-	pexec__frame_end(&c->buf, 0, count);
-	c->state = CHUNK_RUNNING;
+	pexec__frame_end(&c->items, 0, count);
+	c->state = CHUNK_OPEN;
 	c->seq = p->next_seq++;
 	c->first = p->next_index;
-	c->count = count;
+	c->count = c->pending = count;
+	c->split = 0;
+	c->results.len = 0;
 	p->next_index += count;
 	p->stats->items += count;
 	p->nbusy++;
@@ -334,58 +429,118 @@ nomem:
 	return NULL;
 }
 
-/* Replaces a chunk's contents with one failure record per item. */
-static void chunk_fail_all(struct pool *p, struct chunk *c, const char *why)
+/* Readies a chunk for results that arrive item by item: the per-item arrays,
+ * and the offset of every item's entry. */
+static int chunk_split(struct pool *p, struct chunk *c)
 {
-	c->buf.len = 0;
-	if (pexec__frame_begin(&c->buf, PEXEC_FRAME_RESULTS, 0))
-		goto nomem;
-	for (uint32_t i = 0; i < c->count; i++) {
-		size_t at = pexec__frame_record_begin(&c->buf);
-		if (at == (size_t)-1 || pexec_buf_puts(&c->buf, why))
-			goto nomem;
-		pexec__frame_record_end(&c->buf, at, 0, PEXEC_STAGE_WORKER);
+	struct pexec__frame_cursor cur;
+	const char *data;
+	size_t len;
+
+	if (c->split)
+		return 0;
+	if (c->arrays_cap < c->count) {
+		size_t *io = realloc(c->item_off, c->count * sizeof(*io));
+		size_t *ro = io ? realloc(c->rec_off, c->count * sizeof(*ro)) : NULL;
+		unsigned *tr = ro ? realloc(c->tries, c->count * sizeof(*tr)) : NULL;
+		if (io)
+			c->item_off = io;
+		if (ro)
+			c->rec_off = ro;
+		if (!tr) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return -1;
+		}
+		c->tries = tr;
+		c->arrays_cap = c->count;
 	}
-	pexec__frame_end(&c->buf, 0, c->count);
-	c->state = CHUNK_DONE;
-	return;
-nomem:
-	p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory recording a failure");
+	cur.p = c->items.data + PEXEC_FRAME_HEADER_SIZE;
+	cur.end = c->items.data + c->items.len;
+	for (uint32_t i = 0; i < c->count; i++) {
+		c->item_off[i] = (size_t)(cur.p - c->items.data);
+		c->rec_off[i] = SIZE_MAX;
+		c->tries[i] = 0;
+		pexec__frame_next_item(&cur, &data, &len);
+	}
+	c->results.len = 0;
+	c->split = 1;
+	return 0;
+}
+
+/* The bytes of item `i` of a split chunk. */
+static void chunk_item(const struct chunk *c, uint32_t i, const char **data, size_t *len)
+{
+	struct pexec__frame_cursor cur = {
+		.p = c->items.data + c->item_off[i], .end = c->items.data + c->items.len,
+	};
+	pexec__frame_next_item(&cur, data, len);
+}
+
+/* Stores one record (result or failure) for item `i` of a split chunk. */
+static int chunk_put_record(struct pool *p, struct chunk *c, uint32_t i, int ok,
+                            pexec_stage stage, const char *data, size_t len)
+{
+	size_t at = pexec__frame_record_begin(&c->results);
+
+	if (at == (size_t)-1 || pexec_buf_append(&c->results, data, len)) {
+		p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory keeping results");
+		return -1;
+	}
+	pexec__frame_record_end(&c->results, at, ok, stage);
+	c->rec_off[i] = at;
+	c->pending--;
+	return 0;
+}
+
+static void emit_one(struct pool *p, pexec_result *r)
+{
+	char msg[PEXEC_ERROR_MAX];
+
+	if (r->ok) {
+		p->stats->ok++;
+		r->message = NULL;
+	} else {
+		/* Messages travel without their NUL. */
+		snprintf(msg, sizeof(msg), "%.*s", (int)r->len, r->data);
+		r->message = msg;
+		p->stats->failed++;
+	}
+	if (p->sink) {
+		int rc = p->sink(p->sink_ctx, r, p->err);
+		if (rc < 0)
+			p->stop = (pexec_code)-rc;
+	}
+	if (!r->ok && p->opts->fail_fast && !p->stop)
+		p->stop = pexec__fail(p->err, PEXEC_ESTOPPED,
+		                      "stopped at the first failure (--fail-fast): item %llu",
+		                      (unsigned long long)r->index);
+	p->emitted = 1;
 }
 
 /* Hands a done chunk's results to the sink and frees its slot. */
 static void chunk_emit(struct pool *p, struct chunk *c)
 {
-	struct pexec__frame_cursor cur = {
-		.p = c->buf.data + PEXEC_FRAME_HEADER_SIZE,
-		.end = c->buf.data + c->buf.len,
+	struct pexec__frame_cursor items = {
+		.p = c->items.data + PEXEC_FRAME_HEADER_SIZE, .end = c->items.data + c->items.len,
 	};
-	pexec_result r = { 0 };
-	char msg[PEXEC_ERROR_MAX];
-	int more;
+	struct pexec__frame_cursor recs = {
+		.p = c->results.data + PEXEC_FRAME_HEADER_SIZE, .end = c->results.data + c->results.len,
+	};
 
-	r.index = c->first;
-	while (!p->stop && (more = pexec__frame_next_record(&cur, &r.data, &r.len, &r.ok,
-	                                                    &r.stage)) == 1) {
-		if (r.ok) {
-			p->stats->ok++;
-			r.message = NULL;
-		} else {
-			/* Messages travel without their NUL. */
-			snprintf(msg, sizeof(msg), "%.*s", (int)r.len, r.data);
-			r.message = msg;
-			p->stats->failed++;
+	for (uint32_t i = 0; i < c->count && !p->stop; i++) {
+		pexec_result r = { .index = c->first + i, .attempts = 1 };
+
+		if (c->split) {
+			/* Records of a split chunk came in any order. */
+			recs.p = c->results.data + c->rec_off[i];
+			r.attempts = c->tries[i];
 		}
-		if (p->sink) {
-			int rc = p->sink(p->sink_ctx, &r, p->err);
-			if (rc < 0)
-				p->stop = (pexec_code)-rc;
+		if (pexec__frame_next_record(&recs, &r.data, &r.len, &r.ok, &r.stage) != 1 ||
+		    pexec__frame_next_item(&items, &r.input, &r.input_len) != 1) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "internal error: torn results");
+			break;
 		}
-		if (!r.ok && p->opts->fail_fast && !p->stop)
-			p->stop = pexec__fail(p->err, PEXEC_ESTOPPED,
-			                      "stopped at the first failure (--fail-fast): item %llu",
-			                      (unsigned long long)r.index);
-		r.index++;
+		emit_one(p, &r);
 	}
 	slot_release(p, c);
 }
@@ -405,7 +560,75 @@ static void emit_ready(struct pool *p, struct chunk *done)
 	}
 }
 
-/* ---- the event loop ---- */
+static void chunk_check_done(struct pool *p, struct chunk *c)
+{
+	if (c->pending == 0 && c->state == CHUNK_OPEN) {
+		c->state = CHUNK_DONE;
+		emit_ready(p, c);
+	}
+}
+
+/* ---- tasks that go out again ---- */
+
+static int queue_push(struct pool *p, struct task *t)
+{
+	if (p->queue_len == p->queue_cap) {
+		size_t cap = p->queue_cap ? 2 * p->queue_cap : 16;
+		struct task *q = realloc(p->queue, cap * sizeof(*q));
+		if (!q) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return -1;
+		}
+		p->queue = q;
+		p->queue_cap = cap;
+	}
+	p->queue[p->queue_len++] = *t;
+	return 0;
+}
+
+/* Queues items of a split chunk to run again, as one task or one by one. */
+static void requeue(struct pool *p, struct chunk *c, const uint32_t *pos, uint32_t n,
+                    int one_by_one)
+{
+	struct task t = { .chunk = c };
+
+	for (uint32_t i = 0; i < n && !p->stop; i += t.n) {
+		t.n = one_by_one ? 1 : n;
+		t.isolating = one_by_one;
+		t.pos = malloc(t.n * sizeof(*t.pos));
+		if (!t.pos) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return;
+		}
+		memcpy(t.pos, pos + i, t.n * sizeof(*t.pos));
+		pexec__buf_init(&t.frame);
+		if (queue_push(p, &t))
+			free(t.pos);
+	}
+}
+
+/* Builds the CHUNK frame of a task made of some items of a chunk. */
+static int task_build_frame(struct pool *p, struct task *t)
+{
+	const char *data;
+	size_t len;
+
+	t->frame.len = 0;
+	if (pexec__frame_begin(&t->frame, PEXEC_FRAME_CHUNK, t->chunk->first + t->pos[0]))
+		goto nomem;
+	for (uint32_t i = 0; i < t->n; i++) {
+		chunk_item(t->chunk, t->pos[i], &data, &len);
+		if (pexec__frame_put_item(&t->frame, data, len))
+			goto nomem;
+	}
+	pexec__frame_end(&t->frame, 0, t->n);
+	return 0;
+nomem:
+	p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+	return -1;
+}
+
+/* ---- results and deaths ---- */
 
 static void note_timing(struct pool *p, const struct pexec__frame_header *h)
 {
@@ -414,77 +637,63 @@ static void note_timing(struct pool *p, const struct pexec__frame_header *h)
 	p->item_ns = p->item_ns > 0 ? 0.7 * p->item_ns + 0.3 * per_item : per_item;
 }
 
-/* Takes a whole RESULTS frame of `len` bytes from the front of w->in: the
- * bytes become the chunk's, and any bytes after it move to the chunk's old
- * buffer, which becomes w->in (buffers are recycled, never freed per chunk). */
-static void take_results(struct pool *p, struct worker *w, const struct pexec__frame_header *h,
-                         size_t len)
+static void worker_pop(struct worker *w)
 {
-	struct chunk *c = w->inflight[0];
-	pexec_buf old = c->buf;
-
-	if (h->count != c->count) {
-		p->stop = pexec__fail(p->err, PEXEC_ESYS,
-		                      "protocol error: worker %ld answered %u results for %u items",
-		                      (long)w->pid, h->count, c->count);
-		return;
-	}
-	note_timing(p, h);
-	old.len = 0;
-	if (w->in.len > len && pexec_buf_append(&old, w->in.data + len, w->in.len - len)) {
-		p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
-		return;
-	}
-	c->buf = w->in;
-	c->buf.len = len;
-	w->in = old;
-	c->state = CHUNK_DONE;
+	task_release(&w->inflight[0]);
 	memmove(w->inflight, w->inflight + 1, (MAX_INFLIGHT - 1) * sizeof(w->inflight[0]));
+	memset(&w->inflight[MAX_INFLIGHT - 1], 0, sizeof(w->inflight[0]));
 	w->ninflight--;
 	w->nsent--;
-	emit_ready(p, c);
+	w->frames_done++;
 }
 
-/* Handles every whole frame at the front of w->in. */
-static void worker_frames(struct pool *p, struct worker *w)
+/* Takes a whole RESULTS frame of `len` bytes from the front of w->in. */
+static int take_results(struct pool *p, struct worker *w, const struct pexec__frame_header *h,
+                        size_t len)
 {
-	struct pexec__frame_header h;
+	struct task *t = &w->inflight[0];
+	struct chunk *c = t->chunk;
 
-	while (!p->stop && w->in.len >= PEXEC_FRAME_HEADER_SIZE) {
-		size_t len;
-
-		if (pexec__frame_parse_header(w->in.data, &h, p->err)) {
-			p->stop = PEXEC_ESYS;
-			return;
+	if (h->count != t->n)
+		return -1;
+	note_timing(p, h);
+	p->fruitless_deaths = 0;
+	if (!t->pos) {
+		/* The whole chunk answered at once: its bytes become the chunk's
+		 * results, and any bytes after them move to the chunk's old results
+		 * buffer, which becomes w->in (no copy, no allocation per chunk). */
+		pexec_buf old = c->results;
+		old.len = 0;
+		if (w->in.len > len && pexec_buf_append(&old, w->in.data + len, w->in.len - len)) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return 0;
 		}
-		len = PEXEC_FRAME_HEADER_SIZE + h.payload_len;
-		if (w->in.len < len)
-			return;
-		switch (h.type) {
-		case PEXEC_FRAME_READY:
-			w->state = WORKER_READY;
-			break;
-		case PEXEC_FRAME_INITFAIL:
-			p->stop = pexec__fail(p->err, PEXEC_EINIT, "plugin '%s' init failed: %.*s",
-			                      p->desc->name, (int)h.payload_len,
-			                      w->in.data + PEXEC_FRAME_HEADER_SIZE);
-			return;
-		case PEXEC_FRAME_RESULTS:
-			if (w->ninflight == 0 || w->nsent == 0) {
-				p->stop = pexec__fail(p->err, PEXEC_ESYS,
-				                      "protocol error: results from idle worker %ld",
-				                      (long)w->pid);
-				return;
-			}
-			take_results(p, w, &h, len);
-			continue; /* w->in was replaced */
-		default:
-			p->stop = pexec__fail(p->err, PEXEC_ESYS, "protocol error: unexpected frame");
-			return;
+		c->results = w->in;
+		c->results.len = len;
+		w->in = old;
+		c->pending = 0;
+	} else {
+		struct pexec__frame_cursor cur = {
+			.p = w->in.data + PEXEC_FRAME_HEADER_SIZE, .end = w->in.data + len,
+		};
+		const char *data;
+		size_t dlen;
+		pexec_stage stage;
+		int ok;
+
+		for (uint32_t i = 0; i < t->n; i++) {
+			if (pexec__frame_next_record(&cur, &data, &dlen, &ok, &stage) != 1)
+				return -1;
+			c->tries[t->pos[i]]++;
+			if (chunk_put_record(p, c, t->pos[i], ok, stage, data, dlen))
+				return 0;
 		}
 		memmove(w->in.data, w->in.data + len, w->in.len - len);
 		w->in.len -= len;
 	}
+	worker_pop(w);
+	chunk_check_done(p, c);
+	return 0;
 }
 
 static int work_remains(const struct pool *p)
@@ -492,29 +701,161 @@ static int work_remains(const struct pool *p)
 	return !p->source_done || p->nbusy > 0;
 }
 
-/* A worker's pipe closed: it died.  Its chunks fail, item by item, and a new
- * worker takes its place while there is work left. */
+/* Whether a worker has yet to report on its init: a run, even of no items,
+ * ends only once every init is known to have succeeded. */
+static int inits_pending(const struct pool *p)
+{
+	for (unsigned i = 0; i < p->nworkers; i++)
+		if (p->workers[i].state == WORKER_STARTING)
+			return 1;
+	return 0;
+}
+
+/* Settles an item whose run ended with its worker's death: another try, or
+ * a failure record. */
+static void blame(struct pool *p, struct chunk *c, uint32_t i, pexec_stage stage,
+                  const char *why, int timed_out)
+{
+	c->tries[i]++;
+	if (c->tries[i] <= p->opts->retries) {
+		p->stats->retried++;
+		requeue(p, c, &i, 1, 1);
+		return;
+	}
+	if (timed_out)
+		p->stats->timed_out++;
+	chunk_put_record(p, c, i, 0, stage == PEXEC_STAGE_NONE ? PEXEC_STAGE_WORKER : stage, why,
+	                 strlen(why));
+	chunk_check_done(p, c);
+}
+
+/* A worker ended while holding tasks (it died, was killed for a timeout, or
+ * broke the protocol): blame the item it was on, send the rest out again, and
+ * start a replacement while there is work left. */
 static void worker_lost(struct pool *p, struct worker *w)
 {
 	enum worker_state was = w->state;
-	char why[PEXEC_ERROR_MAX], how[64];
+	struct pexec__progress *pr = w->progress;
+	uint64_t frames = atomic_load(&pr->frames);
+	uint32_t at = atomic_load(&pr->pos);
+	pexec_stage stage = (pexec_stage)atomic_load(&pr->stage);
+	char why[PEXEC_ERROR_MAX], how[96];
+	int by_itself, status, timed_out = w->kill_reason == w->timeout_msg;
 	pid_t pid = w->pid;
 
-	describe_status(worker_reap(w, 1), how, sizeof(how));
+	status = worker_reap(w, w->kill_reason ? 0 : EXIT_WAIT_MS, &by_itself);
+	if (w->kill_reason)
+		snprintf(how, sizeof(how), "%s", w->kill_reason);
+	else if (!by_itself)
+		snprintf(how, sizeof(how), "closed its connection to pexec");
+	else
+		describe_status(status, how, sizeof(how));
 	p->stats->workers_lost++;
 	if (was == WORKER_STARTING) {
 		p->stop = pexec__fail(p->err, PEXEC_EINIT, "plugin '%s': worker %ld %s during init",
 		                      p->desc->name, (long)pid, how);
 		return;
 	}
-	snprintf(why, sizeof(why), "worker %ld %s", (long)pid, how);
-	for (unsigned i = 0; i < w->ninflight && !p->stop; i++) {
-		chunk_fail_all(p, w->inflight[i], why);
-		emit_ready(p, w->inflight[i]);
+	snprintf(why, sizeof(why), "worker %ld %s%s", (long)pid, how,
+	         p->opts->memory_limit && by_itself && !w->kill_reason && WIFSIGNALED(status) &&
+	                         (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGABRT ||
+	                          WTERMSIG(status) == SIGBUS)
+	                 ? " (under --memory-limit)" : "");
+	if (++p->fruitless_deaths > 3 * p->nworkers + 16) {
+		p->stop = pexec__fail(p->err, PEXEC_ESYS,
+		                      "workers keep dying without finishing an item (last: %s)", why);
+		return;
 	}
+
+	for (unsigned k = 0; k < w->ninflight && !p->stop; k++) {
+		struct task *t = &w->inflight[k];
+		struct chunk *c = t->chunk;
+		/* Only the oldest task can have been started, and only if the
+		 * worker began more frames than it answered. */
+		int started = k == 0 && frames > w->frames_done;
+		uint32_t *rest, nrest = 0;
+
+		if (chunk_split(p, c))
+			return;
+		rest = malloc(t->n * sizeof(*rest));
+		if (!rest) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return;
+		}
+		if (started && stage != PEXEC_STAGE_NONE && at < t->n) {
+			/* The item it was on is the one at fault. */
+			p->fruitless_deaths = 0;
+			for (uint32_t i = 0; i < t->n; i++)
+				if (i != at)
+					rest[nrest++] = task_item(t, i);
+			blame(p, c, task_item(t, at), stage, why, timed_out);
+			requeue(p, c, rest, nrest, 0);
+		} else if (started && (t->n == 1 || t->isolating)) {
+			p->fruitless_deaths = 0;
+			blame(p, c, task_item(t, 0), PEXEC_STAGE_WORKER, why, timed_out);
+		} else {
+			/* Between items, or not begun: no item to blame.  A started task
+			 * goes out one item at a time to find its culprit. */
+			for (uint32_t i = 0; i < t->n; i++)
+				rest[nrest++] = task_item(t, i);
+			requeue(p, c, rest, nrest, started);
+		}
+		free(rest);
+	}
+	for (unsigned k = 0; k < MAX_INFLIGHT; k++)
+		task_release(&w->inflight[k]);
 	w->ninflight = w->nsent = 0;
 	if (!p->stop && work_remains(p))
 		p->stop = worker_spawn(p, w);
+}
+
+/* A worker asked to leave (--max-tasks-per-worker) has gone: replace it. */
+static void worker_retired(struct pool *p, struct worker *w)
+{
+	int by_itself, status = worker_reap(w, SHUTDOWN_GRACE_MS, &by_itself);
+
+	if (!by_itself || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		p->stats->workers_lost++;
+	if (!p->stop && work_remains(p))
+		p->stop = worker_spawn(p, w);
+}
+
+/* Handles every whole frame at the front of w->in.  Returns -1 when the
+ * worker broke the protocol. */
+static int worker_frames(struct pool *p, struct worker *w)
+{
+	struct pexec__frame_header h;
+	pexec_error perr;
+
+	while (!p->stop && w->in.len >= PEXEC_FRAME_HEADER_SIZE) {
+		size_t len;
+
+		if (pexec__frame_parse_header(w->in.data, &h, &perr))
+			return -1;
+		len = PEXEC_FRAME_HEADER_SIZE + h.payload_len;
+		if (w->in.len < len)
+			return 0;
+		switch (h.type) {
+		case PEXEC_FRAME_READY:
+			if (w->state == WORKER_STARTING)
+				w->state = WORKER_READY;
+			break;
+		case PEXEC_FRAME_INITFAIL:
+			p->stop = pexec__fail(p->err, PEXEC_EINIT, "plugin '%s' init failed: %.*s",
+			                      p->desc->name, (int)h.payload_len,
+			                      w->in.data + PEXEC_FRAME_HEADER_SIZE);
+			return 0;
+		case PEXEC_FRAME_RESULTS:
+			if (w->nsent == 0 || take_results(p, w, &h, len))
+				return -1;
+			continue; /* take_results consumed the frame */
+		default:
+			return -1;
+		}
+		memmove(w->in.data, w->in.data + len, w->in.len - len);
+		w->in.len -= len;
+	}
+	return 0;
 }
 
 static void worker_read(struct pool *p, struct worker *w)
@@ -525,10 +866,9 @@ static void worker_read(struct pool *p, struct worker *w)
 
 		if (w->in.len >= PEXEC_FRAME_HEADER_SIZE) {
 			struct pexec__frame_header h;
-			if (pexec__frame_parse_header(w->in.data, &h, p->err)) {
-				p->stop = PEXEC_ESYS;
-				return;
-			}
+			pexec_error perr;
+			if (pexec__frame_parse_header(w->in.data, &h, &perr))
+				goto broken;
 			if (PEXEC_FRAME_HEADER_SIZE + h.payload_len - w->in.len > want)
 				want = PEXEC_FRAME_HEADER_SIZE + h.payload_len - w->in.len;
 		}
@@ -537,93 +877,187 @@ static void worker_read(struct pool *p, struct worker *w)
 			return;
 		}
 		n = read(w->from_fd, w->in.data + w->in.len, w->in.cap - w->in.len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return;
-			worker_lost(p, w);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
 			return;
-		}
-		if (n == 0) {
-			worker_lost(p, w);
+		if (n <= 0) {
+			if (w->state == WORKER_RETIRING)
+				worker_retired(p, w);
+			else
+				worker_lost(p, w);
 			return;
 		}
 		w->in.len += (size_t)n;
-		worker_frames(p, w);
+		if (worker_frames(p, w))
+			goto broken;
 		if (p->stop || w->state == WORKER_GONE)
 			return;
 	}
+broken:
+	kill(w->pid, SIGKILL);
+	w->kill_reason = "sent a malformed message";
+	worker_lost(p, w);
 }
 
-static void worker_write(struct pool *p, struct worker *w)
+static void worker_write(struct worker *w)
 {
-	(void)p;
 	while (w->nsent < w->ninflight) {
-		struct chunk *c = w->inflight[w->nsent];
-		ssize_t n = write(w->to_fd, c->buf.data + w->sent_off, c->buf.len - w->sent_off);
+		struct task *t = &w->inflight[w->nsent];
+		size_t len = task_len(t);
+		ssize_t n = write(w->to_fd, task_data(t) + w->sent_off, len - w->sent_off);
 
 		if (n < 0) {
-			/* EPIPE: the worker is gone; its EOF on the other pipe says so. */
+			/* EAGAIN: later.  EPIPE: the worker is gone, which its EOF on
+			 * the other pipe will say. */
 			return;
 		}
 		w->sent_off += (size_t)n;
-		if (w->sent_off == c->buf.len) {
+		if (w->sent_off == len) {
 			w->nsent++;
 			w->sent_off = 0;
 		}
 	}
 }
 
-/* Gives idle workers work: first one chunk each, then, when chunks are quick,
- * a second one queued so that no worker waits on the parent between chunks. */
+/* --max-tasks-per-worker: a worker that has had its share and holds nothing
+ * is told to leave (EOF on its input: it runs fini and exits). */
+static void maybe_retire(struct pool *p, struct worker *w)
+{
+	uint64_t max = p->opts->max_tasks_per_worker;
+
+	if (max && w->state == WORKER_READY && w->items_given >= max && w->ninflight == 0) {
+		close(w->to_fd);
+		w->to_fd = -1;
+		w->state = WORKER_RETIRING;
+	}
+}
+
+/* The next task for worker `w`: one to send again, else a new chunk. */
+static int next_task(struct pool *p, struct worker *w, struct task *t)
+{
+	uint64_t max = p->opts->max_tasks_per_worker;
+	uint64_t room = max ? max - w->items_given : 0;
+
+	if (p->queue_len > 0) {
+		*t = p->queue[0];
+		memmove(p->queue, p->queue + 1, (p->queue_len - 1) * sizeof(*p->queue));
+		p->queue_len--;
+		return task_build_frame(p, t) == 0;
+	}
+	if (p->stop || p->source_done || !window_has_room(p))
+		return 0;
+	memset(t, 0, sizeof(*t));
+	t->chunk = chunk_build(p, room);
+	if (!t->chunk)
+		return 0;
+	t->n = t->chunk->count;
+	return 1;
+}
+
+/* Gives idle workers work: first one task each, then, when chunks are quick,
+ * a second one queued so that no worker waits on the parent between them. */
 static void dispatch(struct pool *p)
 {
-	unsigned depth = p->item_ns > 0 && p->item_ns * p->chunk_items < PREFETCH_BELOW_NS
+	unsigned depth = p->item_ns > 0 && p->item_ns * p->chunk_items < PREFETCH_BELOW_NS &&
+	                                 !p->timeout_ns
 	                         ? MAX_INFLIGHT : 1;
+	uint64_t max = p->opts->max_tasks_per_worker;
 
 	for (unsigned level = 1; level <= depth; level++) {
-		for (unsigned i = 0; i < p->nworkers; i++) {
+		for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
 			struct worker *w = &p->workers[i];
-			struct chunk *c;
+			struct task *t;
 
-			if (p->stop || p->source_done || !window_has_room(p))
+			if (w->state != WORKER_STARTING && w->state != WORKER_READY)
+				continue;
+			if (w->ninflight >= level || (max && w->items_given >= max))
+				continue;
+			t = &w->inflight[w->ninflight];
+			if (!next_task(p, w, t))
 				return;
-			if (w->state == WORKER_GONE || w->ninflight >= level)
-				continue;
-			c = chunk_build(p);
-			if (!c)
-				continue;
-			w->inflight[w->ninflight++] = c;
-			worker_write(p, w);
+			w->ninflight++;
+			w->items_given += t->n;
+			worker_write(w);
 		}
 	}
 }
 
+/* --timeout: kills workers whose current item has run too long, and returns
+ * how long poll() may sleep before the next deadline (-1: no deadline). */
+static int check_deadlines(struct pool *p)
+{
+	uint64_t now = pexec__now_ns(), next = UINT64_MAX;
+
+	if (!p->timeout_ns)
+		return -1;
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		struct worker *w = &p->workers[i];
+		uint64_t started, deadline;
+
+		if (w->state != WORKER_READY || w->ninflight == 0 || w->kill_reason)
+			continue;
+		if (atomic_load_explicit(&w->progress->stage, memory_order_acquire) ==
+		    PEXEC_STAGE_NONE)
+			continue;
+		started = atomic_load_explicit(&w->progress->started, memory_order_relaxed);
+		deadline = started + p->timeout_ns;
+		if (now >= deadline) {
+			snprintf(w->timeout_msg, sizeof(w->timeout_msg), "timed out after %g s",
+			         p->opts->timeout);
+			w->kill_reason = w->timeout_msg;
+			kill(w->pid, SIGKILL);
+			continue;
+		}
+		if (deadline < next)
+			next = deadline;
+	}
+	if (next == UINT64_MAX)
+		return 50; /* an item may begin at any moment: look again soon */
+	return (int)((next - now) / 1000000) + 1;
+}
+
 static pexec_code loop(struct pool *p)
 {
-	struct pollfd *fds = calloc(2 * (size_t)p->nworkers, sizeof(*fds));
+	struct pollfd *fds = calloc(2 * (size_t)p->nworkers + 1, sizeof(*fds));
 
 	if (!fds)
 		return pexec__fail(p->err, PEXEC_ESYS, "out of memory");
-	while (!p->stop && work_remains(p)) {
+	while (!p->stop && (work_remains(p) || inits_pending(p))) {
 		nfds_t n = 0;
+		int timeout;
 
 		dispatch(p);
-		if (p->stop || !work_remains(p))
+		for (unsigned i = 0; i < p->nworkers; i++)
+			maybe_retire(p, &p->workers[i]);
+		if (p->stop || !(work_remains(p) || inits_pending(p)))
 			break;
+		timeout = check_deadlines(p);
+		if (p->emitted && p->sink) {
+			/* About to wait: let the sink push out what it holds. */
+			int rc = p->sink(p->sink_ctx, NULL, p->err);
+			p->emitted = 0;
+			if (rc < 0) {
+				p->stop = (pexec_code)-rc;
+				break;
+			}
+		}
+		if (p->opts->cancel_fd > 0)
+			fds[n++] = (struct pollfd){ .fd = p->opts->cancel_fd, .events = POLLIN };
 		for (unsigned i = 0; i < p->nworkers; i++) {
 			struct worker *w = &p->workers[i];
 			if (w->state == WORKER_GONE)
 				continue;
 			fds[n++] = (struct pollfd){ .fd = w->from_fd, .events = POLLIN };
-			if (w->nsent < w->ninflight)
+			if (w->nsent < w->ninflight && w->to_fd >= 0)
 				fds[n++] = (struct pollfd){ .fd = w->to_fd, .events = POLLOUT };
 		}
-		if (poll(fds, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		if (poll(fds, n, timeout) < 0 && errno != EINTR) {
 			p->stop = pexec__fail(p->err, PEXEC_ESYS, "poll: %s", strerror(errno));
+			break;
+		}
+		if (p->opts->cancel_fd > 0 && fds[0].revents) {
+			p->stop = pexec__fail(p->err, PEXEC_ECANCELED, "cancelled");
 			break;
 		}
 		for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
@@ -631,7 +1065,7 @@ static pexec_code loop(struct pool *p)
 			if (w->state == WORKER_GONE)
 				continue;
 			if (w->nsent < w->ninflight)
-				worker_write(p, w);
+				worker_write(w);
 			worker_read(p, w);
 		}
 	}
@@ -651,10 +1085,12 @@ static void shutdown_workers(struct pool *p, int now)
 		if (w->state == WORKER_GONE)
 			continue;
 		if (now) {
-			worker_reap(w, 1);
+			kill(w->pid, SIGKILL);
+			worker_reap(w, 0, NULL);
 			continue;
 		}
-		close(w->to_fd);
+		if (w->to_fd >= 0)
+			close(w->to_fd);
 		w->to_fd = -1;
 		left++;
 	}
@@ -664,8 +1100,7 @@ static void shutdown_workers(struct pool *p, int now)
 			int status;
 			if (w->state == WORKER_GONE || waitpid(w->pid, &status, WNOHANG) != w->pid)
 				continue;
-			close(w->from_fd);
-			w->from_fd = -1;
+			worker_close(w);
 			w->state = WORKER_GONE;
 			if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 				p->stats->workers_lost++;
@@ -676,9 +1111,35 @@ static void shutdown_workers(struct pool *p, int now)
 	}
 	for (unsigned i = 0; i < p->nworkers; i++)
 		if (p->workers[i].state != WORKER_GONE) {
-			worker_reap(&p->workers[i], 1);
+			worker_reap(&p->workers[i], 0, NULL);
 			p->stats->workers_lost++;
 		}
+}
+
+static void pool_release(struct pool *p)
+{
+	if (p->workers)
+		for (unsigned i = 0; i < p->nworkers; i++) {
+			for (unsigned k = 0; k < MAX_INFLIGHT; k++)
+				task_release(&p->workers[i].inflight[k]);
+			pexec__buf_release(&p->workers[i].in);
+		}
+	if (p->slots)
+		for (unsigned i = 0; i < p->nslots; i++) {
+			struct chunk *c = &p->slots[i];
+			pexec__buf_release(&c->items);
+			pexec__buf_release(&c->results);
+			free(c->item_off);
+			free(c->rec_off);
+			free(c->tries);
+		}
+	for (size_t i = 0; i < p->queue_len; i++)
+		task_release(&p->queue[i]);
+	free(p->queue);
+	free(p->workers);
+	free(p->slots);
+	if (p->progress)
+		munmap(p->progress, p->nworkers * sizeof(*p->progress));
 }
 
 pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
@@ -689,21 +1150,30 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 		.desc = desc, .opts = opts, .next = next, .next_ctx = next_ctx,
 		.sink = sink, .sink_ctx = sink_ctx, .stats = stats, .err = err,
 		.chunk_items = 1, .parent = getpid(),
+		.timeout_ns = (uint64_t)(opts->timeout * 1e9),
 	};
 	pexec_code rc = PEXEC_OK;
+	void *shm;
 
 	p.nworkers = opts->jobs ? opts->jobs : pexec_cpu_count();
 	p.nslots = 4 * p.nworkers < 8 ? 8 : 4 * p.nworkers;
 	p.workers = calloc(p.nworkers, sizeof(*p.workers));
 	p.slots = calloc(p.nslots, sizeof(*p.slots));
-	if (!p.workers || !p.slots) {
+	shm = mmap(NULL, p.nworkers * sizeof(*p.progress), PROT_READ | PROT_WRITE,
+	           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shm != MAP_FAILED)
+		p.progress = shm;
+	if (!p.workers || !p.slots || !p.progress) {
 		rc = pexec__fail(err, PEXEC_ESYS, "out of memory for %u workers", p.nworkers);
 		goto out;
 	}
-	for (unsigned i = 0; i < p.nslots; i++)
-		pexec__buf_init(&p.slots[i].buf);
+	for (unsigned i = 0; i < p.nslots; i++) {
+		pexec__buf_init(&p.slots[i].items);
+		pexec__buf_init(&p.slots[i].results);
+	}
 	for (unsigned i = 0; i < p.nworkers; i++) {
 		p.workers[i].to_fd = p.workers[i].from_fd = -1;
+		p.workers[i].progress = &p.progress[i];
 		pexec__buf_init(&p.workers[i].in);
 	}
 	for (unsigned i = 0; i < p.nworkers && !rc; i++)
@@ -714,13 +1184,6 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 	if (rc == PEXEC_OK && stats->failed)
 		rc = PEXEC_EITEM;
 out:
-	if (p.workers)
-		for (unsigned i = 0; i < p.nworkers; i++)
-			pexec__buf_release(&p.workers[i].in);
-	if (p.slots)
-		for (unsigned i = 0; i < p.nslots; i++)
-			pexec__buf_release(&p.slots[i].buf);
-	free(p.workers);
-	free(p.slots);
+	pool_release(&p);
 	return rc;
 }

@@ -3,6 +3,7 @@
  * that runs the same items through the same hooks in this process.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,13 @@
 #include "pool.h"
 #include "util.h"
 #include "worker.h"
+
+static int cancelled(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0;
+}
 
 static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
                              pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
@@ -22,6 +30,10 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 	pexec_code rc = PEXEC_OK;
 	uint64_t index = 0;
 
+	if (opts->timeout > 0 || opts->retries || opts->memory_limit || opts->max_tasks_per_worker)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "--timeout, --retries, --memory-limit and --max-tasks-per-worker "
+		                   "need worker processes: drop --serial");
 	pexec__buf_init(&item);
 	pexec__buf_init(&out);
 	if (pexec__plugin_init(d, opts->config, &state, &item_err))
@@ -31,7 +43,13 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 		pexec_result r = { .index = index };
 		const char *data;
 		size_t len;
-		int got = next(next_ctx, &data, &len, err);
+		int got;
+
+		if (opts->cancel_fd > 0 && (index & 63) == 0 && cancelled(opts->cancel_fd)) {
+			rc = pexec__fail(err, PEXEC_ECANCELED, "cancelled");
+			break;
+		}
+		got = next(next_ctx, &data, &len, err);
 
 		if (got < 0) {
 			rc = (pexec_code)-got;
@@ -49,7 +67,10 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 		}
 		memcpy(item.data, data, len);
 		item.data[len] = '\0';
-		r.stage = pexec__item_run(d, state, item.data, len, &out, &item_err);
+		r.stage = pexec__item_run(d, state, item.data, len, &out, &item_err, NULL);
+		r.input = item.data;
+		r.input_len = len;
+		r.attempts = 1;
 		r.ok = r.stage == PEXEC_STAGE_NONE;
 		if (r.ok) {
 			r.data = out.data;

@@ -76,8 +76,15 @@ static int json_serialize(const cJSON *value, pexec_buf *out, pexec_error *err)
 	return rc;
 }
 
+static void set_stage(struct pexec__progress *progress, pexec_stage stage)
+{
+	if (progress)
+		atomic_store_explicit(&progress->stage, stage, memory_order_relaxed);
+}
+
 pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
-                            size_t len, pexec_buf *out, pexec_error *err)
+                            size_t len, pexec_buf *out, pexec_error *err,
+                            struct pexec__progress *progress)
 {
 	const int in_json = !d->deserialize, out_json = !d->serialize;
 	size_t start = out->len;
@@ -100,10 +107,12 @@ pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *
 	}
 
 	stage = PEXEC_STAGE_MAP;
+	set_stage(progress, stage);
 	if (d->map(state, in, &res, err))
 		goto fail;
 
 	stage = PEXEC_STAGE_SERIALIZE;
+	set_stage(progress, stage);
 	if (!res)
 		rc = pexec_buf_append(out, "null", 4);
 	else if (out_json)
@@ -134,7 +143,7 @@ out:
 	return stage;
 }
 
-static uint64_t now_ns(void)
+uint64_t pexec__now_ns(void)
 {
 	struct timespec ts;
 
@@ -162,13 +171,15 @@ static void die(const char *what)
 	_exit(3);
 }
 
-void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd)
+void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
+                        struct pexec__progress *progress, int timed)
 {
 	struct pexec__frame_header h;
 	char hdr[PEXEC_FRAME_HEADER_SIZE];
 	pexec_buf chunk, res;
 	pexec_error err;
 	void *state;
+	uint64_t frames = 0;
 	ssize_t n;
 
 	if (pexec__plugin_init(d, config, &state, &err)) {
@@ -210,8 +221,10 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 			die("cannot read a chunk");
 		}
 		chunk.len = h.payload_len;
+		atomic_store_explicit(&progress->pos, 0, memory_order_relaxed);
+		atomic_store_explicit(&progress->frames, ++frames, memory_order_release);
 
-		t0 = now_ns();
+		t0 = pexec__now_ns();
 		res.len = 0;
 		if (pexec__frame_begin(&res, PEXEC_FRAME_RESULTS, 0))
 			die("cannot hold results");
@@ -223,7 +236,14 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 			at = pexec__frame_record_begin(&res);
 			if (at == (size_t)-1)
 				die("cannot hold results");
-			stage = pexec__item_run(d, state, item, len, &res, &err);
+			atomic_store_explicit(&progress->pos, count, memory_order_relaxed);
+			if (timed)
+				atomic_store_explicit(&progress->started, pexec__now_ns(),
+				                      memory_order_relaxed);
+			atomic_store_explicit(&progress->stage, PEXEC_STAGE_DESERIALIZE,
+			                      memory_order_release);
+			stage = pexec__item_run(d, state, item, len, &res, &err, progress);
+			atomic_store_explicit(&progress->stage, PEXEC_STAGE_NONE, memory_order_release);
 			if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(&res, err.msg))
 				die("cannot hold results");
 			pexec__frame_record_end(&res, at, stage == PEXEC_STAGE_NONE, stage);
@@ -234,7 +254,8 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 			die("malformed chunk from pexec");
 		}
 		pexec__frame_end(&res, 0, count);
-		pexec__frame_set_aux(&res, 0, now_ns() - t0);
+		atomic_store_explicit(&progress->pos, count, memory_order_relaxed);
+		pexec__frame_set_aux(&res, 0, pexec__now_ns() - t0);
 		/* What the plugin printed goes out before its results do. */
 		fflush(stdout);
 		if (pexec__write_full(out_fd, res.data, res.len))

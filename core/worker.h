@@ -6,9 +6,23 @@
 #ifndef PEXEC_WORKER_H
 #define PEXEC_WORKER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pexec.h"
+
+/* What a worker is doing, in memory it shares with the parent (one per
+ * worker, on its own cache line).  The worker only stores; the parent reads
+ * it to learn which item was running when a worker died or overran
+ * --timeout, so that only that item is blamed. */
+struct pexec__progress {
+	_Atomic uint64_t frames;  /* CHUNK frames the worker has begun */
+	_Atomic uint32_t pos;     /* position of the current item in that frame */
+	_Atomic uint32_t stage;   /* its pexec_stage; NONE between items */
+	_Atomic uint64_t started; /* CLOCK_MONOTONIC ns it started (when timed) */
+	char pad[40];
+};
 
 /* Calls init (if the plugin has one) with `config` (JSON text or NULL). */
 int pexec__plugin_init(const pexec_descriptor *d, const char *config, void **state,
@@ -20,11 +34,16 @@ void pexec__plugin_fini(const pexec_descriptor *d, void *state);
  * PEXEC_STAGE_NONE on success; otherwise the failed stage, with `out` as it
  * was and `err` filled. */
 pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
-                            size_t len, pexec_buf *out, pexec_error *err);
+                            size_t len, pexec_buf *out, pexec_error *err,
+                            struct pexec__progress *progress);
 
 /* The body of a worker process: init, READY, then CHUNK frames from `in_fd`
- * answered by RESULTS frames on `out_fd` until EOF.  Never returns. */
-void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd)
+ * answered by RESULTS frames on `out_fd` until EOF.  Reports each item in
+ * `progress`, with its start time when `timed`.  Never returns. */
+void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
+                        struct pexec__progress *progress, int timed)
 	__attribute__((noreturn));
+
+uint64_t pexec__now_ns(void);
 
 #endif

@@ -1055,10 +1055,8 @@ Test(cli, init_failure_exits_2_with_the_plugin_message)
 	check_cases(cases, COUNT(cases));
 }
 
-/* known bug: with no items the pool never reads its workers' READY/INITFAIL
- * frames (pool.c loop() ends as soon as the source is done and nothing is
- * busy), so a plugin whose init fails passes as a success: `[]` comes out
- * with exit 0, where --serial exits 2 with the plugin's message. */
+/* A run of no items still ends only once every worker's init is known:
+ * a failing init exits 2 with the plugin's message, as --serial does. */
 Test(cli, init_failure_exits_2_even_without_items)
 {
 	static const struct cli_case cases[] = {
@@ -1193,14 +1191,8 @@ Test(cli, crash_ends_the_run_and_is_reported)
 	}
 }
 
-/* known bug: a worker that dies also fails the chunk queued behind the one it
- * was running (pool.c worker_lost() fails every in-flight chunk, and dispatch()
- * queues a second chunk per worker once chunks are quick), so items that never
- * ran come out null with "worker N killed by SIGSEGV".  They should be run
- * again on another worker; only the item that crashed should fail.  Whether a
- * chunk is queued behind the crash when it happens is a race, which is why
- * the input crashes ten times: one crash shows the bug about two runs in
- * three, ten of them all but always. */
+/* A worker that dies fails only the item it was running; the chunk queued
+ * behind it goes out again to another worker. */
 Test(cli, crash_fails_only_its_own_item)
 {
 	static const char *const faults[] = { "crash", "exit" };
@@ -1357,12 +1349,8 @@ Test(cli, output_file_left_untouched_by_a_failed_run)
 	}
 }
 
-/* known bug: -o renames its temporary file over FILE whatever FILE is, so a
- * FIFO (or, run as root, /dev/null or /dev/stdout) is replaced by a regular
- * file instead of being written to; without the rights to create files in
- * its directory, `-o /dev/stdout` fails.  The rename is only right for a
- * regular file (or a name that does not exist yet); anything else should be
- * opened and written directly (output.c pexec__writer_open). */
+/* -o into a FIFO (or a device) writes into it; only a regular file, or a
+ * name that does not exist yet, is replaced through a temporary file. */
 Test(cli, output_to_a_fifo_writes_into_it)
 {
 	const char *fifo = scratch_path(0, "fifo");
