@@ -33,7 +33,7 @@ int pexec__frame_put_item(pexec_buf *buf, const char *data, size_t len)
 {
 	uint32_t n = (uint32_t)len;
 
-	if (len > UINT32_MAX - 1 || pexec_buf_reserve(buf, len + PEXEC_ITEM_OVERHEAD))
+	if (len > UINT32_MAX - PEXEC_ITEM_OVERHEAD || pexec_buf_reserve(buf, len + PEXEC_ITEM_OVERHEAD))
 		return -1;
 	memcpy(buf->data + buf->len, &n, 4);
 	memcpy(buf->data + buf->len + 4, data, len);
@@ -101,7 +101,7 @@ int pexec__frame_next_item(struct pexec__frame_cursor *c, const char **data, siz
 		return -1;
 	*data = c->p + 4;
 	*len = n;
-	c->p += n + PEXEC_ITEM_OVERHEAD;
+	c->p += (size_t)n + PEXEC_ITEM_OVERHEAD;
 	return 1;
 }
 
@@ -123,6 +123,6 @@ int pexec__frame_next_record(struct pexec__frame_cursor *c, const char **data, s
 	*stage = (pexec_stage)h[5];
 	*data = c->p + PEXEC_RECORD_HEADER;
 	*len = n;
-	c->p += n + PEXEC_RECORD_HEADER;
+	c->p += (size_t)n + PEXEC_RECORD_HEADER;
 	return 1;
 }

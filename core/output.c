@@ -167,9 +167,17 @@ pexec_code pexec__writer_put(struct pexec__writer *w, const char *data, size_t l
 	if (w->drop_null && len == 4 && memcmp(data, "null", 4) == 0)
 		return PEXEC_OK;
 	if (w->format == PEXEC_FORMAT_JSON) {
-		pexec_code rc = put(w, w->count ? ",\n" : "[\n", 2, err);
-		if (rc || (rc = put(w, data, len, err)))
+		pexec_code rc;
+
+		if (OUT_BUF - w->len >= len + 2) {
+			/* The common case, in one copy. */
+			memcpy(w->buf + w->len, w->count ? ",\n" : "[\n", 2);
+			memcpy(w->buf + w->len + 2, data, len);
+			w->len += len + 2;
+		} else if ((rc = put(w, w->count ? ",\n" : "[\n", 2, err)) ||
+		           (rc = put(w, data, len, err))) {
 			return rc;
+		}
 		w->count++;
 		return PEXEC_OK;
 	}

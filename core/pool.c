@@ -99,6 +99,7 @@ struct worker {
 	uint64_t frames_done;   /* tasks answered */
 	uint64_t items_given;   /* for --max-tasks-per-worker */
 	const char *kill_reason; /* set when the pool killed it */
+	uint64_t spawned_ns;     /* when it was forked: --timeout covers init too */
 	char timeout_msg[64];
 	pexec_buf in;        /* bytes received, not yet a whole frame */
 	struct pexec__progress *progress;
@@ -258,6 +259,7 @@ static pexec_code worker_spawn(struct pool *p, struct worker *w)
 	w->frames_done = 0;
 	w->items_given = 0;
 	w->kill_reason = NULL;
+	w->spawned_ns = pexec__now_ns();
 	w->in.len = 0;
 	p->stats->workers_started++;
 	return PEXEC_OK;
@@ -526,6 +528,7 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 	struct pexec__frame_cursor recs = {
 		.p = c->results.data + PEXEC_FRAME_HEADER_SIZE, .end = c->results.data + c->results.len,
 	};
+	uint32_t items_at = 0; /* the item `items` points at */
 
 	for (uint32_t i = 0; i < c->count && !p->stop; i++) {
 		pexec_result r = { .index = c->first + i, .attempts = 1 };
@@ -535,10 +538,19 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 			recs.p = c->results.data + c->rec_off[i];
 			r.attempts = c->tries[i];
 		}
-		if (pexec__frame_next_record(&recs, &r.data, &r.len, &r.ok, &r.stage) != 1 ||
-		    pexec__frame_next_item(&items, &r.input, &r.input_len) != 1) {
+		if (pexec__frame_next_record(&recs, &r.data, &r.len, &r.ok, &r.stage) != 1) {
 			p->stop = pexec__fail(p->err, PEXEC_ESYS, "internal error: torn results");
 			break;
+		}
+		if (!r.ok) {
+			/* The input goes with a failure only: finding it costs a walk. */
+			if (c->split) {
+				chunk_item(c, i, &r.input, &r.input_len);
+			} else {
+				while (items_at <= i &&
+				       pexec__frame_next_item(&items, &r.input, &r.input_len) == 1)
+					items_at++;
+			}
 		}
 		emit_one(p, &r);
 	}
@@ -995,12 +1007,17 @@ static int check_deadlines(struct pool *p)
 		struct worker *w = &p->workers[i];
 		uint64_t started, deadline;
 
-		if (w->state != WORKER_READY || w->ninflight == 0 || w->kill_reason)
+		if (w->kill_reason)
 			continue;
-		if (atomic_load_explicit(&w->progress->stage, memory_order_acquire) ==
-		    PEXEC_STAGE_NONE)
-			continue;
-		started = atomic_load_explicit(&w->progress->started, memory_order_relaxed);
+		if (w->state == WORKER_STARTING) {
+			started = w->spawned_ns;
+		} else {
+			if (w->state != WORKER_READY || w->ninflight == 0 ||
+			    atomic_load_explicit(&w->progress->stage, memory_order_acquire) ==
+			            PEXEC_STAGE_NONE)
+				continue;
+			started = atomic_load_explicit(&w->progress->started, memory_order_relaxed);
+		}
 		deadline = started + p->timeout_ns;
 		if (now >= deadline) {
 			snprintf(w->timeout_msg, sizeof(w->timeout_msg), "timed out after %g s",
