@@ -73,6 +73,7 @@ int pexec__frame_parse_header(const char *data, struct pexec__frame_header *h,
 	case PEXEC_FRAME_INITFAIL:
 		break;
 	case PEXEC_FRAME_READY:
+	case PEXEC_FRAME_RESULTS_SHM:
 		if (h->payload_len == 0)
 			break;
 		/* fall through */

@@ -10,6 +10,9 @@
  *   RESULTS  worker -> parent: `count` records, each
  *            [u32 len][u8 ok][u8 stage][u16 0][len bytes]: the JSON text of a
  *            result, or an error message.  aux is the worker's busy time in ns.
+ *   RESULTS_SHM  worker -> parent: a RESULTS frame of `count` bytes (header
+ *            included) lies in the worker's result arena, ending where the
+ *            arena's byte count reaches aux.  No payload.
  *   READY    worker -> parent: init succeeded.  No payload.
  *   INITFAIL worker -> parent: init failed; the payload is the message.
  *
@@ -29,6 +32,7 @@ enum pexec__frame_type {
 	PEXEC_FRAME_RESULTS = 0x70780002u,
 	PEXEC_FRAME_READY = 0x70780003u,
 	PEXEC_FRAME_INITFAIL = 0x70780004u,
+	PEXEC_FRAME_RESULTS_SHM = 0x70780005u,
 };
 
 struct pexec__frame_header {

@@ -58,6 +58,12 @@
 #define PIPE_SIZE (1 << 20)
 #define SHUTDOWN_GRACE_MS 5000
 #define EXIT_WAIT_MS 200                     /* for a worker whose pipe closed */
+/* Result arenas: shared memory each worker serializes into (worker.h).
+ * All of them together stay within ARENA_TOTAL, which bounds the pages they
+ * add to the parent's resident memory. */
+#define ARENA_TOTAL ((size_t)32 << 20)
+#define ARENA_MIN ((size_t)2 << 20)
+#define ARENA_MAX ((size_t)8 << 20)
 
 enum chunk_state { CHUNK_FREE = 0, CHUNK_OPEN, CHUNK_DONE };
 
@@ -69,6 +75,10 @@ struct chunk {
 	uint32_t pending;    /* items with no result or failure yet */
 	pexec_buf items;     /* the CHUNK frame, kept until the results are emitted */
 	pexec_buf results;   /* the RESULTS frame; or, once split, records appended */
+	const char *res;     /* the RESULTS frame as received: in `results`, or in */
+	size_t res_len;      /* a worker's arena until released */
+	struct worker *arena_owner; /* whose arena `res` lies in; NULL: none */
+	uint64_t arena_frame;       /* its number there */
 	/* Once a fault splits the chunk, per item: */
 	int split;
 	size_t *item_off;    /* offset of its entry in `items` */
@@ -103,6 +113,16 @@ struct worker {
 	char timeout_msg[64];
 	pexec_buf in;        /* bytes received, not yet a whole frame */
 	struct pexec__progress *progress;
+	/* The result arena of this worker slot, shared by its successive
+	 * processes.  Frames are numbered as announced; `ends` holds, for
+	 * frames not yet released, where each ends (0 once released, until
+	 * the ones before it are too, since the tail only moves in order). */
+	struct pexec__arena arena;
+	uint64_t arena_end;      /* byte count at the end of the last announced frame */
+	uint64_t arena_tail;     /* bytes released */
+	uint64_t frames_announced, frames_released;
+	uint64_t *ends;          /* ring of nends, by frame number */
+	unsigned nends;
 };
 
 struct pool {
@@ -193,6 +213,10 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != p->parent)
 		_exit(3);
 	sigprocmask(SIG_SETMASK, mask, NULL);
+	/* Other workers' arenas are none of this one's business. */
+	for (unsigned i = 0; i < p->nworkers; i++)
+		if (&p->workers[i] != w && p->workers[i].arena.base)
+			munmap(p->workers[i].arena.base, p->workers[i].arena.size);
 	if (p->opts->memory_limit) {
 		struct rlimit rl = { p->opts->memory_limit, p->opts->memory_limit };
 		setrlimit(RLIMIT_AS, &rl);
@@ -213,7 +237,8 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 	close_from(5);
 	/* Buffered output of the parent's, copied by fork(), is not ours to write. */
 	__fpurge(stdout);
-	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, p->timeout_ns != 0);
+	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, &w->arena,
+	                   p->timeout_ns != 0);
 }
 
 static pexec_code worker_spawn(struct pool *p, struct worker *w)
@@ -230,6 +255,9 @@ static pexec_code worker_spawn(struct pool *p, struct worker *w)
 	fcntl(down[1], F_SETPIPE_SZ, PIPE_SIZE);
 	fcntl(up[1], F_SETPIPE_SZ, PIPE_SIZE);
 	memset(w->progress, 0, sizeof(*w->progress));
+	/* A new worker goes on where the last announced frame ended. */
+	w->progress->arena_head = w->arena_end;
+	atomic_store(&w->progress->arena_tail, w->arena_tail);
 
 	/* No signal handler of the caller's may run in the child before it has
 	 * reset them all. */
@@ -352,8 +380,25 @@ static struct chunk *slot_take(struct pool *p)
 	return c->state == CHUNK_FREE ? c : NULL;
 }
 
+/* Releases arena frame `frame` of worker `w`, and moves the tail past every
+ * frame released in order. */
+static void arena_release(struct worker *w, uint64_t frame)
+{
+	w->ends[frame % w->nends] |= 1;
+	while (w->frames_released < w->frames_announced &&
+	       (w->ends[w->frames_released % w->nends] & 1)) {
+		w->arena_tail = w->ends[w->frames_released % w->nends] >> 1;
+		w->frames_released++;
+	}
+	atomic_store_explicit(&w->progress->arena_tail, w->arena_tail, memory_order_release);
+}
+
 static void slot_release(struct pool *p, struct chunk *c)
 {
+	if (c->arena_owner) {
+		arena_release(c->arena_owner, c->arena_frame);
+		c->arena_owner = NULL;
+	}
 	c->state = CHUNK_FREE;
 	c->items.len = 0;
 	c->results.len = 0;
@@ -525,8 +570,10 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 	struct pexec__frame_cursor items = {
 		.p = c->items.data + PEXEC_FRAME_HEADER_SIZE, .end = c->items.data + c->items.len,
 	};
+	const char *res = c->split ? c->results.data : c->res;
+	size_t res_len = c->split ? c->results.len : c->res_len;
 	struct pexec__frame_cursor recs = {
-		.p = c->results.data + PEXEC_FRAME_HEADER_SIZE, .end = c->results.data + c->results.len,
+		.p = res + PEXEC_FRAME_HEADER_SIZE, .end = res + res_len,
 	};
 	uint32_t items_at = 0; /* the item `items` points at */
 
@@ -535,7 +582,7 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 
 		if (c->split) {
 			/* Records of a split chunk came in any order. */
-			recs.p = c->results.data + c->rec_off[i];
+			recs.p = res + c->rec_off[i];
 			r.attempts = c->tries[i];
 		}
 		if (pexec__frame_next_record(&recs, &r.data, &r.len, &r.ok, &r.stage) != 1) {
@@ -659,6 +706,27 @@ static void worker_pop(struct worker *w)
 	w->frames_done++;
 }
 
+/* Stores the records of a RESULTS frame at `frame` for the items of a
+ * partial task, in the chunk's own results buffer. */
+static int put_task_records(struct pool *p, struct task *t, const char *frame, size_t len)
+{
+	struct pexec__frame_cursor cur = { .p = frame + PEXEC_FRAME_HEADER_SIZE, .end = frame + len };
+	struct chunk *c = t->chunk;
+	const char *data;
+	size_t dlen;
+	pexec_stage stage;
+	int ok;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		if (pexec__frame_next_record(&cur, &data, &dlen, &ok, &stage) != 1)
+			return -1;
+		c->tries[t->pos[i]]++;
+		if (chunk_put_record(p, c, t->pos[i], ok, stage, data, dlen))
+			return 0;
+	}
+	return 0;
+}
+
 /* Takes a whole RESULTS frame of `len` bytes from the front of w->in. */
 static int take_results(struct pool *p, struct worker *w, const struct pexec__frame_header *h,
                         size_t len)
@@ -682,26 +750,83 @@ static int take_results(struct pool *p, struct worker *w, const struct pexec__fr
 		}
 		c->results = w->in;
 		c->results.len = len;
+		c->res = c->results.data;
+		c->res_len = len;
 		w->in = old;
 		c->pending = 0;
 	} else {
-		struct pexec__frame_cursor cur = {
-			.p = w->in.data + PEXEC_FRAME_HEADER_SIZE, .end = w->in.data + len,
-		};
-		const char *data;
-		size_t dlen;
-		pexec_stage stage;
-		int ok;
-
-		for (uint32_t i = 0; i < t->n; i++) {
-			if (pexec__frame_next_record(&cur, &data, &dlen, &ok, &stage) != 1)
-				return -1;
-			c->tries[t->pos[i]]++;
-			if (chunk_put_record(p, c, t->pos[i], ok, stage, data, dlen))
-				return 0;
-		}
+		if (put_task_records(p, t, w->in.data, len))
+			return -1;
 		memmove(w->in.data, w->in.data + len, w->in.len - len);
 		w->in.len -= len;
+	}
+	worker_pop(w);
+	chunk_check_done(p, c);
+	return 0;
+}
+
+/* Makes room for more frames awaiting release (small ones released out of
+ * order can queue up behind one that is not). */
+static int ends_grow(struct pool *p, struct worker *w)
+{
+	unsigned n = 2 * w->nends;
+	uint64_t *ends = calloc(n, sizeof(*ends));
+
+	if (!ends) {
+		p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+		return -1;
+	}
+	for (uint64_t f = w->frames_released; f < w->frames_announced; f++)
+		ends[f % n] = w->ends[f % w->nends];
+	free(w->ends);
+	w->ends = ends;
+	w->nends = n;
+	return 0;
+}
+
+/* Takes a RESULTS frame announced in the worker's arena: a whole chunk's
+ * results are read where they lie until the chunk is emitted; a partial
+ * task's are copied out and the frame released at once. */
+static int take_arena_results(struct pool *p, struct worker *w,
+                              const struct pexec__frame_header *notice)
+{
+	const struct pexec__arena *a = &w->arena;
+	struct pexec__frame_header h;
+	pexec_error perr;
+	uint64_t end = notice->aux, len = notice->count, frame_no;
+	const char *frame;
+	struct task *t = &w->inflight[0];
+	struct chunk *c = t->chunk;
+	size_t off;
+
+	if (!a->base || len < PEXEC_FRAME_HEADER_SIZE || end < w->arena_end + len ||
+	    end - w->arena_tail > a->size)
+		return -1;
+	if (w->frames_announced - w->frames_released >= w->nends && ends_grow(p, w))
+		return 0;
+	off = (size_t)((end - len) % a->size);
+	if (off + len > a->size)
+		return -1;
+	frame = a->base + off;
+	if (pexec__frame_parse_header(frame, &h, &perr) || h.type != PEXEC_FRAME_RESULTS ||
+	    h.payload_len != len - PEXEC_FRAME_HEADER_SIZE || h.count != t->n)
+		return -1;
+	w->arena_end = end;
+	frame_no = w->frames_announced++;
+	w->ends[frame_no % w->nends] = end << 1;
+	note_timing(p, &h);
+	p->fruitless_deaths = 0;
+	if (!t->pos) {
+		c->res = frame;
+		c->res_len = (size_t)len;
+		c->arena_owner = w;
+		c->arena_frame = frame_no;
+		c->pending = 0;
+	} else {
+		int rc = put_task_records(p, t, frame, (size_t)len);
+		arena_release(w, frame_no);
+		if (rc)
+			return -1;
 	}
 	worker_pop(w);
 	chunk_check_done(p, c);
@@ -748,14 +873,21 @@ static void worker_lost(struct pool *p, struct worker *w)
 {
 	enum worker_state was = w->state;
 	struct pexec__progress *pr = w->progress;
-	uint64_t frames = atomic_load(&pr->frames);
-	uint32_t at = atomic_load(&pr->pos);
-	pexec_stage stage = (pexec_stage)atomic_load(&pr->stage);
+	uint64_t frames;
+	uint32_t at;
+	pexec_stage stage;
 	char why[PEXEC_ERROR_MAX], how[96];
 	int by_itself, status, timed_out = w->kill_reason == w->timeout_msg;
 	pid_t pid = w->pid;
 
+	/* Progress is read once the worker is gone, so it shows where it
+	 * stopped.  A worker that closed its pipe and went on working until
+	 * killed stopped on an item that did nothing wrong: no blame then. */
 	status = worker_reap(w, w->kill_reason ? 0 : EXIT_WAIT_MS, &by_itself);
+	frames = atomic_load(&pr->frames);
+	at = atomic_load(&pr->pos);
+	stage = by_itself || w->kill_reason ? (pexec_stage)atomic_load(&pr->stage)
+	                                    : PEXEC_STAGE_NONE;
 	if (w->kill_reason)
 		snprintf(how, sizeof(how), "%s", w->kill_reason);
 	else if (!by_itself)
@@ -861,6 +993,10 @@ static int worker_frames(struct pool *p, struct worker *w)
 			if (w->nsent == 0 || take_results(p, w, &h, len))
 				return -1;
 			continue; /* take_results consumed the frame */
+		case PEXEC_FRAME_RESULTS_SHM:
+			if (w->nsent == 0 || h.payload_len != 0 || take_arena_results(p, w, &h))
+				return -1;
+			break;
 		default:
 			return -1;
 		}
@@ -1137,9 +1273,13 @@ static void pool_release(struct pool *p)
 {
 	if (p->workers)
 		for (unsigned i = 0; i < p->nworkers; i++) {
+			struct worker *w = &p->workers[i];
 			for (unsigned k = 0; k < MAX_INFLIGHT; k++)
-				task_release(&p->workers[i].inflight[k]);
-			pexec__buf_release(&p->workers[i].in);
+				task_release(&w->inflight[k]);
+			pexec__buf_release(&w->in);
+			if (w->arena.base)
+				munmap(w->arena.base, w->arena.size);
+			free(w->ends);
 		}
 	if (p->slots)
 		for (unsigned i = 0; i < p->nslots; i++) {
@@ -1170,6 +1310,7 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 		.timeout_ns = (uint64_t)(opts->timeout * 1e9),
 	};
 	pexec_code rc = PEXEC_OK;
+	size_t arena_size;
 	void *shm;
 
 	p.nworkers = opts->jobs ? opts->jobs : pexec_cpu_count();
@@ -1188,10 +1329,29 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 		pexec__buf_init(&p.slots[i].items);
 		pexec__buf_init(&p.slots[i].results);
 	}
+	arena_size = ARENA_TOTAL / p.nworkers;
+	arena_size = arena_size < ARENA_MIN ? ARENA_MIN : arena_size > ARENA_MAX ? ARENA_MAX
+	                                                                          : arena_size;
 	for (unsigned i = 0; i < p.nworkers; i++) {
-		p.workers[i].to_fd = p.workers[i].from_fd = -1;
-		p.workers[i].progress = &p.progress[i];
-		pexec__buf_init(&p.workers[i].in);
+		struct worker *w = &p.workers[i];
+		void *base;
+
+		w->to_fd = w->from_fd = -1;
+		w->progress = &p.progress[i];
+		pexec__buf_init(&w->in);
+		/* Without an arena (mmap refused) results come through the pipe. */
+		base = mmap(NULL, arena_size, PROT_READ | PROT_WRITE,
+		            MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (base != MAP_FAILED) {
+			w->arena.base = base;
+			w->arena.size = arena_size;
+		}
+		w->nends = p.nslots + MAX_INFLIGHT + 1;
+		w->ends = calloc(w->nends, sizeof(*w->ends));
+		if (!w->ends) {
+			rc = pexec__fail(err, PEXEC_ESYS, "out of memory for %u workers", p.nworkers);
+			goto out;
+		}
 	}
 	for (unsigned i = 0; i < p.nworkers && !rc; i++)
 		rc = worker_spawn(&p, &p.workers[i]);

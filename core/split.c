@@ -45,6 +45,8 @@ enum state {
 	ST_JSON_DONE,	/* after the top-level ']': only whitespace */
 	ST_ND_LINE,	/* NDJSON: between values, blank lines allowed */
 	ST_ND_AFTER,	/* NDJSON: after a value, only the rest of the line */
+	ST_ND_CHECK,	/* NDJSON: a value is complete; the rest of its line must
+			 * be blank before it is handed out */
 
 	/* Inside an item. */
 	V_VALUE,	/* after ':' */
@@ -249,6 +251,17 @@ static int unexpected(pexec__splitter *s, const unsigned char *p, const char *ex
 	return FAIL_AT(s, p, "unexpected %s (expected %s)", show(*p, b), expect);
 }
 
+/* NDJSON: something other than blanks follows a value on its line. */
+static int rest_of_line(pexec__splitter *s, const unsigned char *p)
+{
+	char b[8];
+
+	if (*p == 0 || (*p >= 0x80 && !is_utf8_lead(*p)) || *p == '/')
+		return unexpected(s, p, "");
+	return FAIL_AT(s, p, "unexpected %s after the value (expected end of line)",
+	               show(*p, b));
+}
+
 /* ---- the container stack ---- */
 
 static int top_is_obj(const pexec__splitter *s)
@@ -363,6 +376,7 @@ static int scan(pexec__splitter *s)
 	case ST_JSON_DONE: goto json_done;
 	case ST_ND_LINE: goto nd_line;
 	case ST_ND_AFTER: goto nd_after;
+	case ST_ND_CHECK: goto nd_check;
 	case V_VALUE: goto value;
 	case V_ARR_FIRST: goto arr_first;
 	case V_ARR_NEXT: goto arr_next;
@@ -457,10 +471,28 @@ nd_after:
 		p++;
 		goto nd_line;
 	}
-	if (c == 0 || (c >= 0x80 && !is_utf8_lead(c)) || c == '/')
-		return unexpected(s, p, "");
-	return FAIL_AT(s, p, "unexpected %s after the value (expected end of line)",
-	               show(c, b));
+	return rest_of_line(s, p);
+
+nd_check:
+	/* An NDJSON item goes out only once its line is known to hold nothing
+	 * else, so that a malformed line never yields a result. */
+	for (;;) {
+		if (p == end)
+			SUSPEND(ST_ND_CHECK);
+		c = *p;
+		if (c != ' ' && c != '\t' && c != '\r')
+			break;
+		p++;
+	}
+	if (c != '\n')
+		return rest_of_line(s, p);
+	s->line++;
+	s->line_start = s->base + (uint64_t)(p - buf) + 1;
+	p++;
+	s->in_item = 0;
+	s->state = ST_ND_LINE;
+	s->pos = (size_t)(p - buf);
+	return 1;
 
 	/* ---- values ---- */
 
@@ -531,9 +563,11 @@ lit:
 
 value_done:
 	if (s->depth == 0) {
-		s->in_item = 0;
 		s->item_end = (size_t)(p - buf);
-		s->state = s->ndjson ? ST_ND_AFTER : ST_JSON_AFTER;
+		if (s->ndjson)
+			goto nd_check;
+		s->in_item = 0;
+		s->state = ST_JSON_AFTER;
 		/* Taking the comma that usually follows now saves the next
 		 * call a trip through json_after. */
 		if (!s->ndjson && p < end && *p == ',') {
@@ -800,6 +834,12 @@ static int at_eof(pexec__splitter *s)
 	case ST_ND_LINE:
 	case ST_ND_AFTER:
 		return 0;
+	case ST_ND_CHECK:
+		/* The last line ends without a newline. */
+		s->in_item = 0;
+		s->pos = s->end;
+		s->state = ST_ND_LINE;
+		return 1;
 	case V_STR:
 	case V_STR_ESC:
 	case V_STR_HEX:
@@ -850,6 +890,8 @@ static int refill(pexec__splitter *s)
 		s->base += keep;
 		s->pos -= keep;
 		s->end -= keep;
+		if (s->state == ST_ND_CHECK)
+			s->item_end -= keep;
 		if (s->in_item)
 			s->item_start = 0;
 	}

@@ -9,6 +9,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,12 +172,97 @@ static void die(const char *what)
 	_exit(3);
 }
 
+/* Results being written: into the arena while they fit, else on the heap. */
+struct results {
+	pexec_buf buf;       /* what serialize hooks append to */
+	pexec_buf heap;      /* the heap store, kept between frames */
+	const struct pexec__arena *arena;
+	struct pexec__progress *progress;
+	uint64_t head;       /* arena bytes ever used by this worker */
+	uint64_t start;      /* head where the current frame begins */
+	size_t last_len;     /* the previous frame's size: the next is likely alike */
+	int in_arena;
+};
+
+/* Runs below this are not worth starting a frame in. */
+#define ARENA_MIN_RUN ((size_t)64 << 10)
+
+/* grow() of a buffer in the arena: the frame moves to the heap. */
+static int arena_spill(pexec_buf *buf, size_t need)
+{
+	struct results *r = buf->priv;
+
+	r->heap.len = 0;
+	if (pexec__buf_grow(&r->heap, buf->len + need))
+		return -1;
+	memcpy(r->heap.data, buf->data, buf->len);
+	r->heap.len = buf->len;
+	*buf = r->heap;
+	r->in_arena = 0;
+	return 0;
+}
+
+static void results_begin(struct results *r)
+{
+	const struct pexec__arena *a = r->arena;
+	uint64_t tail = atomic_load_explicit(&r->progress->arena_tail, memory_order_acquire);
+	size_t off, run, space, want = r->last_len + r->last_len / 2;
+
+	if (want < ARENA_MIN_RUN)
+		want = ARENA_MIN_RUN;
+	r->in_arena = 0;
+	if (a && a->base) {
+		off = (size_t)(r->head % a->size);
+		space = a->size - (size_t)(r->head - tail);
+		run = a->size - off;
+		if (run < want && space - run >= want) {
+			/* Too little room before the end: start over at the
+			 * beginning, leaving the end unused this round. */
+			r->head += run;
+			space -= run;
+			off = 0;
+			run = a->size;
+		}
+		if (run > space)
+			run = space;
+		if (run >= want) {
+			r->buf = (pexec_buf){ .data = a->base + off, .cap = run,
+			                      .grow = arena_spill, .priv = r };
+			r->start = r->head;
+			r->in_arena = 1;
+			return;
+		}
+	}
+	r->buf = r->heap;
+	r->buf.len = 0;
+}
+
+/* Sends the finished frame: a notice for an arena frame, the bytes else. */
+static int results_send(struct results *r, int fd)
+{
+	r->last_len = r->buf.len;
+	if (r->in_arena) {
+		char hdr[PEXEC_FRAME_HEADER_SIZE];
+		pexec_buf notice = { .data = hdr, .cap = sizeof(hdr) };
+
+		r->head = r->start + r->buf.len;
+		pexec__frame_begin(&notice, PEXEC_FRAME_RESULTS_SHM, r->head);
+		pexec__frame_end(&notice, 0, (uint32_t)r->buf.len);
+		return pexec__write_full(fd, hdr, sizeof(hdr));
+	}
+	r->heap = r->buf;
+	return pexec__write_full(fd, r->buf.data, r->buf.len);
+}
+
 void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
-                        struct pexec__progress *progress, int timed)
+                        struct pexec__progress *progress, const struct pexec__arena *arena,
+                        int timed)
 {
 	struct pexec__frame_header h;
 	char hdr[PEXEC_FRAME_HEADER_SIZE];
-	pexec_buf chunk, res;
+	pexec_buf chunk;
+	struct results out = { .arena = arena, .progress = progress };
+	pexec_buf *res = &out.buf;
 	pexec_error err;
 	void *state;
 	uint64_t frames = 0;
@@ -188,7 +274,8 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	}
 	send_message(out_fd, PEXEC_FRAME_READY, "");
 	pexec__buf_init(&chunk);
-	pexec__buf_init(&res);
+	pexec__buf_init(&out.heap);
+	out.head = progress->arena_head;
 
 	for (;;) {
 		struct pexec__frame_cursor cur;
@@ -225,15 +312,15 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 		atomic_store_explicit(&progress->frames, ++frames, memory_order_release);
 
 		t0 = pexec__now_ns();
-		res.len = 0;
-		if (pexec__frame_begin(&res, PEXEC_FRAME_RESULTS, 0))
+		results_begin(&out);
+		if (pexec__frame_begin(res, PEXEC_FRAME_RESULTS, 0))
 			die("cannot hold results");
 		cur.p = chunk.data;
 		cur.end = chunk.data + chunk.len;
 		while ((more = pexec__frame_next_item(&cur, &item, &len)) == 1) {
 			pexec_stage stage;
 
-			at = pexec__frame_record_begin(&res);
+			at = pexec__frame_record_begin(res);
 			if (at == (size_t)-1)
 				die("cannot hold results");
 			atomic_store_explicit(&progress->pos, count, memory_order_relaxed);
@@ -242,29 +329,29 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 				                      memory_order_relaxed);
 			atomic_store_explicit(&progress->stage, PEXEC_STAGE_DESERIALIZE,
 			                      memory_order_release);
-			stage = pexec__item_run(d, state, item, len, &res, &err, progress);
+			stage = pexec__item_run(d, state, item, len, res, &err, progress);
 			atomic_store_explicit(&progress->stage, PEXEC_STAGE_NONE, memory_order_release);
-			if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(&res, err.msg))
+			if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(res, err.msg))
 				die("cannot hold results");
-			pexec__frame_record_end(&res, at, stage == PEXEC_STAGE_NONE, stage);
+			pexec__frame_record_end(res, at, stage == PEXEC_STAGE_NONE, stage);
 			count++;
 		}
 		if (more < 0 || count != h.count) {
 			errno = EPROTO;
 			die("malformed chunk from pexec");
 		}
-		pexec__frame_end(&res, 0, count);
+		pexec__frame_end(res, 0, count);
 		atomic_store_explicit(&progress->pos, count, memory_order_relaxed);
-		pexec__frame_set_aux(&res, 0, pexec__now_ns() - t0);
+		pexec__frame_set_aux(res, 0, pexec__now_ns() - t0);
 		/* What the plugin printed goes out before its results do. */
 		fflush(stdout);
-		if (pexec__write_full(out_fd, res.data, res.len))
+		if (results_send(&out, out_fd))
 			die("cannot send results");
 	}
 	pexec__plugin_fini(d, state);
 	fflush(stdout);
 	fflush(stderr);
 	pexec__buf_release(&chunk);
-	pexec__buf_release(&res);
+	pexec__buf_release(&out.heap);
 	_exit(0);
 }

@@ -21,7 +21,22 @@ struct pexec__progress {
 	_Atomic uint32_t pos;     /* position of the current item in that frame */
 	_Atomic uint32_t stage;   /* its pexec_stage; NONE between items */
 	_Atomic uint64_t started; /* CLOCK_MONOTONIC ns it started (when timed) */
-	char pad[40];
+	/* The result arena (see struct pexec__arena): counts of bytes ever
+	 * used, the parent's releases, and where a new worker starts. */
+	_Atomic uint64_t arena_tail;
+	uint64_t arena_head;
+	char pad[24];
+};
+
+/* A ring in memory shared with the parent, into which a worker serializes
+ * its results, so that result bytes never go through a pipe: the pipe only
+ * carries a RESULTS_SHM notice of where the frame lies.  The worker owns the
+ * head, the parent the tail (progress->arena_tail); frames are released in
+ * the order they were written.  A frame that does not fit goes through the
+ * pipe instead, so a full ring never makes anyone wait. */
+struct pexec__arena {
+	char *base;
+	size_t size;
 };
 
 /* Calls init (if the plugin has one) with `config` (JSON text or NULL). */
@@ -41,7 +56,8 @@ pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *
  * answered by RESULTS frames on `out_fd` until EOF.  Reports each item in
  * `progress`, with its start time when `timed`.  Never returns. */
 void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
-                        struct pexec__progress *progress, int timed)
+                        struct pexec__progress *progress, const struct pexec__arena *arena,
+                        int timed)
 	__attribute__((noreturn));
 
 uint64_t pexec__now_ns(void);
