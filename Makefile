@@ -34,8 +34,8 @@ PLUGIN_LDFLAGS := -shared $(SANFLAGS)
 PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
 CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/frame.c \
-             core/worker.c core/pool.c core/run.c core/cpus.c core/output.c core/job.c
-CLI_SRCS  := core/cli.c
+             core/worker.c core/pool.c core/run.c core/cpus.c core/output.c core/journal.c core/job.c
+CLI_SRCS  := core/cli.c core/cli_report.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
@@ -43,7 +43,7 @@ PLUGINS       := factorial identity sleep
 PLUGIN_SOS    := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 EXAMPLE_SOS   := $(BUILD)/examples/complex.so
 TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
-TEST_SRCS     := $(wildcard tests/test_*.c)
+TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c
 TEST_BIN      := $(BUILD)/tests/run-tests
 
 .PHONY: all test demo clean install deps check-deps
@@ -93,3 +93,78 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- hardening: libFuzzer and valgrind ----
+#
+#   make fuzz [FUZZ_SECONDS=30]  builds the splitter and frame decoder fuzzers
+#                                (clang: libFuzzer + ASan + UBSan) in build/fuzz/
+#                                and runs each for FUZZ_SECONDS over a fresh copy
+#                                of tests/fuzz/corpus/; any crash, hang, leak or
+#                                broken invariant fails, its input kept in
+#                                build/fuzz/artifacts/ (save it in tests/fuzz/crashes/)
+#   make valgrind                small real jobs (normal build) under memcheck; no
+#                                error or definite/indirect leak in the parent or
+#                                any worker (tests/valgrind/run.sh reads every log)
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_DIR     := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wall -Wextra
+FUZZ_SRCS    := core/split.c core/util.c core/code.c core/frame.c
+FUZZERS      := split frame
+# -timeout: seconds one input may take (a hang is a failure); 0 as
+# -max_total_time would mean forever, so FUZZ_SECONDS must be positive.
+FUZZ_RUNFLAGS = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+# The splitter fuzzer cuts the reads of its descriptor short (see fuzz_split.c).
+$(FUZZ_DIR)/fuzz_split: FUZZ_LDFLAGS := -Wl,--wrap=read
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) $(wildcard core/*.h) sdk/pexec_plugin.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icore -Isdk -D_GNU_SOURCE -o $@ $< $(FUZZ_SRCS) $(FUZZ_LDFLAGS)
+
+.PHONY: fuzz fuzz-build valgrind
+fuzz-build: $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
+
+fuzz: fuzz-build
+	@status=0; \
+	for f in $(FUZZERS); do \
+		rm -rf $(FUZZ_DIR)/corpus/$$f; \
+		mkdir -p $(FUZZ_DIR)/corpus/$$f $(FUZZ_DIR)/artifacts; \
+		cp tests/fuzz/corpus/$$f/* $(FUZZ_DIR)/corpus/$$f/; \
+		dict=; [ $$f = split ] && dict=-dict=tests/fuzz/json.dict; \
+		echo "fuzz_$$f: $(FUZZ_SECONDS) s over $$(ls tests/fuzz/corpus/$$f | wc -l) seeds"; \
+		if $(FUZZ_DIR)/fuzz_$$f $(FUZZ_RUNFLAGS) $$dict \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$f- \
+			$(FUZZ_DIR)/corpus/$$f >$(FUZZ_DIR)/fuzz_$$f.log 2>&1; then \
+			grep -E '^(Done |stat::number_of_executed_units|stat::peak_rss)' $(FUZZ_DIR)/fuzz_$$f.log | sed "s/^/fuzz_$$f: /"; \
+			grep -E '^#[0-9]+' $(FUZZ_DIR)/fuzz_$$f.log | tail -n 1 | sed "s/^/fuzz_$$f: /"; \
+		else \
+			tail -n 60 $(FUZZ_DIR)/fuzz_$$f.log; \
+			echo "fuzz_$$f: FAILED (log $(FUZZ_DIR)/fuzz_$$f.log; input in $(FUZZ_DIR)/artifacts/)"; \
+			status=1; \
+		fi; \
+	done; \
+	exit $$status
+
+ifeq ($(SANITIZE),1)
+valgrind:
+	@echo "make valgrind: not with SANITIZE=1 (valgrind runs the normal build)" >&2; exit 1
+else
+valgrind: deps all $(BUILD)/tests/plugins/faults.so
+	tests/valgrind/run.sh $(BUILD) build/valgrind
+endif
+
+# ---- benchmarks (bench/README.md) ----
+#
+#   make bench                       quick mode: R=3, about a minute
+#   make bench BENCH_ARGS=--full     the issue's sizes, R=5
+#   make bench BENCH_ARGS=--scaling  factorial throughput against -j
+
+PYTHON     ?= python3
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: all
+	CC="$(CC)" $(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_report.h"
 #include "pexec.h"
 
 #ifndef PEXEC_PLUGIN_DIR
@@ -43,7 +44,13 @@ static const char usage_text[] =
 	"      --memory-limit SIZE   address space per worker, e.g. 512M or 2G\n"
 	"      --max-tasks-per-worker N  replace each worker after N items\n"
 	"      --errors FILE         one JSON record per failed item (NDJSON)\n"
-	"  -q, --quiet               do not report failed items on stderr\n"
+	"      --resume              continue an interrupted run with -o FILE (same command)\n"
+	"      --retry-failed        with --resume: also run the items that failed again\n"
+	"      --progress            a live progress line on stderr (a terminal), then a summary\n"
+	"      --joblog FILE         one JSON record per item as it completes (NDJSON)\n"
+	"      --summary FILE        the run's summary as JSON\n"
+	"  -v, --verbose             print the summary on stderr\n"
+	"  -q, --quiet               nothing on stderr but errors that end the run\n"
 	"  -h, --help                show this help\n"
 	"  -V, --version             show the version\n"
 	"\n"
@@ -95,19 +102,9 @@ static int install_stop_handlers(void)
 
 struct cli {
 	pexec_job job;
-	int quiet;
+	struct cli_report report;
 	int out_fd;
 };
-
-static void report_failure(void *ctx, const pexec_result *r)
-{
-	const struct cli *cli = ctx;
-
-	if (cli->quiet)
-		return;
-	fprintf(stderr, "pexec: item %llu failed in %s: %s\n", (unsigned long long)r->index,
-	        pexec_stage_str(r->stage), r->message ? r->message : "no message");
-}
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -214,7 +211,8 @@ static char *plugin_dirs(void)
 enum {
 	OPT_CHUNKSIZE = 256, OPT_UNORDERED, OPT_SERIAL, OPT_CONFIG, OPT_INPUT_FORMAT,
 	OPT_OUTPUT_FORMAT, OPT_DROP_NULL, OPT_FAIL_FAST, OPT_TIMEOUT, OPT_RETRIES,
-	OPT_MEMORY_LIMIT, OPT_MAX_TASKS, OPT_ERRORS,
+	OPT_MEMORY_LIMIT, OPT_MAX_TASKS, OPT_ERRORS, OPT_RESUME, OPT_RETRY_FAILED, OPT_PROGRESS,
+	OPT_JOBLOG, OPT_SUMMARY,
 };
 
 static const struct option long_opts[] = {
@@ -234,6 +232,12 @@ static const struct option long_opts[] = {
 	{ "memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT },
 	{ "max-tasks-per-worker", required_argument, NULL, OPT_MAX_TASKS },
 	{ "errors", required_argument, NULL, OPT_ERRORS },
+	{ "resume", no_argument, NULL, OPT_RESUME },
+	{ "retry-failed", no_argument, NULL, OPT_RETRY_FAILED },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "joblog", required_argument, NULL, OPT_JOBLOG },
+	{ "summary", required_argument, NULL, OPT_SUMMARY },
+	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -248,7 +252,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:j:o:qhV", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:j:o:qvhV", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			job->plugin = optarg;
@@ -313,8 +317,26 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		case OPT_ERRORS:
 			job->errors = optarg;
 			break;
+		case OPT_RESUME:
+			job->resume = 1;
+			break;
+		case OPT_RETRY_FAILED:
+			job->retry_failed = 1;
+			break;
+		case OPT_PROGRESS:
+			cli->report.progress_asked = 1;
+			break;
+		case OPT_JOBLOG:
+			cli->report.joblog_path = optarg;
+			break;
+		case OPT_SUMMARY:
+			cli->report.summary_path = optarg;
+			break;
+		case 'v':
+			cli->report.verbose = 1;
+			break;
 		case 'q':
-			cli->quiet = 1;
+			cli->report.quiet = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -354,6 +376,17 @@ static int isolate_stdout(void)
 	return fd;
 }
 
+/* Whether an interrupted run left its partial output for --resume. */
+static int partial_kept(const struct cli *cli)
+{
+	char path[PATH_MAX];
+
+	if (!cli->job.output ||
+	    snprintf(path, sizeof(path), "%s.pexec-partial", cli->job.output) >= (int)sizeof(path))
+		return 0;
+	return access(path, F_OK) == 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
@@ -382,16 +415,30 @@ int main(int argc, char **argv)
 	dirs = plugin_dirs();
 	cli.job.plugin_dir = dirs;
 	cli.job.output_fd = cli.out_fd;
-	cli.job.on_failure = report_failure;
-	cli.job.on_failure_ctx = &cli;
+	if (cli_report_open(&cli.report)) {
+		free(dirs);
+		return 3;
+	}
+	cli.job.on_failure = cli_report_failure;
+	cli.job.on_failure_ctx = &cli.report;
+	if (cli.report.joblog) {
+		cli.job.on_result = cli_report_result;
+		cli.job.on_result_ctx = &cli.report;
+	}
+	cli.job.on_progress = cli_report_progress;
+	cli.job.on_progress_ctx = &cli.report;
 
 	rc = pexec_job_run(&cli.job, NULL, &err);
 	free(dirs);
+	status = rc == PEXEC_ECANCELED ? 128 + stop_signal : pexec_exit_status(rc);
+	if (cli_report_close(&cli.report, rc, status) && status < 2)
+		status = 3;
 	if (rc == PEXEC_ECANCELED) {
 		const char *name = sigabbrev_np(stop_signal);
-		fprintf(stderr, "pexec: stopped by SIG%s\n",
-		        name ? name : "?");
-		return 128 + stop_signal;
+		fprintf(stderr, "pexec: stopped by SIG%s%s\n", name ? name : "?",
+		        partial_kept(&cli) ? "; run the same command with --resume to continue"
+		                           : "");
+		return status;
 	}
 	if (rc != PEXEC_OK && rc != PEXEC_EITEM) {
 		if (rc == PEXEC_EPIPE) {
@@ -400,6 +447,9 @@ int main(int argc, char **argv)
 			raise(SIGPIPE);
 		}
 		fprintf(stderr, "pexec: %s\n", err.msg[0] ? err.msg : pexec_code_str(rc));
+		if (cli.job.output && (rc == PEXEC_ESYS || rc == PEXEC_EPIPE) && partial_kept(&cli))
+			fputs("pexec: what was done is kept: run the same command with --resume to "
+			      "continue\n", stderr);
 	}
-	return pexec_exit_status(rc);
+	return status;
 }

@@ -56,3 +56,12 @@ const char *pexec_stage_str(pexec_stage stage)
 		return "none";
 	}
 }
+
+const char *pexec_status_str(pexec_status status)
+{
+	static const char *const names[PEXEC_STATUS_COUNT] = {
+		"ok", "error", "crashed", "exited", "killed", "timeout", "lost",
+	};
+
+	return (unsigned)status < PEXEC_STATUS_COUNT ? names[status] : "unknown";
+}

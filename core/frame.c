@@ -59,7 +59,7 @@ void pexec__frame_record_end(pexec_buf *buf, size_t at, int ok, pexec_stage stag
 	unsigned char *h = (unsigned char *)buf->data + at;
 
 	memcpy(h, &n, 4);
-	h[4] = ok ? 1 : 0;
+	h[4] = (unsigned char)ok;
 	h[5] = (unsigned char)stage;
 }
 
@@ -117,7 +117,7 @@ int pexec__frame_next_record(struct pexec__frame_cursor *c, const char **data, s
 	if ((size_t)(c->end - c->p) < PEXEC_RECORD_HEADER)
 		return -1;
 	memcpy(&n, h, 4);
-	if ((size_t)(c->end - c->p) - PEXEC_RECORD_HEADER < n || h[4] > 1 ||
+	if ((size_t)(c->end - c->p) - PEXEC_RECORD_HEADER < n || h[4] >= PEXEC_STATUS_COUNT ||
 	    h[5] > PEXEC_STAGE_WORKER)
 		return -1;
 	*ok = h[4];
@@ -126,4 +126,14 @@ int pexec__frame_next_record(struct pexec__frame_cursor *c, const char **data, s
 	*len = n;
 	c->p += (size_t)n + PEXEC_RECORD_HEADER;
 	return 1;
+}
+
+uint8_t pexec__record_byte(pexec_status status)
+{
+	return status == PEXEC_STATUS_OK ? 1 : status == PEXEC_STATUS_ERROR ? 0 : (uint8_t)status;
+}
+
+pexec_status pexec__record_status(uint8_t byte)
+{
+	return byte == 1 ? PEXEC_STATUS_OK : byte == 0 ? PEXEC_STATUS_ERROR : (pexec_status)byte;
 }

@@ -8,8 +8,10 @@
  *   CHUNK    parent -> worker: `count` items, each [u32 len][len bytes][NUL].
  *            aux is the index of the first item.
  *   RESULTS  worker -> parent: `count` records, each
- *            [u32 len][u8 ok][u8 stage][u16 0][len bytes]: the JSON text of a
- *            result, or an error message.  aux is the worker's busy time in ns.
+ *            [u32 len][u8 status][u8 stage][u16 0][len bytes]: the JSON text of
+ *            a result (status 1), or an error message (0: a hook's error; the
+ *            parent records 2-6 for items whose worker died: see
+ *            pexec__record_status).  aux is the worker's busy time in ns.
  *   RESULTS_SHM  worker -> parent: a RESULTS frame of `count` bytes (header
  *            included) lies in the worker's result arena, ending where the
  *            arena's byte count reaches aux.  No payload.
@@ -49,7 +51,12 @@ struct pexec__frame_header {
 #define PEXEC_RESULT_MAX ((size_t)1 << 30)
 
 #define PEXEC_ITEM_OVERHEAD 5u   /* u32 length + NUL */
-#define PEXEC_RECORD_HEADER 8u   /* u32 length, ok, stage, padding */
+#define PEXEC_RECORD_HEADER 8u   /* u32 length, status, stage, padding */
+
+/* A record's status byte and the pexec_status it stands for: 1 is success
+ * (so that `ok` reads as a flag), 0 a hook's error, the rest alike. */
+uint8_t pexec__record_byte(pexec_status status);
+pexec_status pexec__record_status(uint8_t byte);
 
 /* Starts a frame of `type` in `buf` (appending its header); returns 0 or -1. */
 int pexec__frame_begin(pexec_buf *buf, uint32_t type, uint64_t aux);
@@ -64,6 +71,8 @@ int pexec__frame_put_item(pexec_buf *buf, const char *data, size_t len);
 /* Reserves a RESULTS record header; returns its offset, or (size_t)-1. */
 size_t pexec__frame_record_begin(pexec_buf *buf);
 /* Completes the record begun at `at` with what was appended since. */
+/* `ok` is a record status byte: 1 for a result, 0 for a hook's error, or
+ * pexec__record_byte() of another status. */
 void pexec__frame_record_end(pexec_buf *buf, size_t at, int ok, pexec_stage stage);
 
 /* Reads a header from `data` (at least PEXEC_FRAME_HEADER_SIZE bytes) and

@@ -2,32 +2,77 @@
  * job.c - pexec_job_run(): a whole run as the pexec command does it.  Loads
  * the plugin, opens the input and the output, and wires the splitter (source)
  * and the writer (sink) to pexec_run().
+ *
+ * With an output file the run keeps a resume journal (journal.h) and writes
+ * through FILE.pexec-partial, so that an interrupted run can be continued with
+ * `resume`, and a finished run's failed items recomputed with `retry_failed`.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "output.h"
 #include "split.h"
 #include "util.h"
-
-struct job_ctx {
-	const pexec_job *job;
-	pexec__splitter *split;
-	struct pexec__writer out;
-	int errors_fd;       /* --errors FILE, or -1 */
-	pexec_buf record;
-};
+#include "worker.h"
 
 /* The longest excerpt of a failed item's input in an --errors record. */
 #define EXCERPT_MAX 200
+#define CHECKPOINT_NS 1000000000ull
+
+struct job_ctx {
+	const pexec_job *job;
+	const char *input_name;
+	pexec__splitter *split;
+	struct pexec__writer out;
+	int out_open;
+	int errors_fd;       /* --errors FILE, or -1 */
+	pexec_buf record;
+	uint64_t in_size;    /* of a regular input file; 0: unknown */
+	struct timespec in_mtime;
+	uint64_t t0;
+	pexec_stats *stats;
+
+	/* The resume journal (with an output file and a regular input). */
+	int journaling;
+	struct pexec__journal journal;
+	char *journal_path, *partial_path;
+	uint64_t base;       /* items taken over from the resumed run */
+	uint64_t done;       /* items whose results are in the output */
+	uint64_t hash;       /* of their input bytes */
+	uint64_t failures;   /* failed items, the resumed run's included */
+	uint64_t last_checkpoint;
+
+	/* --retry-failed: the failed items, and their new results. */
+	const uint64_t *only;
+	size_t nonly, only_at;
+	uint64_t read_index; /* index of the next item the splitter yields */
+	pexec_buf *retried;  /* one result (or NULL) per failed item */
+};
 
 static int job_next(void *ctx, const char **data, size_t *len, pexec_error *err)
 {
-	return pexec__split_next(((struct job_ctx *)ctx)->split, data, len, err);
+	struct job_ctx *j = ctx;
+
+	if (!j->only)
+		return pexec__split_next(j->split, data, len, err);
+	/* Retrying: only the failed items go out. */
+	while (j->only_at < j->nonly) {
+		int rc = pexec__split_next(j->split, data, len, err);
+		if (rc <= 0)
+			return rc;
+		if (j->read_index++ == j->only[j->only_at]) {
+			j->only_at++;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* {"index":N,"stage":"map","reason":"...","attempts":N,"input":"..."} */
@@ -51,23 +96,76 @@ static pexec_code write_error_record(struct job_ctx *j, const pexec_result *r, p
 	return PEXEC_OK;
 }
 
-static int job_sink(void *ctx, const pexec_result *r, pexec_error *err)
+static pexec_code checkpoint(struct job_ctx *j, pexec_error *err)
+{
+	pexec_code rc = pexec__writer_sync(&j->out, err);
+
+	if (!rc)
+		rc = pexec__journal_checkpoint(&j->journal, j->done, j->out.count, j->out.bytes,
+		                               j->hash, err);
+	j->last_checkpoint = pexec__now_ns();
+	return rc;
+}
+
+static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 {
 	struct job_ctx *j = ctx;
-	pexec_code rc;
+	pexec_result r;
+	pexec_code rc = PEXEC_OK;
 
-	if (!r)
-		rc = pexec__writer_flush(&j->out, err);
-	else if (r->ok)
-		rc = pexec__writer_put(&j->out, r->data, r->len, err);
-	else {
+	if (!res) {
+		/* The pool is about to wait: out with what is buffered, and a
+		 * checkpoint when one is due. */
+		if (j->journaling && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
+			rc = checkpoint(j, err);
+		else
+			rc = pexec__writer_flush(&j->out, err);
+		return rc ? -(int)rc : 0;
+	}
+	r = *res;
+	r.index = j->only ? j->only[res->index] : j->base + res->index;
+	if (j->only) {
+		/* Kept until the merge; a failure stays null. */
+		pexec_buf *b = &j->retried[res->index];
+		if (r.ok && pexec_buf_append(b, r.data, r.len))
+			rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
+	} else if (r.ok) {
+		rc = pexec__writer_put(&j->out, r.data, r.len, err);
+	} else {
+		rc = pexec__writer_put(&j->out, "null", 4, err);
+	}
+	if (!r.ok) {
+		j->failures++;
 		if (j->job->on_failure)
-			j->job->on_failure(j->job->on_failure_ctx, r);
-		rc = j->errors_fd >= 0 ? write_error_record(j, r, err) : PEXEC_OK;
-		if (!rc)
-			rc = pexec__writer_put(&j->out, "null", 4, err);
+			j->job->on_failure(j->job->on_failure_ctx, &r);
+		if (!rc && j->errors_fd >= 0)
+			rc = write_error_record(j, &r, err);
+		if (!rc && j->journaling && !j->only && pexec__journal_failed(&j->journal, r.index))
+			rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
+	}
+	if (j->job->on_result)
+		j->job->on_result(j->job->on_result_ctx, &r);
+	if (!rc && j->journaling && !j->only) {
+		j->hash = pexec__hash(j->hash, r.input, r.input_len);
+		j->done++;
+		if ((j->done & 1023) == 0 && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
+			rc = checkpoint(j, err);
 	}
 	return rc ? -(int)rc : 0;
+}
+
+static void job_tick(void *ctx, const pexec_stats *stats)
+{
+	struct job_ctx *j = ctx;
+	pexec_progress pr = {
+		.stats = stats,
+		.bytes_read = j->split ? pexec__split_offset(j->split) : 0,
+		.bytes_total = j->in_size,
+		.skipped = j->base,
+		.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
+	};
+
+	j->job->on_progress(j->job->on_progress_ctx, &pr);
 }
 
 static pexec_code check_config(const char *config, pexec_error *err)
@@ -86,7 +184,7 @@ static pexec_code check_config(const char *config, pexec_error *err)
 	return PEXEC_OK;
 }
 
-static pexec_code open_input(const char *path, int *fd, pexec_error *err)
+static pexec_code open_input(struct job_ctx *j, const char *path, int *fd, pexec_error *err)
 {
 	struct stat st;
 
@@ -103,60 +201,450 @@ static pexec_code open_input(const char *path, int *fd, pexec_error *err)
 		*fd = -1;
 		return pexec__fail(err, PEXEC_EINPUT, "cannot read input '%s': is a directory", path);
 	}
+	if (S_ISREG(st.st_mode)) {
+		j->in_size = (uint64_t)st.st_size;
+		j->in_mtime = st.st_mtim;
+	}
 	return PEXEC_OK;
+}
+
+/* Hashes a whole file (the plugin: a rebuilt plugin is another plugin). */
+static uint64_t hash_file(const char *path)
+{
+	char buf[65536];
+	uint64_t h = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while ((n = pexec__read_some(fd, buf, sizeof(buf))) > 0)
+		h = pexec__hash(h, buf, (size_t)n);
+	close(fd);
+	return h;
+}
+
+/* What identifies a run for --resume: everything that shapes its output. */
+static char *journal_header(const pexec_job *job, const pexec_loaded *plugin, uint64_t in_size,
+                            const struct timespec *in_mtime)
+{
+	const pexec_descriptor *d = pexec_plugin_descriptor(plugin);
+	cJSON *h = cJSON_CreateObject(), *pl = cJSON_CreateObject(), *in = cJSON_CreateObject();
+	char hex[24], *text = NULL;
+
+	if (!h || !pl || !in)
+		goto out;
+	cJSON_AddNumberToObject(h, "pexec_journal", 1);
+	cJSON_AddStringToObject(pl, "name", d->name);
+	cJSON_AddStringToObject(pl, "version", d->version ? d->version : "");
+	snprintf(hex, sizeof(hex), "%016" PRIx64, hash_file(pexec_plugin_path(plugin)));
+	cJSON_AddStringToObject(pl, "file_hash", hex);
+	cJSON_AddItemToObject(h, "plugin", pl);
+	pl = NULL;
+	if (job->opts.config)
+		cJSON_AddStringToObject(h, "config", job->opts.config);
+	else
+		cJSON_AddNullToObject(h, "config");
+	cJSON_AddStringToObject(in, "path", job->input);
+	cJSON_AddNumberToObject(in, "size", (double)in_size);
+	snprintf(hex, sizeof(hex), "%lld.%09ld", (long long)in_mtime->tv_sec, in_mtime->tv_nsec);
+	cJSON_AddStringToObject(in, "mtime", hex);
+	cJSON_AddStringToObject(in, "format",
+	                        job->input_format == PEXEC_FORMAT_NDJSON ? "ndjson" : "json");
+	cJSON_AddItemToObject(h, "input", in);
+	in = NULL;
+	cJSON_AddStringToObject(h, "output_format",
+	                        job->output_format == PEXEC_FORMAT_NDJSON ? "ndjson" : "json");
+	cJSON_AddBoolToObject(h, "drop_null", job->drop_null);
+	text = cJSON_PrintUnformatted(h);
+out:
+	cJSON_Delete(h);
+	cJSON_Delete(pl);
+	cJSON_Delete(in);
+	return text;
+}
+
+/* Says what differs between the journal's header and this run's. */
+static pexec_code compare_headers(const char *was, const char *now, pexec_error *err)
+{
+	static const struct {
+		const char *key, *what;
+	} parts[] = {
+		{ "plugin", "the plugin changed (another file, name or version)" },
+		{ "config", "the --config differs" },
+		{ "input", "the input changed (its name, size, modification time or format)" },
+		{ "output_format", "the --output-format differs" },
+		{ "drop_null", "--drop-null differs" },
+	};
+	cJSON *a = cJSON_Parse(was), *b = cJSON_Parse(now);
+	pexec_code rc = PEXEC_OK;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && !rc; i++) {
+		const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, parts[i].key);
+		const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, parts[i].key);
+		if (!x || !y || !cJSON_Compare(x, y, 1))
+			rc = pexec__fail(err, PEXEC_EUSAGE,
+			                 "cannot resume: %s since the run began; run without "
+			                 "--resume to start over", parts[i].what);
+	}
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	return rc;
+}
+
+/* Takes the first `n` items as the resumed run's, checking they are the same
+ * bytes it computed. */
+static pexec_code skip_done(struct job_ctx *j, uint64_t n, uint64_t want_hash, pexec_error *err)
+{
+	const char *data;
+	size_t len;
+	uint64_t h = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		int rc = pexec__split_next(j->split, &data, &len, err);
+		if (rc < 0)
+			return (pexec_code)-rc;
+		if (rc == 0)
+			return pexec__fail(err, PEXEC_EUSAGE,
+			                   "cannot resume: the input changed since the run began "
+			                   "(it now has fewer than %" PRIu64 " items)", n);
+		h = pexec__hash(h, data, len);
+	}
+	if (h != want_hash)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "cannot resume: the input changed since the run began (its first "
+		                   "%" PRIu64 " items differ); run without --resume to start over",
+		                   n);
+	j->hash = h;
+	return PEXEC_OK;
+}
+
+/* Sets up the partial output and the journal: anew, or continuing a run. */
+static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded *plugin,
+                                        pexec_error *err)
+{
+	const pexec_job *job = j->job;
+	char *header = journal_header(job, plugin, j->in_size, &j->in_mtime);
+	struct stat st;
+	pexec_code rc;
+
+	if (!header)
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	if (job->resume && access(j->journal_path, F_OK) != 0 && access(job->output, F_OK) == 0) {
+		/* A run that ended with every item done leaves no journal. */
+		j->journal.complete = 1;
+		rc = PEXEC_OK;
+	} else if (job->resume) {
+		rc = pexec__journal_read(&j->journal, j->journal_path, err);
+		if (!rc)
+			rc = compare_headers(j->journal.header, header, err);
+		if (!rc && !j->journal.complete &&
+		    (stat(j->partial_path, &st) || (uint64_t)st.st_size < j->journal.bytes))
+			rc = pexec__fail(err, PEXEC_EUSAGE,
+			                 "cannot resume: the partial output '%s' is missing or shorter "
+			                 "than its journal says", j->partial_path);
+		if (!rc && !j->journal.complete)
+			rc = skip_done(j, j->journal.items, j->journal.hash, err);
+		if (!rc && !j->journal.complete) {
+			j->base = j->done = j->journal.items;
+			j->failures = j->journal.nfailed;
+		}
+	} else {
+		rc = PEXEC_OK;
+	}
+	if (!rc && !j->journal.complete) {
+		rc = pexec__writer_open_partial(&j->out, job->output, j->partial_path, job->resume,
+		                                j->journal.bytes, j->journal.written,
+		                                job->output_format, job->drop_null, err);
+		if (!rc) {
+			j->out_open = 1;
+			rc = pexec__journal_open(&j->journal, j->journal_path, header, job->resume,
+			                         err);
+		}
+	}
+	free(header);
+	j->last_checkpoint = pexec__now_ns();
+	return rc;
+}
+
+/* --retry-failed over a finished run: recompute its failed items, then write
+ * the output again with their new results in their places. */
+static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded *plugin, pexec_error *err)
+{
+	const pexec_job *job = j->job;
+	struct pexec__journal *jr = &j->journal;
+	pexec__splitter *old = NULL;
+	struct pexec__writer w;
+	pexec_opts opts = job->opts;
+	uint64_t failed_again = 0, *failed = NULL;
+	char *header = NULL;
+	int old_fd = -1, w_open = 0;
+	pexec_code rc;
+
+	if (job->drop_null)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "--retry-failed cannot work with --drop-null: the output no longer "
+		                   "holds every item in its place");
+	if (jr->nfailed == 0)
+		return PEXEC_OK;
+	/* The list outlives the journal it came from, which is rewritten. */
+	failed = malloc(jr->nfailed * sizeof(*failed));
+	j->retried = calloc(jr->nfailed, sizeof(*j->retried));
+	if (!failed || !j->retried) {
+		free(failed);
+		free(j->retried);
+		j->retried = NULL;
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	}
+	memcpy(failed, jr->failed, jr->nfailed * sizeof(*failed));
+	for (size_t i = 0; i < jr->nfailed; i++)
+		pexec__buf_init(&j->retried[i]);
+	j->only = failed;
+	j->nonly = jr->nfailed;
+	j->only_at = 0;
+	j->read_index = 0;
+	opts.result_input = 1;
+	rc = pexec_run(plugin, &opts, job_next, j, job_sink, j, j->stats, err);
+	if (rc != PEXEC_OK && rc != PEXEC_EITEM)
+		goto out;
+
+	/* The merge: the old output, item by item, with the new results in. */
+	old_fd = open(job->output, O_RDONLY | O_CLOEXEC);
+	if (old_fd < 0) {
+		rc = pexec__fail(err, PEXEC_EUSAGE, "cannot retry: cannot read '%s': %s",
+		                 job->output, strerror(errno));
+		goto out;
+	}
+	old = pexec__split_fd(old_fd, job->output, job->output_format);
+	rc = old ? pexec__writer_open_partial(&w, job->output, j->partial_path, 0, 0, 0,
+	                                      job->output_format, 0, err)
+	         : pexec__fail(err, PEXEC_ESYS, "out of memory");
+	if (rc)
+		goto out;
+	w_open = 1;
+	pexec__journal_release(jr);
+	header = journal_header(job, plugin, j->in_size, &j->in_mtime);
+	rc = header ? pexec__journal_open(jr, j->journal_path, header, 0, err)
+	            : pexec__fail(err, PEXEC_ESYS, "out of memory");
+	for (uint64_t i = 0, k = 0; !rc; i++) {
+		const char *data;
+		size_t len;
+		int got = pexec__split_next(old, &data, &len, err);
+
+		if (got < 0) {
+			rc = (pexec_code)-got;
+			break;
+		}
+		if (got == 0)
+			break;
+		if (k < j->nonly && j->only[k] == i) {
+			if (j->retried[k].data) {
+				data = j->retried[k].data;
+				len = j->retried[k].len;
+			} else {
+				failed_again++;
+				pexec__journal_failed(jr, i);
+			}
+			k++;
+		}
+		rc = pexec__writer_put(&w, data, len, err);
+	}
+	if (!rc)
+		rc = pexec__writer_finish(&w, err);
+	else
+		pexec__writer_abort(&w);
+	w_open = 0;
+	if (!rc && failed_again)
+		rc = pexec__journal_complete(jr, 0, err);
+	else if (!rc)
+		unlink(j->journal_path);
+	if (!rc && failed_again)
+		rc = PEXEC_EITEM;
+out:
+	if (w_open)
+		pexec__writer_abort(&w);
+	pexec__split_free(old);
+	if (old_fd >= 0)
+		close(old_fd);
+	free(header);
+	for (size_t i = 0; j->retried && i < j->nonly; i++)
+		pexec__buf_release(&j->retried[i]);
+	free(j->retried);
+	free(failed);
+	j->retried = NULL;
+	j->only = NULL;
+	return rc;
+}
+
+/* Ends a journaled run: the output renamed into place, and the journal
+ * removed, or kept (complete) while some items failed. */
+static pexec_code finish_journaled(struct job_ctx *j, pexec_code rc, pexec_error *err)
+{
+	pexec_error e2;
+
+	switch (rc) {
+	case PEXEC_OK:
+	case PEXEC_EITEM:
+		if (checkpoint(j, &e2) || pexec__writer_finish(&j->out, &e2)) {
+			*err = e2;
+			j->out_open = 0;
+			return PEXEC_ESYS;
+		}
+		j->out_open = 0;
+		if (j->failures == 0)
+			unlink(j->journal_path);
+		else if (pexec__journal_complete(&j->journal, j->done, &e2)) {
+			*err = e2;
+			return PEXEC_ESYS;
+		}
+		return rc;
+	case PEXEC_ECANCELED:
+	case PEXEC_ESYS:
+	case PEXEC_EPIPE:
+		/* Interrupted: what is done stays, for --resume. */
+		checkpoint(j, &e2);
+		pexec__writer_keep(&j->out);
+		j->out_open = 0;
+		return rc;
+	default:
+		/* The same run would fail the same way: nothing to resume. */
+		pexec__writer_abort(&j->out);
+		j->out_open = 0;
+		unlink(j->journal_path);
+		return rc;
+	}
 }
 
 pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err)
 {
 	struct job_ctx j = { .job = job, .errors_fd = -1 };
 	pexec_loaded *plugin = NULL;
+	pexec_stats local;
+	pexec_opts opts = job->opts;
 	const char *name = job->input && strcmp(job->input, "-") ? job->input : "<stdin>";
-	int in_fd = -1, out_open = 0;
+	int in_fd = -1;
 	pexec_code rc;
 
+	j.stats = stats ? stats : &local;
+	memset(j.stats, 0, sizeof(*j.stats));
+	j.t0 = pexec__now_ns();
+	pexec__journal_init(&j.journal);
+	pexec__buf_init(&j.record);
 	rc = check_config(job->opts.config, err);
 	if (rc)
 		goto out;
+	if ((job->resume || job->retry_failed) &&
+	    (!job->output || !job->input || !strcmp(job->input, "-"))) {
+		rc = pexec__fail(err, PEXEC_EUSAGE,
+		                 "--resume needs an input file and -o FILE (a run that read "
+		                 "standard input cannot be continued)");
+		goto out;
+	}
+	if (job->retry_failed && !job->resume) {
+		rc = pexec__fail(err, PEXEC_EUSAGE, "--retry-failed goes with --resume");
+		goto out;
+	}
 	rc = pexec_plugin_load(job->plugin, job->plugin_dir, &plugin, err);
 	if (rc)
 		goto out;
-	rc = open_input(job->input, &in_fd, err);
+	rc = open_input(&j, job->input, &in_fd, err);
 	if (rc)
 		goto out;
-	pexec__buf_init(&j.record);
+	j.split = pexec__split_fd(in_fd, name, job->input_format);
+	if (!j.split) {
+		rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
+		goto out;
+	}
 	if (job->errors) {
-		j.errors_fd = open(job->errors, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		j.errors_fd = open(job->errors, O_WRONLY | O_CREAT | O_CLOEXEC |
+		                   (job->resume ? O_APPEND : O_TRUNC), 0666);
 		if (j.errors_fd < 0) {
 			rc = pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", job->errors,
 			                 strerror(errno));
 			goto out;
 		}
 	}
-	j.split = pexec__split_fd(in_fd, name, job->input_format);
-	if (!j.split) {
-		rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
-		goto out;
-	}
-	rc = pexec__writer_open(&j.out, job->output, job->output_fd ? job->output_fd : 1,
-	                        job->output_format, job->drop_null, err);
-	if (rc)
-		goto out;
-	out_open = 1;
 
-	rc = pexec_run(plugin, &job->opts, job_next, &j, job_sink, &j, stats, err);
-	if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
+	j.journaling = job->output && in_fd != 0;
+	if (j.journaling) {
+		struct stat st;
+		if (stat(job->output, &st) == 0 && !S_ISREG(st.st_mode))
+			j.journaling = 0; /* a FIFO or a device: written in place */
+	}
+	if (j.journaling) {
+		if (asprintf(&j.journal_path, "%s.pexec-journal", job->output) < 0 ||
+		    asprintf(&j.partial_path, "%s.pexec-partial", job->output) < 0) {
+			rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
+			goto out;
+		}
+		rc = open_journaled_output(&j, plugin, err);
+		if (rc)
+			goto out;
+		if (j.journal.complete) {
+			rc = job->retry_failed ? retry_failed(&j, plugin, err) : PEXEC_OK;
+			goto out;
+		}
+		opts.result_input = 1;
+	} else {
+		if (job->resume) {
+			rc = pexec__fail(err, PEXEC_EUSAGE, "--resume needs -o FILE, a regular file");
+			goto out;
+		}
+		rc = pexec__writer_open(&j.out, job->output,
+		                        job->output_fd ? job->output_fd : 1, job->output_format,
+		                        job->drop_null, err);
+		if (rc)
+			goto out;
+		j.out_open = 1;
+	}
+	if (job->on_progress) {
+		opts.on_tick = job_tick;
+		opts.tick_ctx = &j;
+		opts.tick_ms = job->progress_ms;
+	}
+
+	rc = pexec_run(plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
+	if (j.journaling) {
+		rc = finish_journaled(&j, rc, err);
+		if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
+			if (job->retry_failed && j.failures) {
+				/* Resumed to the end: now the failed ones, again. */
+				pexec__journal_release(&j.journal);
+				rc = pexec__journal_read(&j.journal, j.journal_path, err);
+				if (!rc) {
+					pexec__split_free(j.split);
+					j.split = NULL;
+					if (lseek(in_fd, 0, SEEK_SET) < 0 ||
+					    !(j.split = pexec__split_fd(in_fd, name, job->input_format)))
+						rc = pexec__fail(err, PEXEC_ESYS, "cannot read '%s' again",
+						                 name);
+					else
+						rc = retry_failed(&j, plugin, err);
+				}
+			}
+		}
+	} else if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
 		pexec_error werr;
 		pexec_code wrc = pexec__writer_finish(&j.out, &werr);
+		j.out_open = 0;
 		if (wrc) {
 			*err = werr;
 			rc = wrc;
 		}
 	} else {
 		pexec__writer_abort(&j.out);
+		j.out_open = 0;
 	}
-	out_open = 0;
 out:
-	if (out_open)
+	if (job->on_progress) {
+		pexec_progress pr = {
+			.stats = j.stats, .bytes_total = j.in_size, .skipped = j.base, .done = 1,
+			.bytes_read = j.split ? pexec__split_offset(j.split) : 0,
+			.elapsed = (double)(pexec__now_ns() - j.t0) / 1e9,
+		};
+		job->on_progress(job->on_progress_ctx, &pr);
+	}
+	if (j.out_open)
 		pexec__writer_abort(&j.out);
 	pexec__split_free(j.split);
 	if (in_fd > 0)
@@ -164,6 +652,9 @@ out:
 	if (j.errors_fd >= 0)
 		close(j.errors_fd);
 	pexec__buf_release(&j.record);
+	pexec__journal_release(&j.journal);
+	free(j.journal_path);
+	free(j.partial_path);
 	pexec_plugin_free(plugin);
 	return rc;
 }

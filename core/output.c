@@ -34,8 +34,20 @@ static pexec_code flush(struct pexec__writer *w, pexec_error *err)
 {
 	if (w->len && pexec__write_full(w->fd, w->buf, w->len))
 		return write_error(w, err);
+	w->bytes += w->len;
 	w->len = 0;
 	return PEXEC_OK;
+}
+
+static void writer_release(struct pexec__writer *w)
+{
+	if (w->owned_fd && w->fd >= 0)
+		close(w->fd);
+	w->owned_fd = 0;
+	free(w->buf);
+	free(w->path);
+	free(w->tmp_path);
+	w->buf = w->path = w->tmp_path = NULL;
 }
 
 pexec_code pexec__writer_flush(struct pexec__writer *w, pexec_error *err)
@@ -49,8 +61,12 @@ static pexec_code put(struct pexec__writer *w, const char *data, size_t len, pex
 		pexec_code rc = flush(w, err);
 		if (rc)
 			return rc;
-		if (len >= OUT_BUF)
-			return pexec__write_full(w->fd, data, len) ? write_error(w, err) : PEXEC_OK;
+		if (len >= OUT_BUF) {
+			if (pexec__write_full(w->fd, data, len))
+				return write_error(w, err);
+			w->bytes += len;
+			return PEXEC_OK;
+		}
 	}
 	memcpy(w->buf + w->len, data, len);
 	w->len += len;
@@ -152,6 +168,66 @@ pexec_code pexec__writer_open(struct pexec__writer *w, const char *path, int fd,
 	return PEXEC_OK;
 }
 
+pexec_code pexec__writer_open_partial(struct pexec__writer *w, const char *path,
+                                      const char *partial, int resume, uint64_t resume_bytes,
+                                      uint64_t resume_count, pexec_format format, int drop_null,
+                                      pexec_error *err)
+{
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+	w->format = format;
+	w->drop_null = drop_null;
+	w->buf = malloc(OUT_BUF);
+	w->path = strdup(path);
+	w->tmp_path = strdup(partial);
+	if (!w->buf || !w->path || !w->tmp_path) {
+		writer_release(w);
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	}
+	w->fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0666);
+	if (w->fd < 0) {
+		pexec_code rc = pexec__fail(err, PEXEC_ESYS, "cannot open '%s': %s", partial,
+		                            strerror(errno));
+		writer_release(w);
+		return rc;
+	}
+	if (resume) {
+		if (ftruncate(w->fd, (off_t)resume_bytes) || lseek(w->fd, 0, SEEK_END) < 0) {
+			pexec_code rc = pexec__fail(err, PEXEC_ESYS, "cannot cut '%s' back: %s",
+			                            partial, strerror(errno));
+			close(w->fd);
+			w->fd = -1;
+			writer_release(w);
+			return rc;
+		}
+		w->bytes = resume_bytes;
+		w->count = resume_count;
+	}
+	return PEXEC_OK;
+}
+
+pexec_code pexec__writer_sync(struct pexec__writer *w, pexec_error *err)
+{
+	pexec_code rc = flush(w, err);
+
+	if (!rc && fdatasync(w->fd))
+		rc = write_error(w, err);
+	return rc;
+}
+
+void pexec__writer_keep(struct pexec__writer *w)
+{
+	pexec_error ignored;
+
+	if (w->fd >= 0) {
+		flush(w, &ignored);
+		fdatasync(w->fd);
+		close(w->fd);
+	}
+	w->fd = -1;
+	writer_release(w);
+}
+
 static pexec_code put_newline(struct pexec__writer *w, pexec_error *err)
 {
 	pexec_code rc = put(w, "\n", 1, err);
@@ -196,16 +272,6 @@ pexec_code pexec__writer_put(struct pexec__writer *w, const char *data, size_t l
 	return rc ? rc : put_newline(w, err);
 }
 
-static void writer_release(struct pexec__writer *w)
-{
-	if (w->owned_fd && w->fd >= 0)
-		close(w->fd);
-	w->owned_fd = 0;
-	free(w->buf);
-	free(w->path);
-	free(w->tmp_path);
-	w->buf = w->path = w->tmp_path = NULL;
-}
 
 pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err)
 {

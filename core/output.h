@@ -20,6 +20,7 @@ struct pexec__writer {
 	pexec_format format;
 	int drop_null;
 	uint64_t count;  /* results written */
+	uint64_t bytes;  /* bytes gone out to fd (not counting buf) */
 	char *buf;
 	size_t len;
 };
@@ -28,6 +29,18 @@ struct pexec__writer {
  * NULL, to `fd`, which stays open. */
 pexec_code pexec__writer_open(struct pexec__writer *w, const char *path, int fd,
                               pexec_format format, int drop_null, pexec_error *err);
+/* Writes to `path` through a named partial file (`partial`) that a later run
+ * can continue: it is created anew, or, with `resume`, cut back to
+ * `resume_bytes` and continued after `resume_count` results. */
+pexec_code pexec__writer_open_partial(struct pexec__writer *w, const char *path,
+                                      const char *partial, int resume, uint64_t resume_bytes,
+                                      uint64_t resume_count, pexec_format format, int drop_null,
+                                      pexec_error *err);
+/* Flushes and makes durable what was written: afterwards w->bytes and
+ * w->count describe a prefix that survives a crash. */
+pexec_code pexec__writer_sync(struct pexec__writer *w, pexec_error *err);
+/* Ends an incomplete run, keeping a partial file for a later resume. */
+void pexec__writer_keep(struct pexec__writer *w);
 /* Adds one result: `len` bytes of JSON text. */
 pexec_code pexec__writer_put(struct pexec__writer *w, const char *data, size_t len,
                              pexec_error *err);

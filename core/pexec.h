@@ -83,6 +83,21 @@ typedef enum pexec_stage {
 
 const char *pexec_stage_str(pexec_stage stage);
 
+/* How an item ended. */
+typedef enum pexec_status {
+	PEXEC_STATUS_OK = 0,
+	PEXEC_STATUS_ERROR,   /* a hook returned an error */
+	PEXEC_STATUS_CRASHED, /* its worker died of a signal (SIGSEGV, SIGABRT, ...) */
+	PEXEC_STATUS_EXITED,  /* its worker exited */
+	PEXEC_STATUS_KILLED,  /* its worker was killed with SIGKILL, e.g. by the OOM killer */
+	PEXEC_STATUS_TIMEOUT, /* it ran past --timeout */
+	PEXEC_STATUS_LOST,    /* its worker closed its pipe to pexec or broke the protocol */
+	PEXEC_STATUS_COUNT
+} pexec_status;
+
+/* "ok", "error", "crashed", "exited", "killed", "timeout", "lost". */
+const char *pexec_status_str(pexec_status status);
+
 /* One finished item, handed to the sink.  Pointers are valid only during the
  * callback. */
 typedef struct pexec_result {
@@ -93,8 +108,16 @@ typedef struct pexec_result {
 	pexec_stage stage;   /* when !ok: where it failed */
 	const char *message; /* when !ok: why, one line */
 	unsigned attempts;   /* times the item was run (more than 1 after retries) */
-	const char *input;   /* the item's own bytes */
+	const char *input;   /* the item's own bytes (always for a failure) */
 	size_t input_len;
+	pexec_status status;
+	int pid;             /* the worker that ran it (this process in --serial) */
+	/* When it ran, in seconds since the epoch, and for how long.  Items go
+	 * to a worker in chunks, and a worker times a chunk, not each item: an
+	 * item's share is the chunk's time over its items, exact when the item
+	 * went alone (as slow items do).  0 and -1 when unknown. */
+	double started;
+	double seconds;
 } pexec_result;
 
 /* Gives the next item: returns 1 with *data and *len set (valid until the next
@@ -105,6 +128,9 @@ typedef int (*pexec_next_fn)(void *ctx, const char **data, size_t *len, pexec_er
  * Called with result == NULL when the pool is about to wait with nothing
  * else to do: the moment to flush buffered output. */
 typedef int (*pexec_result_fn)(void *ctx, const pexec_result *result, pexec_error *err);
+
+struct pexec_stats;
+struct pexec_progress;
 
 typedef struct pexec_opts {
 	unsigned jobs;        /* workers; 0: the CPUs this process may use */
@@ -124,6 +150,14 @@ typedef struct pexec_opts {
 	 * signal handlers write to a pipe); 0: none.  pexec_run then returns
 	 * PEXEC_ECANCELED. */
 	int cancel_fd;
+	/* Called about every tick_ms (default 250) while the run lasts, e.g. to
+	 * draw progress; may be NULL.  `stats` counts what was handed over. */
+	void (*on_tick)(void *ctx, const struct pexec_stats *stats);
+	void *tick_ctx;
+	unsigned tick_ms;
+	/* Hand every result its item's input bytes, not only failures (costs a
+	 * walk over the chunk). */
+	int result_input;
 } pexec_opts;
 
 typedef struct pexec_stats {
@@ -134,6 +168,7 @@ typedef struct pexec_stats {
 	uint64_t workers_lost; /* died without being asked to */
 	uint64_t retried;      /* items run again after a crash, kill or timeout */
 	uint64_t timed_out;    /* items that failed by --timeout */
+	uint64_t by_status[PEXEC_STATUS_COUNT]; /* items by how they ended */
 } pexec_stats;
 
 /* Runs `plugin` over every item of `next` and hands each result to `sink`, in
@@ -172,7 +207,29 @@ typedef struct pexec_job {
 	/* Called for every failed item, e.g. to report it; may be NULL. */
 	void (*on_failure)(void *ctx, const pexec_result *result);
 	void *on_failure_ctx;
+	/* Called for every item as its result is written (a job log); may be NULL. */
+	void (*on_result)(void *ctx, const pexec_result *result);
+	void *on_result_ctx;
+	/* Called a few times a second while the run lasts, and once more at the
+	 * end (with done set); may be NULL. */
+	void (*on_progress)(void *ctx, const struct pexec_progress *progress);
+	void *on_progress_ctx;
+	unsigned progress_ms;      /* 0: 250 */
+	/* With `output`: continue an interrupted run of the same command (see
+	 * README, "Resuming"); with retry_failed, also run its failed items again. */
+	int resume;
+	int retry_failed;
 } pexec_job;
+
+/* Where a job stands, for progress displays. */
+typedef struct pexec_progress {
+	const pexec_stats *stats;
+	uint64_t bytes_read;       /* of the input */
+	uint64_t bytes_total;      /* the input's size; 0: unknown (a pipe) */
+	uint64_t skipped;          /* items taken from a resumed run's journal */
+	double elapsed;            /* seconds since the run began */
+	int done;                  /* the last call */
+} pexec_progress;
 
 pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err);
 

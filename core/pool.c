@@ -67,6 +67,14 @@
 
 enum chunk_state { CHUNK_FREE = 0, CHUNK_OPEN, CHUNK_DONE };
 
+/* Who ran items and when: for a whole chunk, `started` is when it began and
+ * `seconds` each item's share of its time. */
+struct item_meta {
+	int pid;
+	double started;
+	double seconds;
+};
+
 struct chunk {
 	enum chunk_state state;
 	uint64_t seq;
@@ -84,7 +92,10 @@ struct chunk {
 	size_t *item_off;    /* offset of its entry in `items` */
 	size_t *rec_off;     /* offset of its record in `results`; SIZE_MAX: none yet */
 	unsigned *tries;     /* its runs that ended: with a result, or its worker's death */
+	struct item_meta *meta; /* who ran it, when */
 	uint32_t arrays_cap;
+	/* Who ran a chunk that answered whole, and when (pexec_result). */
+	struct item_meta whole;
 };
 
 struct task {
@@ -155,6 +166,7 @@ struct pool {
 	double item_ns;      /* moving average of worker time per item; 0: unknown */
 	uint32_t chunk_items;
 	uint64_t timeout_ns;
+	uint64_t tick_ns, next_tick;
 	pid_t parent;
 };
 
@@ -490,15 +502,18 @@ static int chunk_split(struct pool *p, struct chunk *c)
 		size_t *io = realloc(c->item_off, c->count * sizeof(*io));
 		size_t *ro = io ? realloc(c->rec_off, c->count * sizeof(*ro)) : NULL;
 		unsigned *tr = ro ? realloc(c->tries, c->count * sizeof(*tr)) : NULL;
+		struct item_meta *me = tr ? realloc(c->meta, c->count * sizeof(*me)) : NULL;
 		if (io)
 			c->item_off = io;
 		if (ro)
 			c->rec_off = ro;
-		if (!tr) {
+		if (tr)
+			c->tries = tr;
+		if (!me) {
 			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
 			return -1;
 		}
-		c->tries = tr;
+		c->meta = me;
 		c->arrays_cap = c->count;
 	}
 	cur.p = c->items.data + PEXEC_FRAME_HEADER_SIZE;
@@ -507,6 +522,7 @@ static int chunk_split(struct pool *p, struct chunk *c)
 		c->item_off[i] = (size_t)(cur.p - c->items.data);
 		c->rec_off[i] = SIZE_MAX;
 		c->tries[i] = 0;
+		c->meta[i] = (struct item_meta){ 0, 0, -1 };
 		pexec__frame_next_item(&cur, &data, &len);
 	}
 	c->results.len = 0;
@@ -543,6 +559,7 @@ static void emit_one(struct pool *p, pexec_result *r)
 {
 	char msg[PEXEC_ERROR_MAX];
 
+	p->stats->by_status[r->status]++;
 	if (r->ok) {
 		p->stats->ok++;
 		r->message = NULL;
@@ -578,19 +595,27 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 	uint32_t items_at = 0; /* the item `items` points at */
 
 	for (uint32_t i = 0; i < c->count && !p->stop; i++) {
-		pexec_result r = { .index = c->first + i, .attempts = 1 };
+		pexec_result r = { .index = c->first + i, .attempts = 1, .pid = c->whole.pid,
+		                   .started = c->whole.started + i * c->whole.seconds,
+		                   .seconds = c->whole.seconds };
+		int byte;
 
 		if (c->split) {
 			/* Records of a split chunk came in any order. */
 			recs.p = res + c->rec_off[i];
 			r.attempts = c->tries[i];
+			r.pid = c->meta[i].pid;
+			r.started = c->meta[i].started;
+			r.seconds = c->meta[i].seconds;
 		}
-		if (pexec__frame_next_record(&recs, &r.data, &r.len, &r.ok, &r.stage) != 1) {
+		if (pexec__frame_next_record(&recs, &r.data, &r.len, &byte, &r.stage) != 1) {
 			p->stop = pexec__fail(p->err, PEXEC_ESYS, "internal error: torn results");
 			break;
 		}
-		if (!r.ok) {
-			/* The input goes with a failure only: finding it costs a walk. */
+		r.status = pexec__record_status((uint8_t)byte);
+		r.ok = r.status == PEXEC_STATUS_OK;
+		if (!r.ok || p->opts->result_input) {
+			/* The input goes with a failure (or when asked): it costs a walk. */
 			if (c->split) {
 				chunk_item(c, i, &r.input, &r.input_len);
 			} else {
@@ -689,6 +714,22 @@ nomem:
 
 /* ---- results and deaths ---- */
 
+static double now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* When and by whom the items of a RESULTS frame were run. */
+static struct item_meta frame_meta(const struct worker *w, const struct pexec__frame_header *h)
+{
+	double busy = (double)h->aux / 1e9;
+
+	return (struct item_meta){ w->pid, now_real() - busy, h->count ? busy / h->count : 0 };
+}
+
 static void note_timing(struct pool *p, const struct pexec__frame_header *h)
 {
 	double per_item = (double)h->aux / (h->count ? h->count : 1);
@@ -708,9 +749,11 @@ static void worker_pop(struct worker *w)
 
 /* Stores the records of a RESULTS frame at `frame` for the items of a
  * partial task, in the chunk's own results buffer. */
-static int put_task_records(struct pool *p, struct task *t, const char *frame, size_t len)
+static int put_task_records(struct pool *p, struct worker *w, struct task *t,
+                            const struct pexec__frame_header *h, const char *frame, size_t len)
 {
 	struct pexec__frame_cursor cur = { .p = frame + PEXEC_FRAME_HEADER_SIZE, .end = frame + len };
+	struct item_meta meta = frame_meta(w, h);
 	struct chunk *c = t->chunk;
 	const char *data;
 	size_t dlen;
@@ -718,9 +761,12 @@ static int put_task_records(struct pool *p, struct task *t, const char *frame, s
 	int ok;
 
 	for (uint32_t i = 0; i < t->n; i++) {
-		if (pexec__frame_next_record(&cur, &data, &dlen, &ok, &stage) != 1)
+		if (pexec__frame_next_record(&cur, &data, &dlen, &ok, &stage) != 1 ||
+		    (ok != 0 && ok != 1))
 			return -1;
 		c->tries[t->pos[i]]++;
+		c->meta[t->pos[i]] = meta;
+		meta.started += meta.seconds;
 		if (chunk_put_record(p, c, t->pos[i], ok, stage, data, dlen))
 			return 0;
 	}
@@ -752,10 +798,11 @@ static int take_results(struct pool *p, struct worker *w, const struct pexec__fr
 		c->results.len = len;
 		c->res = c->results.data;
 		c->res_len = len;
+		c->whole = frame_meta(w, h);
 		w->in = old;
 		c->pending = 0;
 	} else {
-		if (put_task_records(p, t, w->in.data, len))
+		if (put_task_records(p, w, t, h, w->in.data, len))
 			return -1;
 		memmove(w->in.data, w->in.data + len, w->in.len - len);
 		w->in.len -= len;
@@ -819,11 +866,12 @@ static int take_arena_results(struct pool *p, struct worker *w,
 	if (!t->pos) {
 		c->res = frame;
 		c->res_len = (size_t)len;
+		c->whole = frame_meta(w, &h);
 		c->arena_owner = w;
 		c->arena_frame = frame_no;
 		c->pending = 0;
 	} else {
-		int rc = put_task_records(p, t, frame, (size_t)len);
+		int rc = put_task_records(p, w, t, &h, frame, (size_t)len);
 		arena_release(w, frame_no);
 		if (rc)
 			return -1;
@@ -851,18 +899,21 @@ static int inits_pending(const struct pool *p)
 /* Settles an item whose run ended with its worker's death: another try, or
  * a failure record. */
 static void blame(struct pool *p, struct chunk *c, uint32_t i, pexec_stage stage,
-                  const char *why, int timed_out)
+                  const char *why, pexec_status status, int pid)
 {
 	c->tries[i]++;
+	c->meta[i] = (struct item_meta){ pid, 0, -1 };
 	if (c->tries[i] <= p->opts->retries) {
 		p->stats->retried++;
 		requeue(p, c, &i, 1, 1);
 		return;
 	}
-	if (timed_out)
+	if (status == PEXEC_STATUS_TIMEOUT) {
 		p->stats->timed_out++;
-	chunk_put_record(p, c, i, 0, stage == PEXEC_STAGE_NONE ? PEXEC_STAGE_WORKER : stage, why,
-	                 strlen(why));
+		c->meta[i].seconds = p->opts->timeout;
+	}
+	chunk_put_record(p, c, i, pexec__record_byte(status),
+	                 stage == PEXEC_STAGE_NONE ? PEXEC_STAGE_WORKER : stage, why, strlen(why));
 	chunk_check_done(p, c);
 }
 
@@ -878,6 +929,7 @@ static void worker_lost(struct pool *p, struct worker *w)
 	pexec_stage stage;
 	char why[PEXEC_ERROR_MAX], how[96];
 	int by_itself, status, timed_out = w->kill_reason == w->timeout_msg;
+	pexec_status kind;
 	pid_t pid = w->pid;
 
 	/* Progress is read once the worker is gone, so it shows where it
@@ -895,6 +947,14 @@ static void worker_lost(struct pool *p, struct worker *w)
 	else
 		describe_status(status, how, sizeof(how));
 	p->stats->workers_lost++;
+	if (timed_out)
+		kind = PEXEC_STATUS_TIMEOUT;
+	else if (w->kill_reason || !by_itself)
+		kind = PEXEC_STATUS_LOST;
+	else if (WIFSIGNALED(status))
+		kind = WTERMSIG(status) == SIGKILL ? PEXEC_STATUS_KILLED : PEXEC_STATUS_CRASHED;
+	else
+		kind = PEXEC_STATUS_EXITED;
 	if (was == WORKER_STARTING) {
 		p->stop = pexec__fail(p->err, PEXEC_EINIT, "plugin '%s': worker %ld %s during init",
 		                      p->desc->name, (long)pid, how);
@@ -932,11 +992,11 @@ static void worker_lost(struct pool *p, struct worker *w)
 			for (uint32_t i = 0; i < t->n; i++)
 				if (i != at)
 					rest[nrest++] = task_item(t, i);
-			blame(p, c, task_item(t, at), stage, why, timed_out);
+			blame(p, c, task_item(t, at), stage, why, kind, pid);
 			requeue(p, c, rest, nrest, 0);
 		} else if (started && (t->n == 1 || t->isolating)) {
 			p->fruitless_deaths = 0;
-			blame(p, c, task_item(t, 0), PEXEC_STAGE_WORKER, why, timed_out);
+			blame(p, c, task_item(t, 0), PEXEC_STAGE_WORKER, why, kind, pid);
 		} else {
 			/* Between items, or not begun: no item to blame.  A started task
 			 * goes out one item at a time to find its culprit. */
@@ -1186,6 +1246,18 @@ static pexec_code loop(struct pool *p)
 		if (p->stop || !(work_remains(p) || inits_pending(p)))
 			break;
 		timeout = check_deadlines(p);
+		if (p->opts->on_tick) {
+			uint64_t now = pexec__now_ns();
+			int until;
+
+			if (now >= p->next_tick) {
+				p->opts->on_tick(p->opts->tick_ctx, p->stats);
+				p->next_tick = now + p->tick_ns;
+			}
+			until = (int)((p->next_tick - now) / 1000000) + 1;
+			if (timeout < 0 || until < timeout)
+				timeout = until;
+		}
 		if (p->emitted && p->sink) {
 			/* About to wait: let the sink push out what it holds. */
 			int rc = p->sink(p->sink_ctx, NULL, p->err);
@@ -1289,6 +1361,7 @@ static void pool_release(struct pool *p)
 			free(c->item_off);
 			free(c->rec_off);
 			free(c->tries);
+			free(c->meta);
 		}
 	for (size_t i = 0; i < p->queue_len; i++)
 		task_release(&p->queue[i]);
@@ -1308,6 +1381,7 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 		.sink = sink, .sink_ctx = sink_ctx, .stats = stats, .err = err,
 		.chunk_items = 1, .parent = getpid(),
 		.timeout_ns = (uint64_t)(opts->timeout * 1e9),
+		.tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u,
 	};
 	pexec_code rc = PEXEC_OK;
 	size_t arena_size;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pool.h"
 #include "util.h"
@@ -28,7 +29,10 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 	pexec_error item_err;
 	void *state = NULL;
 	pexec_code rc = PEXEC_OK;
-	uint64_t index = 0;
+	uint64_t index = 0, next_tick = 0, t0;
+	const int pid = (int)getpid();
+	struct timespec wall;
+	const uint64_t tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u;
 
 	if (opts->timeout > 0 || opts->retries || opts->memory_limit || opts->max_tasks_per_worker)
 		return pexec__fail(err, PEXEC_EUSAGE,
@@ -45,9 +49,15 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 		size_t len;
 		int got;
 
-		if (opts->cancel_fd > 0 && (index & 63) == 0 && cancelled(opts->cancel_fd)) {
-			rc = pexec__fail(err, PEXEC_ECANCELED, "cancelled");
-			break;
+		if ((index & 63) == 0) {
+			if (opts->cancel_fd > 0 && cancelled(opts->cancel_fd)) {
+				rc = pexec__fail(err, PEXEC_ECANCELED, "cancelled");
+				break;
+			}
+			if (opts->on_tick && pexec__now_ns() >= next_tick) {
+				opts->on_tick(opts->tick_ctx, stats);
+				next_tick = pexec__now_ns() + tick_ns;
+			}
 		}
 		got = next(next_ctx, &data, &len, err);
 
@@ -67,11 +77,18 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 		}
 		memcpy(item.data, data, len);
 		item.data[len] = '\0';
+		t0 = pexec__now_ns();
+		clock_gettime(CLOCK_REALTIME, &wall);
+		r.started = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
 		r.stage = pexec__item_run(d, state, item.data, len, &out, &item_err, NULL);
+		r.seconds = (double)(pexec__now_ns() - t0) / 1e9;
 		r.input = item.data;
 		r.input_len = len;
 		r.attempts = 1;
+		r.pid = pid;
 		r.ok = r.stage == PEXEC_STAGE_NONE;
+		r.status = r.ok ? PEXEC_STATUS_OK : PEXEC_STATUS_ERROR;
+		stats->by_status[r.status]++;
 		if (r.ok) {
 			r.data = out.data;
 			r.len = out.len;
