@@ -540,6 +540,11 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		                 "standard input cannot be continued)");
 		goto out;
 	}
+	if (job->resume && job->opts.unordered) {
+		rc = pexec__fail(err, PEXEC_EUSAGE,
+		                 "--resume needs ordered output: an --unordered run keeps no journal");
+		goto out;
+	}
 	if (job->retry_failed && !job->resume) {
 		rc = pexec__fail(err, PEXEC_EUSAGE, "--retry-failed goes with --resume");
 		goto out;
@@ -565,7 +570,9 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		}
 	}
 
-	j.journaling = job->output && in_fd != 0;
+	/* The journal counts a prefix of the input as done, which only ordered
+	 * output writes. */
+	j.journaling = job->output && in_fd != 0 && !job->opts.unordered;
 	if (j.journaling) {
 		struct stat st;
 		if (stat(job->output, &st) == 0 && !S_ISREG(st.st_mode))
