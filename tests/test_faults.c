@@ -1,0 +1,1744 @@
+/*
+ * test_faults.c - issue 3 end to end: a fault costs only the item at fault.
+ *
+ * Every test runs the built pexec as a user does (helpers.c), mostly over
+ * the faults fixture plugin (tests/plugins/faults.c), which misbehaves on
+ * request: {"fault": F, "stage": S} makes hook S error out, _exit(7),
+ * segfault, abort, loop, eat memory, SIGKILL itself, print garbage to stdout
+ * or close its descriptors; every other number n maps to 2n.  Rows of the
+ * fault matrix assert the whole stdout, the failure line on stderr (index,
+ * stage, reason), the --errors record, and that no process is left behind:
+ * the test process is a child subreaper (helpers.c), so a worker pexec did
+ * not reap would come to it.
+ *
+ * Then: faults in init, retries, a worker killed from outside, results of
+ * every awkward size through the pipe, many workers crashing at once,
+ * SIGINT/SIGTERM/SIGKILL to pexec, output that cannot be written, malformed
+ * input with its position, and a table of small documents in the style of a
+ * JSON parser conformance suite (accept / reject / either), written here.
+ *
+ * Nothing measures time: every wait is a hang guard, generous enough for a
+ * loaded 2-core machine.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+/* The sanitizer build (make SANITIZE=1) changes how some faults look from
+ * outside, so a few expectations below depend on it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* How a worker that wrote through a null pointer is reported.  In the
+ * sanitizer build UBSan (built into the fixture too) catches the store
+ * before the kernel does and ends the worker with exit status 1, or with
+ * abort() when ASAN_OPTIONS says abort_on_error=1, as CI's does. */
+#if SANITIZED
+#define SEGV_REASONS "killed by SIGSEGV", "exited with status 1", "killed by SIGABRT"
+#else
+#define SEGV_REASONS "killed by SIGSEGV"
+#endif
+
+#define FAULTS FIX("faults")
+
+TestSuite(faults, .init = scratch_make, .fini = scratch_remove, .timeout = 600);
+
+/* ---- inputs and what they must give ---- */
+
+/* A JSON array of `n` items for the faults plugin: item i is the number i,
+ * except where odd[i] is set, where it is the JSON text `odd_item`.  *want is the
+ * stdout expected: 2i for each number, `slot` for each odd item. */
+static void build_input(size_t n, const unsigned char *odd, const char *odd_item,
+                        const char *slot, char **in, char **want)
+{
+	size_t in_len = 0, want_len = 0;
+	char num[32];
+
+	*in = *want = NULL;
+	append(in, &in_len, "[", 1);
+	append(want, &want_len, "[\n", 2);
+	for (size_t i = 0; i < n; i++) {
+		const char *sep = i + 1 < n ? ",\n" : "\n";
+		int k;
+
+		if (i)
+			append(in, &in_len, ", ", 2);
+		if (odd[i]) {
+			append(in, &in_len, odd_item, strlen(odd_item));
+			append(want, &want_len, slot, strlen(slot));
+		} else {
+			k = snprintf(num, sizeof(num), "%zu", i);
+			append(in, &in_len, num, (size_t)k);
+			k = snprintf(num, sizeof(num), "%zu", 2 * i);
+			append(want, &want_len, num, (size_t)k);
+		}
+		append(want, &want_len, sep, strlen(sep));
+	}
+	append(in, &in_len, "]", 1);
+	append(want, &want_len, "]\n", 2);
+}
+
+/* The same with one odd item, at `at`. */
+static void input_with(size_t n, size_t at, const char *odd_item, const char *slot, char **in,
+                       char **want)
+{
+	unsigned char *odd = calloc(n, 1);
+
+	cr_assert_not_null(odd);
+	odd[at] = 1;
+	build_input(n, odd, odd_item, slot, in, want);
+	free(odd);
+}
+
+/* A copy of the line of stderr that reports item `index` failed, or NULL. */
+static char *failure_line(const char *err, size_t index)
+{
+	char key[64];
+	const char *p, *nl;
+
+	snprintf(key, sizeof(key), "pexec: item %zu failed in ", index);
+	p = strstr(err, key);
+	if (!p)
+		return NULL;
+	nl = strchr(p, '\n');
+	return strndup(p, nl ? (size_t)(nl - p) : strlen(p));
+}
+
+static int contains_any(const char *text, const char *const *alts)
+{
+	for (size_t i = 0; alts[i]; i++)
+		if (strstr(text, alts[i]))
+			return 1;
+	return 0;
+}
+
+static int equals_any(const char *text, const char *const *alts)
+{
+	for (size_t i = 0; alts[i]; i++)
+		if (!strcmp(text, alts[i]))
+			return 1;
+	return 0;
+}
+
+/* What a failed item must be reported as. */
+struct failure {
+	size_t index;
+	const char *stages[3];  /* any of these stages (NULL-terminated) */
+	const char *reasons[4]; /* its reason contains one of these */
+	unsigned attempts;
+	const char *input;      /* the item's bytes, as the excerpt must quote them */
+};
+
+/* stderr names the item, its stage and its reason, on one line. */
+static void expect_failure_line(const struct proc *r, const struct failure *f)
+{
+	char *line = failure_line(r->err, f->index);
+	const char *stage;
+	int stage_ok = 0;
+
+	cr_expect_not_null(line, "%s: stderr does not report item %zu: %s", r->cmd, f->index,
+	                   r->err);
+	if (!line)
+		return;
+	stage = line + strlen("pexec: item  failed in ") + (size_t)snprintf(NULL, 0, "%zu", f->index);
+	for (size_t i = 0; f->stages[i]; i++) {
+		size_t n = strlen(f->stages[i]);
+		if (!strncmp(stage, f->stages[i], n) && !strncmp(stage + n, ": ", 2))
+			stage_ok = 1;
+	}
+	cr_expect(stage_ok, "%s: wrong stage (want %s%s%s): %s", r->cmd, f->stages[0],
+	          f->stages[1] ? " or " : "", f->stages[1] ? f->stages[1] : "", line);
+	cr_expect(contains_any(line, f->reasons), "%s: reason is not \"%s\"...: %s", r->cmd,
+	          f->reasons[0], line);
+	free(line);
+}
+
+/* The --errors file holds exactly one NDJSON record per failure in `fs`, in
+ * any order, each with index, stage, reason, attempts and the input. */
+static void expect_error_records(const char *cmd, const char *path, const struct failure *fs,
+                                 size_t n)
+{
+	size_t len, lines;
+	char *data = read_file(path, &len), *save = NULL;
+	unsigned char *seen = calloc(n + 1, 1);
+	size_t strangers = 0;   /* records of items not in `fs` */
+
+	cr_assert_not_null(data, "%s: --errors file %s was not written", cmd, path);
+	lines = line_count(data);
+	cr_expect_eq(lines, n, "%s: %zu records in --errors, want %zu: %.400s", cmd, lines, n,
+	             data);
+	cr_expect(len == 0 || data[len - 1] == '\n', "%s: --errors does not end a line", cmd);
+	for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		cJSON *rec = cJSON_Parse(l);
+		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(rec, "index");
+		const cJSON *stage = cJSON_GetObjectItemCaseSensitive(rec, "stage");
+		const cJSON *reason = cJSON_GetObjectItemCaseSensitive(rec, "reason");
+		const cJSON *att = cJSON_GetObjectItemCaseSensitive(rec, "attempts");
+		const cJSON *input = cJSON_GetObjectItemCaseSensitive(rec, "input");
+		const struct failure *f = NULL;
+		size_t k;
+
+		cr_expect(cJSON_IsObject(rec), "%s: --errors record is not a JSON object: %s", cmd, l);
+		cr_expect(cJSON_IsNumber(idx) && cJSON_IsString(stage) && cJSON_IsString(reason) &&
+		          cJSON_IsNumber(att) && cJSON_IsString(input),
+		          "%s: --errors record lacks a field: %s", cmd, l);
+		if (!cJSON_IsNumber(idx) || !cJSON_IsString(stage) || !cJSON_IsString(reason) ||
+		    !cJSON_IsNumber(att) || !cJSON_IsString(input)) {
+			cJSON_Delete(rec);
+			continue;
+		}
+		for (k = 0; k < n; k++)
+			if ((double)fs[k].index == idx->valuedouble) {
+				f = &fs[k];
+				break;
+			}
+		if (!f && ++strangers <= 3)
+			cr_expect_fail("%s: --errors names an item that did not fail: %s", cmd, l);
+		if (f) {
+			cr_expect_not(seen[k], "%s: item %zu recorded twice in --errors", cmd, f->index);
+			seen[k] = 1;
+			cr_expect(equals_any(stage->valuestring, f->stages), "%s: stage: %s", cmd, l);
+			cr_expect(contains_any(reason->valuestring, f->reasons), "%s: reason: %s", cmd,
+			          l);
+			cr_expect_eq(att->valuedouble, (double)f->attempts, "%s: attempts: %s", cmd, l);
+			if (f->input)
+				cr_expect_str_eq(input->valuestring, f->input, "%s: input: %s", cmd, l);
+		}
+		cJSON_Delete(rec);
+	}
+	cr_expect_eq(strangers, 0, "%s: %zu records of items that did not fail", cmd, strangers);
+	for (size_t k = 0; k < n; k++)
+		cr_expect(seen[k], "%s: item %zu has no --errors record", cmd, fs[k].index);
+	free(seen);
+	free(data);
+}
+
+/* ---- 1. the fault matrix ---- */
+
+struct fault_row {
+	const char *fault;
+	int fails;                /* 0: the run succeeds anyway (garbage) */
+	const char *reasons[4];   /* NULL: the plugin's own message */
+	const char *extra[3];     /* options the row needs */
+	int stage_may_be_worker;  /* see the close row */
+};
+
+struct variant {
+	const char *args[5];
+	size_t n;                 /* items */
+	size_t at;                /* where the faulty one is */
+};
+
+/* ~30 innocent items around the faulty one, then the same with one item per
+ * chunk; with a single worker, where the items after the fault can only come
+ * out of a replacement; and with adaptive chunks over 2000 quick items, where
+ * the faulty one shares its chunk with hundreds of innocent ones. */
+static const struct variant variants[] = {
+	{ { "-j", "2", NULL }, 31, 15 },
+	{ { "-j", "2", "--chunksize", "1", NULL }, 31, 15 },
+	{ { "-j", "1", "--chunksize", "1", NULL }, 31, 15 },
+	{ { "-j", "2", NULL }, 2001, 1000 },
+};
+
+static const char *const stages[] = { "deserialize", "map", "serialize" };
+
+static void check_row(const struct fault_row *row)
+{
+	const char *errors = scratch_path(0, "errors.ndjson");
+
+	for (size_t s = 0; s < COUNT(stages); s++) {
+		char item[128], message[128];
+
+		snprintf(item, sizeof(item), "{\"fault\":\"%s\",\"stage\":\"%s\"}", row->fault,
+		         stages[s]);
+		snprintf(message, sizeof(message), "faults: asked to fail in %s", stages[s]);
+		for (size_t v = 0; v < COUNT(variants); v++) {
+			const struct variant *var = &variants[v];
+			const char *args[MAX_ARGS + 1] = { "-p", FAULTS };
+			size_t na = 2;
+			struct failure f = {
+				.index = var->at,
+				.stages = { stages[s], row->stage_may_be_worker ? "worker" : NULL },
+				.attempts = 1,
+				.input = item,
+			};
+			struct proc_spec spec = { .args = args };
+			char *in, *want;
+			struct proc r;
+
+			for (size_t k = 0; var->args[k]; k++)
+				args[na++] = var->args[k];
+			for (size_t k = 0; row->extra[k]; k++)
+				args[na++] = row->extra[k];
+			args[na++] = "--errors";
+			args[na++] = errors;
+			memcpy(f.reasons, row->reasons, sizeof(f.reasons));
+			if (!row->reasons[0])
+				f.reasons[0] = message;
+			/* garbage: the item is echoed, as any object is. */
+			input_with(var->n, var->at, item, row->fails ? "null" : item, &in, &want);
+			spec.in = in;
+			spec.in_len = strlen(in);
+			run_spec(&spec, &r);
+			expect_exit(&r, row->fails ? 1 : 0);
+			expect_same_bytes(r.cmd, r.out, r.out_len, want, strlen(want));
+			if (row->fails) {
+				expect_failure_line(&r, &f);
+				cr_expect_eq(count_of(r.err, " failed in "), 1,
+				             "%s: one failure, reported once: %s", r.cmd, r.err);
+				expect_error_records(r.cmd, errors, &f, 1);
+			} else {
+				cr_expect(parses(r.out), "%s: stdout is not JSON", r.cmd);
+				cr_expect_not_null(strstr(r.err, "]]} not json {{["),
+				                   "%s: the plugin's garbage did not go to stderr: %s",
+				                   r.cmd, r.err);
+				cr_expect_eq(count_of(r.err, " failed in "), 0, "%s: %s", r.cmd, r.err);
+				expect_error_records(r.cmd, errors, NULL, 0);
+			}
+			proc_release(&r);
+			free(in);
+			free(want);
+		}
+	}
+}
+
+Test(faults, error_return_fails_only_its_item)
+{
+	static const struct fault_row row = { "error", 1, { NULL }, { NULL }, 0 };
+	check_row(&row);
+}
+
+Test(faults, exit_fails_only_its_item_and_is_replaced)
+{
+	static const struct fault_row row = { "exit", 1, { "exited with status 7" }, { NULL }, 0 };
+	check_row(&row);
+}
+
+Test(faults, segv_fails_only_its_item_and_is_replaced)
+{
+	static const struct fault_row row = { "segv", 1, { SEGV_REASONS }, { NULL }, 0 };
+	check_row(&row);
+}
+
+Test(faults, abort_fails_only_its_item_and_is_replaced)
+{
+	static const struct fault_row row = { "abort", 1, { "killed by SIGABRT" }, { NULL }, 0 };
+	check_row(&row);
+}
+
+Test(faults, endless_loop_times_out_and_is_replaced)
+{
+	static const struct fault_row row = { "loop", 1, { "timed out after 1 s" },
+		                               { "--timeout", "1", NULL }, 0 };
+	check_row(&row);
+}
+
+/* AddressSanitizer reserves terabytes of address space for its shadow
+ * memory, so under the RLIMIT_AS that --memory-limit sets, a sanitized
+ * worker cannot even start ("ERROR: Failed to mmap"): the row means nothing
+ * in that build. */
+Test(faults, runaway_memory_fails_only_its_item_and_is_replaced, .disabled = SANITIZED)
+{
+	/* malloc fails at the limit and the plugin writes through its null. */
+	static const struct fault_row row = { "memory", 1, { "SIGSEGV (under --memory-limit)" },
+		                               { "--memory-limit", "256M", NULL }, 0 };
+	check_row(&row);
+}
+
+Test(faults, sigkill_fails_only_its_item_and_is_replaced)
+{
+	static const struct fault_row row = { "sigkill", 1, { "killed by SIGKILL" }, { NULL }, 0 };
+	check_row(&row);
+}
+
+Test(faults, garbage_on_stdout_goes_to_stderr)
+{
+	static const struct fault_row row = { "garbage", 0, { NULL }, { NULL }, 0 };
+	check_row(&row);
+}
+
+/* A worker that closes its descriptors carries on with its chunk and dies
+ * only when it cannot send the results (exit 3; or, if it is slow to exit,
+ * pexec kills it: "closed its connection").  By then it is between items, so
+ * the item can only be found by running the chunk's items one at a time:
+ * the stage it is reported in may be "worker".  (On a loaded machine this
+ * row could also catch the bug pinned deterministically by
+ * closed_descriptors_never_blame_an_innocent_item below.) */
+Test(faults, closed_descriptors_fail_only_their_item)
+{
+	static const struct fault_row row = {
+		"close", 1, { "exited with status 3", "closed its connection to pexec" }, { NULL }, 1,
+	};
+	check_row(&row);
+}
+
+/* CPU time (user + system, in clock ticks) of `pid` if its parent is
+ * `parent`; -1 otherwise. */
+static long cpu_ticks_of_child(pid_t pid, pid_t parent)
+{
+	char path[64], buf[1024], *paren;
+	unsigned long utime, stime;
+	long ppid;
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	ok = fgets(buf, sizeof(buf), f) && (paren = strrchr(buf, ')')) &&
+	     sscanf(paren + 1, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ppid, &utime,
+	            &stime) == 3 && ppid == (long)parent;
+	fclose(f);
+	return ok ? (long)(utime + stime) : -1;
+}
+
+/* for_children() callbacks take only a pid; these carry what they find:
+ * the last child seen, and the least CPU time among the children of
+ * `seen_parent`. */
+static pid_t seen_parent, seen_child;
+static long seen_least_ticks;
+
+static void note_child(pid_t pid)
+{
+	long t = cpu_ticks_of_child(pid, seen_parent);
+
+	seen_child = pid;
+	if (t < seen_least_ticks)
+		seen_least_ticks = t;
+}
+
+/* Stages, one step at a time from outside, what a loaded machine does by
+ * chance: the worker closes its descriptors on the first item of its chunk
+ * and goes on, while pexec, stopped meanwhile, only looks once the worker is
+ * well into the rest of the chunk.  The rest are garbage items, which write
+ * to the worker's stdout, that is pexec's stderr: while the test does not
+ * read it, the worker blocks there, mid-item, once the pipe is full.  The
+ * steps:
+ *   0. open the input FIFO for writing once pexec has it open;
+ *   1. stop the worker once it waits for work;
+ *   2. write the whole input: pexec sends the worker one chunk;
+ *   3. once the chunk is all in the worker's pipe (the bytes there stop
+ *      growing, pexec sleeps), stop reading stderr, stop pexec and let the
+ *      worker go;
+ *   4. once the worker has closed its descriptor 4 and sleeps (blocked on the
+ *      full stderr pipe), let pexec go and read stderr again.
+ * Only the first item may then be blamed. */
+struct close_race {
+	const char *fifo;
+	const char *input;
+	size_t input_len, written;
+	int queued, still;    /* bytes in the worker's pipe, for `still` looks */
+	int wfd;
+	int state;
+	int hold_stderr;
+	pid_t worker;
+	int staged;           /* step 4 found the worker blocked mid-chunk */
+};
+
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *paren, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (paren = strrchr(buf, ')')))
+		st = paren[2];
+	fclose(f);
+	return st;
+}
+
+/* Whether descriptor `fd` of `a` and of `b` are one file ("pipe:[1234]"),
+ * or `b` has none. */
+static int same_fd(pid_t a, pid_t b, int fd)
+{
+	char path[64], la[128] = "", lb[128];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/fd/%d", (long)b, fd);
+	n = readlink(path, lb, sizeof(lb) - 1);
+	if (n < 0)
+		return 1;
+	lb[n] = '\0';
+	snprintf(path, sizeof(path), "/proc/%ld/fd/%d", (long)a, fd);
+	n = readlink(path, la, sizeof(la) - 1);
+	la[n < 0 ? 0 : n] = '\0';
+	return !strcmp(la, lb);
+}
+
+static void stage_close_race(void *ctx, pid_t pexec, const struct proc *so_far)
+{
+	struct close_race *c = ctx;
+	char path[64];
+
+	(void)so_far;
+	switch (c->state) {
+	case 0:
+		c->wfd = open(c->fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (c->wfd >= 0)
+			c->state = 1;
+		break;
+	case 1:
+		/* Once it waits for work on a descriptor 3 of its own (until
+		 * the worker has set itself up, its 3 is one it got from pexec). */
+		seen_parent = pexec;
+		if (for_children(pexec, note_child) != 1 || proc_state(seen_child) != 'S' ||
+		    same_fd(pexec, seen_child, 3))
+			break;
+		c->worker = seen_child;
+		cr_assert_eq(kill(c->worker, SIGSTOP), 0);
+		c->state = 2;
+		/* fall through */
+	case 2:
+		while (c->written < c->input_len) {
+			ssize_t n = write(c->wfd, c->input + c->written, c->input_len - c->written);
+			if (n <= 0)
+				return; /* the FIFO is full: next time */
+			c->written += (size_t)n;
+		}
+		close(c->wfd);
+		c->wfd = -1;
+		c->state = 3;
+		/* fall through */
+	case 3: {
+		int fd, queued = 0;
+
+		snprintf(path, sizeof(path), "/proc/%ld/fd/3", (long)c->worker);
+		fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		cr_assert_geq(fd, 0, "cannot open the worker's pipe: %s", strerror(errno));
+		cr_assert_eq(ioctl(fd, FIONREAD, &queued), 0);
+		close(fd);
+		/* All sent: something is queued, no more comes, pexec waits. */
+		if (queued == 0 || queued != c->queued || proc_state(pexec) != 'S') {
+			c->queued = queued;
+			c->still = 0;
+			break;
+		}
+		if (++c->still < 5)
+			break;
+		c->hold_stderr = 1;
+		cr_assert_eq(kill(pexec, SIGSTOP), 0);
+		cr_assert_eq(kill(c->worker, SIGCONT), 0);
+		c->state = 4;
+		c->still = 0;
+		break;
+	}
+	case 4: {
+		char st = proc_state(c->worker);
+
+		snprintf(path, sizeof(path), "/proc/%ld/fd/4", (long)c->worker);
+		if (st == 'S' && access(path, F_OK) != 0) {
+			/* Asleep for a few looks: blocked on the full pipe. */
+			if (++c->still < 5)
+				break;
+			c->staged = 1;
+		} else if (st != 0 && st != 'Z') {
+			c->still = 0;
+			break;
+		}
+		/* Staged, or the worker is gone: let everything go on. */
+		cr_assert_eq(kill(pexec, SIGCONT), 0);
+		c->hold_stderr = 0;
+		c->state = 5;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* pexec once read a dead worker's progress (which item, at which stage) as
+ * soon as its pipe reached EOF, and blamed that item.  A worker whose
+ * connection closes has not necessarily died there: one that closed its
+ * descriptors goes on through the rest of its chunk, so the item it was on
+ * when pexec looked was innocent; it failed, and the real culprit went out
+ * again with the rest, to kill the next worker the same way.  A loaded
+ * machine did this by chance (the matrix's close row caught it); staged
+ * here, it happens every time.  Progress is to be trusted only once the
+ * worker has died by itself; one that closed its connection and had to be
+ * killed has its items isolated one at a time. */
+Test(faults, closed_descriptors_never_blame_an_innocent_item)
+{
+	const char *errors = scratch_path(0, "errors.ndjson");
+	const char *fifo = scratch_path(2, "in.fifo");
+	static const char item[] = "{\"fault\":\"close\",\"stage\":\"map\"}";
+	static const char garbage[] = "{\"fault\":\"garbage\",\"stage\":\"map\"}";
+	/* One chunk (under 128 KiB), and 17 bytes of garbage an item: far more
+	 * than the page the held stderr pipe holds. */
+	const size_t n = 2000;
+	const struct failure f = {
+		.index = 0,
+		.stages = { "map", "worker" },
+		.reasons = { "exited with status 3", "closed its connection to pexec" },
+		.attempts = 1,
+		.input = item,
+	};
+	const char *args[] = { "-p", FAULTS, "-j", "1", "--chunksize", "20000", "--errors", errors,
+		               fifo, NULL };
+	struct close_race c = { .fifo = fifo, .wfd = -1 };
+	struct proc_spec spec = { .args = args, .watch = stage_close_race, .watch_ctx = &c,
+		                  .hold_stderr = &c.hold_stderr };
+	char *in = NULL, *want = NULL;
+	size_t in_len = 0, want_len = 0;
+	struct proc r;
+
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	append(&in, &in_len, "[", 1);
+	append(&in, &in_len, item, strlen(item));
+	append(&want, &want_len, "[\nnull", 6);
+	for (size_t i = 1; i < n; i++) {
+		append(&in, &in_len, ",", 1);
+		append(&in, &in_len, garbage, strlen(garbage));
+		append(&want, &want_len, ",\n", 2);
+		append(&want, &want_len, garbage, strlen(garbage));
+	}
+	append(&in, &in_len, "]", 1);
+	append(&want, &want_len, "\n]\n", 3);
+	c.input = in;
+	c.input_len = in_len;
+
+	run_spec(&spec, &r);
+	if (c.wfd >= 0)
+		close(c.wfd);
+	cr_assert_eq(c.state, 5, "%s: staging stopped at step %d", r.cmd, c.state);
+	cr_expect(c.staged, "%s: the worker never blocked mid-chunk: nothing was staged", r.cmd);
+	expect_exit(&r, 1);
+	expect_same_bytes(r.cmd, r.out, r.out_len, want, want_len);
+	cr_expect_eq(count_of(r.err, " failed in "), 1, "%s: innocent items blamed", r.cmd);
+	expect_failure_line(&r, &f);
+	expect_error_records(r.cmd, errors, &f, 1);
+	proc_release(&r);
+	free(in);
+	free(want);
+}
+
+/* ---- 2. faults in init ---- */
+
+Test(faults, init_faults_exit_2_with_the_reason)
+{
+	static const struct {
+		const char *fault;
+		const char *reasons[4];
+		const char *extra[3];
+	} rows[] = {
+		{ "error", { "init failed: faults: asked to fail in init" }, { NULL } },
+		{ "exit", { "exited with status 7 during init" }, { NULL } },
+		{ "segv", { SEGV_REASONS }, { NULL } },
+		{ "abort", { "killed by SIGABRT during init" }, { NULL } },
+		/* --timeout covers init too: never a hang. */
+		{ "loop", { "timed out after 1 s during init" }, { "--timeout", "1", NULL } },
+	};
+	static const char *const jobs[] = { "1", "3" };
+	static const char *const ins[] = { "[1, 2, 3]", "[]" };
+
+	for (size_t i = 0; i < COUNT(rows); i++) {
+		char config[96];
+
+		snprintf(config, sizeof(config), "{\"fault\":\"%s\",\"stage\":\"init\"}",
+		         rows[i].fault);
+		for (size_t j = 0; j < COUNT(jobs); j++) {
+			for (size_t k = 0; k < COUNT(ins); k++) {
+				const char *args[MAX_ARGS + 1] = { "-p", FAULTS, "--config", config, "-j",
+					                           jobs[j] };
+				struct proc_spec spec = { .args = args, .in = ins[k],
+					                  .in_len = strlen(ins[k]) };
+				size_t na = 6;
+				struct proc r;
+
+				for (size_t e = 0; rows[i].extra[e]; e++)
+					args[na++] = rows[i].extra[e];
+				run_spec(&spec, &r);
+				expect_exit(&r, 2);
+				cr_expect_str_eq(r.out, "", "%s: stdout after a failed init", r.cmd);
+				cr_expect_not_null(strstr(r.err, "init"), "%s: %s", r.cmd, r.err);
+				cr_expect_not_null(strstr(r.err, "faults"), "%s: names the plugin: %s",
+				                   r.cmd, r.err);
+				cr_expect(contains_any(r.err, rows[i].reasons), "%s: %s", r.cmd, r.err);
+				proc_release(&r);
+			}
+		}
+	}
+}
+
+/* ---- 3. retries, and a worker killed from outside ---- */
+
+Test(faults, retries_count_every_attempt)
+{
+	const char *errors = scratch_path(0, "errors.ndjson");
+	static const char segv[] = "{\"fault\":\"segv\",\"stage\":\"map\"}";
+	static const char loop[] = "{\"fault\":\"loop\",\"stage\":\"map\"}";
+	const struct failure fsegv = {
+		.index = 4, .stages = { "map" }, .reasons = { SEGV_REASONS }, .attempts = 3,
+		.input = segv,
+	};
+	const struct failure floop = {
+		.index = 4, .stages = { "map" }, .reasons = { "timed out after 0.3 s" },
+		.attempts = 2, .input = loop,
+	};
+	char *in, *want;
+	struct proc r;
+
+	input_with(9, 4, segv, "null", &in, &want);
+	run(&r, in, "-p", FAULTS, "-j", "2", "--retries", "2", "--errors", errors, NULL);
+	expect_exit(&r, 1);
+	expect_same_bytes(r.cmd, r.out, r.out_len, want, strlen(want));
+	expect_failure_line(&r, &fsegv);
+	expect_error_records(r.cmd, errors, &fsegv, 1);
+	proc_release(&r);
+	free(in);
+	free(want);
+
+	input_with(9, 4, loop, "null", &in, &want);
+	run(&r, in, "-p", FAULTS, "-j", "2", "--timeout", "0.3", "--retries", "1", "--errors",
+	    errors, NULL);
+	expect_exit(&r, 1);
+	expect_same_bytes(r.cmd, r.out, r.out_len, want, strlen(want));
+	expect_failure_line(&r, &floop);
+	expect_error_records(r.cmd, errors, &floop, 1);
+	proc_release(&r);
+	free(in);
+	free(want);
+
+	/* An error return is the plugin's answer, not a crash: never retried. */
+	input_with(5, 2, "{\"fault\":\"error\",\"stage\":\"map\"}", "null", &in, &want);
+	run(&r, in, "-p", FAULTS, "-j", "2", "--retries", "3", "--errors", errors, NULL);
+	expect_exit(&r, 1);
+	expect_same_bytes(r.cmd, r.out, r.out_len, want, strlen(want));
+	{
+		const struct failure ferr = {
+			.index = 2, .stages = { "map" }, .reasons = { "asked to fail in map" },
+			.attempts = 1, .input = "{\"fault\":\"error\",\"stage\":\"map\"}",
+		};
+		expect_error_records(r.cmd, errors, &ferr, 1);
+	}
+	proc_release(&r);
+	free(in);
+	free(want);
+}
+
+/* How many lines of `text` are exactly `line` (which ends in '\n'). */
+static size_t lines_equal_to(const char *text, const char *line)
+{
+	size_t n = 0, len = strlen(line);
+
+	for (const char *p = text; *p; p = strchr(p, '\n') + 1) {
+		if (!strncmp(p, line, len))
+			n++;
+		if (!strchr(p, '\n'))
+			break;
+	}
+	return n;
+}
+
+struct outside_kill {
+	pid_t worker;   /* from the first line of stdout */
+	int killed;
+};
+
+/* Once the worker that answered {"pid":true} has spent 20 ticks of CPU (it
+ * can only be in the endless loop of the next item), kill it as the OOM
+ * killer would. */
+static void kill_busy_worker(void *ctx, pid_t pexec, const struct proc *so_far)
+{
+	struct outside_kill *k = ctx;
+
+	if (k->killed)
+		return;
+	if (!k->worker) {
+		const char *nl = strchr(so_far->out, '\n');
+		if (!nl)
+			return;
+		k->worker = (pid_t)atol(so_far->out);
+		cr_assert_gt(k->worker, 0, "first line is not a pid: %s", so_far->out);
+	}
+	if (cpu_ticks_of_child(k->worker, pexec) >= 20) {
+		cr_assert_eq(kill(k->worker, SIGKILL), 0);
+		k->killed = 1;
+	}
+}
+
+Test(faults, worker_killed_from_outside_costs_only_its_item)
+{
+	const char *errors = scratch_path(0, "errors.ndjson");
+	static const char loop[] = "{\"fault\":\"loop\",\"stage\":\"map\"}";
+	static const char in[] = "[{\"pid\":true}, {\"fault\":\"loop\",\"stage\":\"map\"}, 5]";
+	const char *args[] = { "-p", FAULTS, "-j", "1", "--chunksize", "1", "--unordered",
+		               "--output-format", "ndjson", "--errors", errors, NULL };
+	struct outside_kill k = { 0 };
+	struct proc_spec spec = { .args = args, .in = in, .in_len = strlen(in),
+		                  .watch = kill_busy_worker, .watch_ctx = &k };
+	struct failure f = {
+		.index = 1, .stages = { "map" }, .reasons = { "killed by SIGKILL" }, .attempts = 1,
+		.input = loop,
+	};
+	char pid_line[32], reason[64];
+	struct proc r;
+
+	run_spec(&spec, &r);
+	cr_assert(k.killed, "%s: the worker was never seen busy; stdout: %s", r.cmd, r.out);
+	expect_exit(&r, 1);
+	snprintf(pid_line, sizeof(pid_line), "%ld\n", (long)k.worker);
+	snprintf(reason, sizeof(reason), "worker %ld killed by SIGKILL", (long)k.worker);
+	f.reasons[0] = reason;
+	/* The result it delivered before it was killed is kept, once; the item
+	 * after the loop came out of a replacement (there is one worker). */
+	cr_expect_eq(line_count(r.out), 3, "%s: %s", r.cmd, r.out);
+	cr_expect(strncmp(r.out, pid_line, strlen(pid_line)) == 0, "%s: %s", r.cmd, r.out);
+	cr_expect_eq(lines_equal_to(r.out, pid_line), 1, "%s: %s", r.cmd, r.out);
+	cr_expect_eq(lines_equal_to(r.out, "null\n"), 1, "%s: %s", r.cmd, r.out);
+	cr_expect_eq(lines_equal_to(r.out, "10\n"), 1, "%s: %s", r.cmd, r.out);
+	expect_failure_line(&r, &f);
+	expect_error_records(r.cmd, errors, &f, 1);
+	proc_release(&r);
+}
+
+/* ---- 4. results of every awkward size through the pipe ---- */
+
+/* Runs [1, {"size": N}, 3] and checks the output file without copying it:
+ * [2, "xxx...x" (N bytes of JSON text), 6]. */
+static void check_result_size(size_t size)
+{
+	static const char head[] = "[\n2,\n", tail[] = ",\n6\n]\n";
+	const char *out = scratch_path(1, "out.json");
+	char in[64];
+	const char *args[] = { "-p", FAULTS, "-j", "2", NULL };
+	struct proc_spec spec = { .args = args, .in = in, .stdout_path = out };
+	const size_t want = sizeof(head) - 1 + size + sizeof(tail) - 1;
+	struct stat st;
+	struct proc r;
+	const char *map, *body;
+	int fd;
+
+	snprintf(in, sizeof(in), "[1, {\"size\": %zu}, 3]", size);
+	spec.in_len = strlen(in);
+	run_spec(&spec, &r);
+	expect_exit(&r, 0);
+	cr_expect_str_eq(r.err, "", "%s: stderr", r.cmd);
+	fd = open(out, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_expect_eq((size_t)st.st_size, want, "size %zu: output of %zu bytes, want %zu", size,
+	             (size_t)st.st_size, want);
+	if ((size_t)st.st_size == want) {
+		size_t bad = SIZE_MAX;
+
+		map = mmap(NULL, want, PROT_READ, MAP_PRIVATE, fd, 0);
+		cr_assert_neq(map, MAP_FAILED);
+		body = map + sizeof(head) - 1;
+		cr_expect(memcmp(map, head, sizeof(head) - 1) == 0, "size %zu: head", size);
+		cr_expect(memcmp(body + size, tail, sizeof(tail) - 1) == 0, "size %zu: tail", size);
+		cr_expect(body[0] == '"' && body[size - 1] == '"', "size %zu: not a string", size);
+		for (size_t i = 1; i + 1 < size; i++)
+			if (body[i] != 'x') {
+				bad = i;
+				break;
+			}
+		cr_expect_eq(bad, SIZE_MAX, "size %zu: byte %zu of the result is 0x%02x", size, bad,
+		             bad == SIZE_MAX ? 0 : (unsigned char)body[bad]);
+		munmap((void *)map, want);
+	}
+	close(fd);
+	proc_release(&r);
+}
+
+Test(faults, results_of_every_size_cross_the_pipe)
+{
+	static const size_t sizes[] = { 2, 65535, 65536, 65537, (4u << 20) + 1, 100u << 20 };
+
+	for (size_t i = 0; i < COUNT(sizes); i++)
+		check_result_size(sizes[i]);
+}
+
+Test(faults, empty_result_fails_at_serialize)
+{
+	const char *errors = scratch_path(0, "errors.ndjson");
+	const struct failure f = {
+		.index = 1, .stages = { "serialize" }, .reasons = { "wrote nothing" },
+		.attempts = 1, .input = "{\"size\": 0}",
+	};
+	struct proc r;
+
+	run(&r, "[1, {\"size\": 0}, 3]", "-p", FAULTS, "-j", "2", "--errors", errors, NULL);
+	expect_exit(&r, 1);
+	cr_expect_str_eq(r.out, "[\n2,\nnull,\n6\n]\n", "%s", r.cmd);
+	expect_failure_line(&r, &f);
+	expect_error_records(r.cmd, errors, &f, 1);
+	proc_release(&r);
+}
+
+/* ---- 5. crash races ---- */
+
+/* `n` workers, `n` segv items among 200 innocent ones: together (with one
+ * item per chunk, so that every worker takes one and they all die at once)
+ * or spread out (adaptive chunks); ten times each. */
+Test(faults, many_workers_crashing_at_once_cost_only_their_items)
+{
+	static const unsigned ns[] = { 1, 2, 5, 13 };
+	static const char segv[] = "{\"fault\":\"segv\",\"stage\":\"map\"}";
+
+	for (size_t i = 0; i < COUNT(ns); i++) {
+		const unsigned n = ns[i];
+		const size_t total = 200 + n;
+		char jobs[16];
+
+		snprintf(jobs, sizeof(jobs), "%u", n);
+		for (int spread = 0; spread < 2; spread++) {
+			unsigned char *odd = calloc(total, 1);
+			char *in, *want;
+
+			cr_assert_not_null(odd);
+			for (unsigned k = 0; k < n; k++)
+				odd[spread ? 7 + k * (total - 8) / n : 100 + k] = 1;
+			build_input(total, odd, segv, "null", &in, &want);
+			for (int rep = 0; rep < 10; rep++) {
+				struct proc r;
+
+				if (spread)
+					run(&r, in, "-p", FAULTS, "-j", jobs, NULL);
+				else
+					run(&r, in, "-p", FAULTS, "-j", jobs, "--chunksize", "1", NULL);
+				expect_exit(&r, 1);
+				expect_same_bytes(r.cmd, r.out, r.out_len, want, strlen(want));
+				cr_expect_eq(count_of(r.err, " failed in map: "), n,
+				             "%s: want exactly %u failures: %s", r.cmd, n, r.err);
+				for (size_t k = 0; k < total; k++) {
+					char *line = odd[k] ? failure_line(r.err, k) : NULL;
+					cr_expect(!odd[k] || line, "%s: item %zu not reported", r.cmd, k);
+					free(line);
+				}
+				proc_release(&r);
+			}
+			free(in);
+			free(want);
+			free(odd);
+		}
+	}
+}
+
+/* ---- 6. signals ---- */
+
+struct stop_signal {
+	int sig;
+	int times;        /* signals to send back to back */
+	int wait_workers; /* with -o: send once pexec has this many workers */
+	double at;        /* ... and this much later (not a measurement: a delay) */
+	int sent;
+};
+
+/* Sends the signal(s) once pexec has written its first result (or, with
+ * nothing on stdout, once its workers are up and a little later). */
+static void send_stop(void *ctx, pid_t pexec, const struct proc *so_far)
+{
+	struct stop_signal *s = ctx;
+
+	if (s->sent)
+		return;
+	if (s->wait_workers) {
+		if (s->at == 0 && for_children(pexec, NULL) >= s->wait_workers)
+			s->at = now_s() + 0.5;
+		if (s->at == 0 || now_s() < s->at)
+			return;
+	} else if (!strstr(so_far->out, "0.2")) {
+		return;
+	}
+	for (int i = 0; i < s->times; i++)
+		cr_assert_eq(kill(pexec, s->sig), 0);
+	s->sent = 1;
+}
+
+/* An input that never ends, of items that take 0.2 s: only a signal can
+ * stop the run. */
+static void run_until_signal(struct proc *r, struct stop_signal *stop, const char *output)
+{
+	const char *args[] = { "-p", "sleep", "-j", "4", output ? "-o" : NULL, output, NULL };
+	struct proc_spec spec = { .args = args, .in = "[", .in_len = 1, .endless = "0.2, ",
+		                  .watch = send_stop, .watch_ctx = stop,
+		                  /* a pexec ended at once by a second signal leaves its
+		                   * workers to die by PR_SET_PDEATHSIG */
+		                  .orphan_grace_s = stop->times > 1 ? HANG_GUARD_S : 0 };
+
+	run_spec(&spec, r);
+	cr_assert(stop->sent, "%s: never got to send the signal; stderr: %s", r->cmd, r->err);
+}
+
+Test(faults, sigint_and_sigterm_stop_with_130_and_143)
+{
+	static const struct {
+		int sig;
+		int status;
+		const char *name;
+	} sigs[] = { { SIGINT, 130, "SIGINT" }, { SIGTERM, 143, "SIGTERM" } };
+
+	for (size_t i = 0; i < COUNT(sigs); i++) {
+		struct stop_signal stop = { .sig = sigs[i].sig, .times = 1 };
+		char want[64];
+		struct proc r;
+
+		run_until_signal(&r, &stop, NULL);
+		expect_exit(&r, sigs[i].status);
+		/* What was complete, in order, and never a complete array. */
+		cr_expect(strncmp(r.out, "[\n0.2", 5) == 0, "%s: stdout: %.40s", r.cmd, r.out);
+		cr_expect_not(parses(r.out), "%s: stdout parses as a whole result", r.cmd);
+		snprintf(want, sizeof(want), "stopped by %s", sigs[i].name);
+		cr_expect_not_null(strstr(r.err, want), "%s: stderr: %s", r.cmd, r.err);
+		proc_release(&r);
+	}
+}
+
+Test(faults, signal_leaves_no_output_file)
+{
+	static const int sigs[] = { SIGINT, SIGTERM };
+
+	for (size_t i = 0; i < COUNT(sigs); i++) {
+		const char *out = scratch_path(1, "out.json");
+		struct stop_signal stop = { .sig = sigs[i], .times = 1, .wait_workers = 4 };
+		struct proc r;
+		char *list;
+
+		run_until_signal(&r, &stop, out);
+		expect_exit(&r, 128 + sigs[i]);
+		cr_expect_str_eq(r.out, "", "%s: stdout with -o", r.cmd);
+		cr_expect_neq(access(out, F_OK), 0, "%s: %s exists after a stopped run", r.cmd, out);
+		list = scratch_listing();
+		cr_expect_str_eq(list, "", "%s: left in the directory: %s", r.cmd, list);
+		free(list);
+		proc_release(&r);
+	}
+}
+
+Test(faults, second_sigint_ends_at_once)
+{
+	struct stop_signal stop = { .sig = SIGINT, .times = 2 };
+	char how[128];
+	struct proc r;
+
+	run_until_signal(&r, &stop, NULL);
+	cr_assert_not(r.hung, "%s: hung after two SIGINTs", r.cmd);
+	cr_expect((WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGINT) ||
+	          (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 130),
+	          "%s: %s", r.cmd, describe(r.status, how, sizeof(how)));
+	cr_expect_not(parses(r.out), "%s: stdout parses as a whole result", r.cmd);
+	cr_expect_eq(r.survivors, 0, "%s: %d workers outlived pexec", r.cmd, r.survivors);
+	proc_release(&r);
+}
+
+struct busy_kill {
+	int workers;
+	int killed;
+};
+
+/* SIGKILL to pexec once each of its workers is spinning in its endless loop
+ * (has used 5 ticks of CPU). */
+static void kill_pexec_when_busy(void *ctx, pid_t pexec, const struct proc *so_far)
+{
+	struct busy_kill *b = ctx;
+
+	(void)so_far;
+	if (b->killed)
+		return;
+	seen_parent = pexec;
+	seen_least_ticks = LONG_MAX;
+	if (for_children(pexec, note_child) >= b->workers && seen_least_ticks >= 5) {
+		cr_assert_eq(kill(pexec, SIGKILL), 0);
+		b->killed = 1;
+	}
+}
+
+Test(faults, killed_pexec_takes_its_busy_workers_along)
+{
+	struct busy_kill b = { .workers = 3 };
+	const char *args[] = { "-p", FAULTS, "-j", "3", "--chunksize", "1", NULL };
+	struct proc_spec spec = { .args = args, .in = "[", .in_len = 1,
+		                  .endless = "{\"fault\":\"loop\",\"stage\":\"map\"}, ",
+		                  .watch = kill_pexec_when_busy, .watch_ctx = &b,
+		                  .orphan_grace_s = HANG_GUARD_S };
+	struct proc r;
+
+	run_spec(&spec, &r);
+	cr_assert(b.killed, "%s: its workers were never seen busy", r.cmd);
+	cr_assert_not(r.hung, "%s: its output never closed", r.cmd);
+	cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
+	/* Its orphans came to us, and died without our help. */
+	cr_expect_geq(r.strays, 3, "%s: only %d orphans: the test proves little", r.cmd,
+	              r.strays);
+	cr_expect_eq(r.survivors, 0, "%s: %d workers outlived pexec", r.cmd, r.survivors);
+	proc_release(&r);
+}
+
+/* ---- 7. output that cannot be written ---- */
+
+/* `n` numbers, one per line, as a JSON array: enough output that pexec
+ * writes while it runs, not only at the end. */
+static const char *numbers_file(size_t n)
+{
+	const char *path = scratch_path(2, "numbers.json");
+	char *data = NULL, num[32];
+	size_t len = 0;
+
+	append(&data, &len, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		int k = snprintf(num, sizeof(num), "%s%zu\n", i ? "," : "", i);
+		append(&data, &len, num, (size_t)k);
+	}
+	append(&data, &len, "]", 1);
+	write_file(path, data, len);
+	free(data);
+	return path;
+}
+
+Test(faults, full_disk_exits_3_with_a_message)
+{
+	const char *input = numbers_file(100000);
+	static const char *const modes[][5] = {
+		{ "-j", "2", NULL },
+		{ "-j", "2", "--output-format", "ndjson", NULL },
+		{ "--unordered", NULL },
+		{ "--serial", NULL },
+	};
+
+	for (size_t m = 0; m < COUNT(modes); m++) {
+		const char *args[MAX_ARGS + 1] = { "-p", "identity" };
+		struct proc_spec spec = { .args = args, .stdout_path = "/dev/full" };
+		size_t na = 2;
+		struct proc r;
+
+		for (size_t k = 0; modes[m][k]; k++)
+			args[na++] = modes[m][k];
+		args[na++] = input;
+		run_spec(&spec, &r);
+		expect_exit(&r, 3);
+		cr_expect_not_null(strstr(r.err, "cannot write"), "%s: %s", r.cmd, r.err);
+		cr_expect_not_null(strstr(r.err, strerror(ENOSPC)), "%s: %s", r.cmd, r.err);
+		cr_expect_eq(line_count(r.err), 1, "%s: %s", r.cmd, r.err);
+		proc_release(&r);
+	}
+	/* Even a tiny output fails, at the end. */
+	{
+		const char *args[] = { "-p", "identity", NULL };
+		struct proc_spec spec = { .args = args, .in = "[1]", .in_len = 3,
+			                  .stdout_path = "/dev/full" };
+		struct proc r;
+
+		run_spec(&spec, &r);
+		expect_exit(&r, 3);
+		cr_expect_not_null(strstr(r.err, strerror(ENOSPC)), "%s: %s", r.cmd, r.err);
+		proc_release(&r);
+	}
+}
+
+Test(faults, closed_reader_ends_the_run_quietly_by_sigpipe)
+{
+	static const char *const modes[][5] = {
+		{ "-j", "2", NULL },
+		{ "-j", "2", "--chunksize", "1", NULL },
+		{ "--unordered", "--output-format", "ndjson", NULL },
+		{ "--serial", NULL },
+	};
+
+	for (size_t m = 0; m < COUNT(modes); m++) {
+		const char *args[MAX_ARGS + 1] = { "-p", "identity" };
+		struct proc_spec spec = { .args = args, .in = "[", .in_len = 1,
+			                  .endless = "12345, \"abc\", ", .out_max = 100 };
+		char how[128];
+		size_t na = 2;
+		struct proc r;
+
+		for (size_t k = 0; modes[m][k]; k++)
+			args[na++] = modes[m][k];
+		run_spec(&spec, &r);
+		cr_assert_not(r.hung, "%s: did not stop when its reader went away", r.cmd);
+		cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGPIPE, "%s: %s", r.cmd,
+		          describe(r.status, how, sizeof(how)));
+		cr_expect_str_eq(r.err, "", "%s: not quiet", r.cmd);
+		cr_expect_eq(r.strays, 0, "%s: %d processes left behind", r.cmd, r.strays);
+		proc_release(&r);
+	}
+}
+
+/* ---- 8. bad input ---- */
+
+#define DOC(s) s, sizeof(s) - 1
+
+/* Malformed input: exit 2, nothing that parses on stdout, and one line on
+ * stderr with the position (1-based line and column, 0-based byte) and why. */
+struct bad_input {
+	const char *in;
+	size_t len;
+	int ndjson;
+	const char *pos;   /* "line L, column C, byte B" */
+	const char *why;
+};
+
+static const struct bad_input bad_inputs[] = {
+	/* truncated */
+	{ DOC("[1, 2"), 0, "line 1, column 6, byte 5", "unexpected end of input" },
+	{ DOC("[\n  1,\n  2"), 0, "line 3, column 4, byte 10", "unexpected end of input" },
+	{ DOC("[\"abc"), 0, "line 1, column 6, byte 5", "end of input inside a string" },
+	{ DOC("[{\"a\": [1, {"), 0, "line 1, column 13, byte 12", "unexpected end of input" },
+	/* stray commas */
+	{ DOC("[1,,2]"), 0, "line 1, column 4, byte 3", "unexpected ','" },
+	{ DOC("[,1]"), 0, "line 1, column 2, byte 1", "unexpected ','" },
+	{ DOC("[1,2,]"), 0, "line 1, column 6, byte 5", "trailing comma" },
+	{ DOC("[{\"a\":1,}]"), 0, "line 1, column 9, byte 8", "trailing comma" },
+	/* trailing garbage */
+	{ DOC("[1, 2] x"), 0, "line 1, column 8, byte 7", "after the top-level array" },
+	{ DOC("[1]\n\n]"), 0, "line 3, column 1, byte 5", "after the top-level array" },
+	{ DOC("[1] [2]"), 0, "line 1, column 5, byte 4", "after the top-level array" },
+	/* bad escapes */
+	{ DOC("[\"\\x\"]"), 0, "line 1, column 4, byte 3", "invalid escape" },
+	{ DOC("[\"a\\u12\"]"), 0, "line 1, column 8, byte 7", "invalid \\u escape" },
+	/* control characters in strings */
+	{ DOC("[\"a\tb\"]"), 0, "line 1, column 4, byte 3", "control character 0x09" },
+	{ DOC("[\"a\nb\"]"), 0, "line 1, column 4, byte 3", "control character 0x0A" },
+	{ DOC("[\"\x01\"]"), 0, "line 1, column 3, byte 2", "control character 0x01" },
+	/* not JSON numbers or literals */
+	{ DOC("[NaN]"), 0, "line 1, column 2, byte 1", "unexpected 'N'" },
+	{ DOC("[1, -Infinity]"), 0, "line 1, column 6, byte 5", "invalid number" },
+	{ DOC("[0x10]"), 0, "line 1, column 3, byte 2", "invalid number" },
+	{ DOC("[012]"), 0, "line 1, column 3, byte 2", "leading zero" },
+	{ DOC("[-01]"), 0, "line 1, column 4, byte 3", "leading zero" },
+	{ DOC("[+1]"), 0, "line 1, column 2, byte 1", "invalid number" },
+	{ DOC("[.5]"), 0, "line 1, column 2, byte 1", "invalid number" },
+	{ DOC("[1.]"), 0, "line 1, column 4, byte 3", "invalid number" },
+	{ DOC("[tru]"), 0, "line 1, column 5, byte 4", "invalid literal" },
+	/* comments, single quotes */
+	{ DOC("[1 /* c */]"), 0, "line 1, column 4, byte 3", "comments are not allowed" },
+	{ DOC("[1, // c\n2]"), 0, "line 1, column 5, byte 4", "comments are not allowed" },
+	{ DOC("['a']"), 0, "line 1, column 2, byte 1", "double quotes" },
+	/* NUL bytes */
+	{ DOC("[1,\0 2]"), 0, "line 1, column 4, byte 3", "NUL" },
+	{ DOC("[\"a\0\"]"), 0, "line 1, column 4, byte 3", "control character 0x00" },
+	/* empty input, and a top level that is not an array */
+	{ DOC(""), 0, "line 1, column 1, byte 0", "empty input" },
+	{ DOC(" \n\t "), 0, "line 2, column 3, byte 4", "empty input" },
+	{ DOC("{\"a\": [1]}"), 0, "line 1, column 1, byte 0", "expected '['" },
+	{ DOC("1"), 0, "line 1, column 1, byte 0", "expected '['" },
+	{ DOC("\"x\""), 0, "line 1, column 1, byte 0", "expected '['" },
+	/* structure */
+	{ DOC("[1 2]"), 0, "line 1, column 4, byte 3", "unexpected '2'" },
+	{ DOC("[{\"a\" 1}]"), 0, "line 1, column 7, byte 6", "expected ':'" },
+	{ DOC("[1}"), 0, "line 1, column 3, byte 2", "unexpected '}'" },
+	/* invalid UTF-8, inside and outside strings */
+	{ DOC("[\"\xff\"]"), 0, "line 1, column 3, byte 2", "invalid UTF-8" },
+	{ DOC("[\"ok\", \"\xc3\x28\"]"), 0, "line 1, column 10, byte 9", "invalid UTF-8" },
+	{ DOC("[\"\xed\xa0\x80\"]"), 0, "line 1, column 4, byte 3", "invalid UTF-8" },
+	{ DOC("[\"\xf4\x90\x80\x80\"]"), 0, "line 1, column 4, byte 3", "invalid UTF-8" },
+	{ DOC("[\"\xc0\xaf\"]"), 0, "line 1, column 3, byte 2", "invalid UTF-8" },
+	{ DOC("\xff[1]"), 0, "line 1, column 1, byte 0", "invalid UTF-8" },
+	{ DOC("[1, \xef\xbb\xbf" "2]"), 0, "line 1, column 5, byte 4", "unexpected 0xEF" },
+	/* NDJSON */
+	{ DOC("1\n2 3\n"), 1, "line 2, column 3, byte 4", "expected end of line" },
+	{ DOC("1\n[1,\n"), 1, "line 2, column 4, byte 5", "end of line inside an array" },
+	{ DOC("1\n\n{\"a\":1}}\n"), 1, "line 3, column 8, byte 10", "unexpected '}'" },
+	{ DOC("\"\xe2\x82\"\n"), 1, "line 1, column 4, byte 3", "invalid UTF-8" },
+	{ DOC("1\n// c\n"), 1, "line 2, column 1, byte 2", "comments are not allowed" },
+};
+
+static void check_bad_input(const char *what, const char *in, size_t len, int ndjson,
+                            const char *pos, const char *why)
+{
+	static const char *const modes[][3] = { { "-j", "2", NULL }, { "--serial", NULL } };
+	const char *path = scratch_path(2, "bad.json");
+
+	/* A file, so that NUL bytes go in as they are and the message names it. */
+	write_file(path, in, len);
+	for (size_t m = 0; m < COUNT(modes); m++) {
+		const char *args[MAX_ARGS + 1] = { "-p", "identity" };
+		struct proc_spec spec = { .args = args };
+		size_t na = 2;
+		struct proc r;
+
+		for (size_t k = 0; modes[m][k]; k++)
+			args[na++] = modes[m][k];
+		if (ndjson) {
+			args[na++] = "--input-format";
+			args[na++] = "ndjson";
+		}
+		args[na++] = path;
+		run_spec(&spec, &r);
+		expect_exit(&r, 2);
+		cr_expect_not(parses(r.out), "%s: %s: stdout parses: %s", what, r.cmd, r.out);
+		cr_expect_eq(line_count(r.err), 1, "%s: %s: stderr: %s", what, r.cmd, r.err);
+		cr_expect_not_null(strstr(r.err, "malformed input"), "%s: %s: %s", what, r.cmd, r.err);
+		cr_expect_not_null(strstr(r.err, path), "%s: %s: %s", what, r.cmd, r.err);
+		if (pos)
+			cr_expect_not_null(strstr(r.err, pos), "%s: %s: want \"%s\": %s", what, r.cmd,
+			                   pos, r.err);
+		if (why)
+			cr_expect_not_null(strstr(r.err, why), "%s: %s: want \"%s\": %s", what, r.cmd,
+			                   why, r.err);
+		proc_release(&r);
+	}
+}
+
+Test(faults, malformed_input_exits_2_with_the_position)
+{
+	for (size_t i = 0; i < COUNT(bad_inputs); i++) {
+		const struct bad_input *b = &bad_inputs[i];
+		char what[32];
+
+		snprintf(what, sizeof(what), "bad input %zu", i);
+		check_bad_input(what, b->in, b->len, b->ndjson, b->pos, b->why);
+	}
+}
+
+Test(faults, unclosed_brackets_exit_2_with_the_position)
+{
+	const size_t n = 200000;
+	char *in = malloc(n);
+
+	cr_assert_not_null(in);
+	memset(in, '[', n);
+	check_bad_input("200000 '['", in, n, 0, "line 1, column 200001, byte 200000",
+	                "unexpected end of input");
+	free(in);
+}
+
+/* A byte order mark before the array is skipped; anywhere else it is not
+ * JSON (see the table above). */
+Test(faults, byte_order_mark_at_the_start_is_skipped)
+{
+	struct proc r;
+
+	run(&r, "\xef\xbb\xbf[1, \"\xc3\xa9\"]", "-p", "identity", NULL);
+	expect_exit(&r, 0);
+	cr_expect_str_eq(r.out, "[\n1,\n\"\xc3\xa9\"\n]\n");
+	proc_release(&r);
+}
+
+/* 100,000 levels of valid nesting: the splitter takes them without
+ * recursion; identity gives them back byte for byte; a plugin that parses
+ * them fails that item cleanly, and the run goes on. */
+Test(faults, deep_nesting_is_processed_or_refused_cleanly)
+{
+	const size_t depth = 100000;
+	const char *path = scratch_path(2, "deep.json");
+	char *in = NULL, *want = NULL, *deep = malloc(2 * depth);
+	size_t in_len = 0, want_len = 0;
+	static const struct {
+		const char *plugin;
+		const char *why;
+	} parsers[] = {
+		{ "factorial", "must be a non-negative integer" },  /* its own deserializer */
+		{ "sleep", "nesting" },                             /* cJSON, by default */
+		{ FIX("config_echo"), "nesting" },
+	};
+	static const char *const modes[][3] = { { "-j", "2", NULL }, { "--serial", NULL } };
+	struct proc r;
+
+	cr_assert_not_null(deep);
+	memset(deep, '[', depth);
+	memset(deep + depth, ']', depth);
+	append(&in, &in_len, "[", 1);
+	append(&in, &in_len, deep, 2 * depth);
+	append(&in, &in_len, ", 0]", 4);
+	write_file(path, in, in_len);
+	append(&want, &want_len, "[\n", 2);
+	append(&want, &want_len, deep, 2 * depth);
+	append(&want, &want_len, ",\n0\n]\n", 6);
+
+	for (size_t m = 0; m < COUNT(modes); m++) {
+		const char *args[MAX_ARGS + 1] = { "-p", "identity" };
+		struct proc_spec spec = { .args = args };
+		size_t na = 2;
+
+		for (size_t k = 0; modes[m][k]; k++)
+			args[na++] = modes[m][k];
+		args[na++] = path;
+		run_spec(&spec, &r);
+		expect_exit(&r, 0);
+		expect_same_bytes(r.cmd, r.out, r.out_len, want, want_len);
+		proc_release(&r);
+		for (size_t p = 0; p < COUNT(parsers); p++) {
+			char *line;
+
+			args[1] = parsers[p].plugin;
+			run_spec(&spec, &r);
+			expect_exit(&r, 1);
+			cr_expect(strncmp(r.out, "[\nnull,\n", 8) == 0, "%s: %.20s", r.cmd, r.out);
+			cr_expect(parses(r.out), "%s: stdout is not JSON", r.cmd);
+			line = failure_line(r.err, 0);
+			cr_expect_not_null(line, "%s: %s", r.cmd, r.err);
+			if (line) {
+				cr_expect_not_null(strstr(line, "failed in deserialize"), "%s: %s", r.cmd,
+				                   line);
+				cr_expect_not_null(strstr(line, parsers[p].why), "%s: %s", r.cmd, line);
+			}
+			free(line);
+			cr_expect_eq(count_of(r.err, " failed in "), 1, "%s: %s", r.cmd, r.err);
+			proc_release(&r);
+		}
+	}
+	free(in);
+	free(want);
+	free(deep);
+}
+
+static int same_file_bytes(const char *a_path, size_t a_off, const char *b_path, size_t b_off,
+                           size_t len)
+{
+	int fa = open(a_path, O_RDONLY | O_CLOEXEC), fb = open(b_path, O_RDONLY | O_CLOEXEC);
+	const char *a, *b;
+	int same;
+
+	cr_assert(fa >= 0 && fb >= 0);
+	a = mmap(NULL, a_off + len, PROT_READ, MAP_PRIVATE, fa, 0);
+	b = mmap(NULL, b_off + len, PROT_READ, MAP_PRIVATE, fb, 0);
+	cr_assert(a != MAP_FAILED && b != MAP_FAILED);
+	same = memcmp(a + a_off, b + b_off, len) == 0;
+	munmap((void *)a, a_off + len);
+	munmap((void *)b, b_off + len);
+	close(fa);
+	close(fb);
+	return same;
+}
+
+/* A 100 MB string, with escapes and multi-byte characters all along it,
+ * goes through identity intact. */
+Test(faults, huge_string_item_comes_back_intact)
+{
+	static const char piece[] = "abc \\\"quoted\\\" \\u00e9\\n \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 "
+	                            "0123456789 \\\\ /";
+	const size_t reps = (100u << 20) / (sizeof(piece) - 1);
+	const size_t item_len = 2 + reps * (sizeof(piece) - 1);
+	const char *in = scratch_path(2, "huge.json"), *out = scratch_path(1, "out.json");
+	const char *args[] = { "-p", "identity", "-j", "2", in, NULL };
+	struct proc_spec spec = { .args = args, .stdout_path = out };
+	struct stat st;
+	struct proc r;
+	FILE *f = fopen(in, "w");
+
+	cr_assert_not_null(f);
+	fputs("[\"", f);
+	for (size_t i = 0; i < reps; i++)
+		fwrite(piece, 1, sizeof(piece) - 1, f);
+	fputs("\"]", f);
+	cr_assert_eq(fclose(f), 0);
+
+	run_spec(&spec, &r);
+	expect_exit(&r, 0);
+	cr_expect_str_eq(r.err, "", "%s: stderr", r.cmd);
+	cr_assert_eq(stat(out, &st), 0);
+	/* "[\n" item "\n]\n" */
+	cr_assert_eq((size_t)st.st_size, item_len + 5, "%s: output of %zu bytes, want %zu", r.cmd,
+	             (size_t)st.st_size, item_len + 5);
+	cr_expect(same_file_bytes(in, 1, out, 2, item_len), "%s: the item changed", r.cmd);
+	proc_release(&r);
+}
+
+/* ---- 9. a parser conformance table, through the splitter ---- */
+
+enum verdict { ACCEPT, REJECT, EITHER };
+
+/* Small documents in the manner of a JSON parser test suite (written for
+ * pexec, not copied from one).  Each goes in as the one item of an array and
+ * as an NDJSON line.  Accepted: identity gives it back byte for byte.
+ * Rejected: exit 2 with its position.  Either: what RFC 8259 leaves open
+ * (lone surrogates, numbers no double holds); only no crash and no hang. */
+static const struct conformance {
+	enum verdict verdict;
+	const char *doc;
+	size_t len;
+} docs[] = {
+	/* numbers */
+	{ ACCEPT, DOC("0") },
+	{ ACCEPT, DOC("-0") },
+	{ ACCEPT, DOC("1") },
+	{ ACCEPT, DOC("-1") },
+	{ ACCEPT, DOC("1234567890123456789012345678901234567890") },
+	{ ACCEPT, DOC("1.5") },
+	{ ACCEPT, DOC("-0.0") },
+	{ ACCEPT, DOC("0.5e1") },
+	{ ACCEPT, DOC("1e10") },
+	{ ACCEPT, DOC("1E+10") },
+	{ ACCEPT, DOC("1e-10") },
+	{ ACCEPT, DOC("-1.25E-3") },
+	{ ACCEPT, DOC("0e0") },
+	{ ACCEPT, DOC("1.0E-0") },
+	{ ACCEPT, DOC("1e400") },
+	{ ACCEPT, DOC("-1e-400") },
+	{ REJECT, DOC("01") },
+	{ REJECT, DOC("-01") },
+	{ REJECT, DOC("-") },
+	{ REJECT, DOC("--1") },
+	{ REJECT, DOC("-a") },
+	{ REJECT, DOC("1.") },
+	{ REJECT, DOC(".5") },
+	{ REJECT, DOC("1.e5") },
+	{ REJECT, DOC("1e") },
+	{ REJECT, DOC("1e+") },
+	{ REJECT, DOC("1e1.5") },
+	{ REJECT, DOC("0.1.2") },
+	{ REJECT, DOC("1-") },
+	{ REJECT, DOC("+1") },
+	{ REJECT, DOC("0x1F") },
+	{ REJECT, DOC("NaN") },
+	{ REJECT, DOC("Infinity") },
+	{ REJECT, DOC("-Infinity") },
+	{ EITHER, DOC("1e99999999999999999999") },
+	{ EITHER, DOC("123e-999999") },
+	{ EITHER, DOC("100000000000000000000000000000000000000000000000000000000000000000000000") },
+	/* literals */
+	{ ACCEPT, DOC("true") },
+	{ ACCEPT, DOC("false") },
+	{ ACCEPT, DOC("null") },
+	{ REJECT, DOC("tru") },
+	{ REJECT, DOC("True") },
+	{ REJECT, DOC("nul") },
+	{ REJECT, DOC("nulll") },
+	{ REJECT, DOC("undefined") },
+	/* strings */
+	{ ACCEPT, DOC("\"\"") },
+	{ ACCEPT, DOC("\"abc\"") },
+	{ ACCEPT, DOC("\" \"") },
+	{ ACCEPT, DOC("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"") },
+	{ ACCEPT, DOC("\"\\u0000\"") },
+	{ ACCEPT, DOC("\"\\u00e9\\u20AC\"") },
+	{ ACCEPT, DOC("\"\\ud83d\\ude00\"") },
+	{ ACCEPT, DOC("\"\\uFFFF\"") },
+	{ ACCEPT, DOC("\"\\u005C\"") },
+	{ ACCEPT, DOC("\"\xc3\xa9\"") },
+	{ ACCEPT, DOC("\"\xe2\x82\xac\"") },
+	{ ACCEPT, DOC("\"\xf0\x9f\x98\x80\"") },
+	{ ACCEPT, DOC("\"\xef\xbf\xbf\"") },
+	{ ACCEPT, DOC("\"\xf4\x8f\xbf\xbf\"") },
+	{ ACCEPT, DOC("\"\x7f\"") },
+	{ ACCEPT, DOC("\"a/b\"") },
+	{ ACCEPT, DOC("\"]\"") },
+	{ ACCEPT, DOC("\",\"") },
+	{ ACCEPT, DOC("\"[{\"") },
+	{ REJECT, DOC("'a'") },
+	{ REJECT, DOC("\"abc") },
+	{ REJECT, DOC("\"\\\"") },
+	{ REJECT, DOC("\"\\x41\"") },
+	{ REJECT, DOC("\"\\U0041\"") },
+	{ REJECT, DOC("\"\\u\"") },
+	{ REJECT, DOC("\"\\u12\"") },
+	{ REJECT, DOC("\"\\u12G4\"") },
+	{ REJECT, DOC("\"a\tb\"") },
+	{ REJECT, DOC("\"a\nb\"") },
+	{ REJECT, DOC("\"\x01\"") },
+	{ REJECT, DOC("\"\x1f\"") },
+	{ REJECT, DOC("\"\xff\"") },
+	{ REJECT, DOC("\"\x80\"") },
+	{ REJECT, DOC("\"\xc0\xaf\"") },
+	{ REJECT, DOC("\"\xc3\"") },
+	{ REJECT, DOC("\"\xe2\x82\"") },
+	{ REJECT, DOC("\"\xed\xa0\x80\"") },
+	{ REJECT, DOC("\"\xf4\x90\x80\x80\"") },
+	{ REJECT, DOC("\"\xf8\x88\x80\x80\x80\"") },
+	{ EITHER, DOC("\"\\ud800\"") },
+	{ EITHER, DOC("\"\\udc00\"") },
+	{ EITHER, DOC("\"\\ud800\\u0041\"") },
+	{ EITHER, DOC("\"\\udbff\\udfff\"") },
+	{ EITHER, DOC("\"\xef\xb7\x90\"") },
+	{ EITHER, DOC("\"\\u0000abc\\u0000\"") },
+	/* arrays and objects */
+	{ ACCEPT, DOC("[]") },
+	{ ACCEPT, DOC("{}") },
+	{ ACCEPT, DOC("[1,2,3]") },
+	{ ACCEPT, DOC("[ 1 , 2 ]") },
+	{ ACCEPT, DOC("[\"\"]") },
+	{ ACCEPT, DOC("[null,[null,[null]]]") },
+	{ ACCEPT, DOC("[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]") },
+	{ ACCEPT, DOC("{\"a\":1,\"b\":[true,false,null]}") },
+	{ ACCEPT, DOC("{\"\":0}") },
+	{ ACCEPT, DOC("{\"a\":{\"a\":{\"a\":{}}}}") },
+	{ ACCEPT, DOC("{\"a\" : 1 , \"a\" : 2}") },
+	{ ACCEPT, DOC("{\"k\":[{},[],\"\",0,-0.0]}") },
+	{ ACCEPT, DOC("{\"}\":\"{\"}") },
+	{ ACCEPT, DOC("[\t\r\n1\r\n]") },
+	{ REJECT, DOC("[1,]") },
+	{ REJECT, DOC("[,1]") },
+	{ REJECT, DOC("[1 2]") },
+	{ REJECT, DOC("[1,,2]") },
+	{ REJECT, DOC("[-]") },
+	{ REJECT, DOC("{\"a\"}") },
+	{ REJECT, DOC("{\"a\":}") },
+	{ REJECT, DOC("{\"a\" 1}") },
+	{ REJECT, DOC("{a:1}") },
+	{ REJECT, DOC("{\"a\":1,}") },
+	{ REJECT, DOC("{,}") },
+	{ REJECT, DOC("{1:2}") },
+	{ REJECT, DOC("{\"a\":[}") },
+	{ REJECT, DOC("[1]]") },
+	{ REJECT, DOC("[1}") },
+	{ REJECT, DOC("{\"a\":1]") },
+	{ REJECT, DOC("[") },
+	{ REJECT, DOC("{") },
+	{ REJECT, DOC("]") },
+	{ REJECT, DOC("}") },
+	/* what is not JSON at all */
+	{ REJECT, DOC("/* c */ 1") },
+	{ REJECT, DOC("1 // c") },
+	{ REJECT, DOC("# c") },
+	{ REJECT, DOC("\"a\" \"b\"") },
+	{ REJECT, DOC("true false") },
+	{ REJECT, DOC("\xc3\xa9") },
+	{ REJECT, DOC("1\xef\xbb\xbf") },
+	{ REJECT, DOC("\0") },
+	{ REJECT, DOC("nu\0ll") },
+	{ REJECT, DOC("\x0c" "1") },
+};
+
+/* The position in a malformed-input message, checked against the input:
+ * the byte is within it (or at its end), and on line 1 the column is the
+ * byte + 1. */
+static void expect_position(const struct proc *r, const char *what, size_t in_len)
+{
+	const char *at = strstr(r->err, " at line ");
+	unsigned long line, col, byte;
+
+	cr_expect_not_null(at, "%s: %s: no position: %s", what, r->cmd, r->err);
+	if (!at)
+		return;
+	cr_expect_eq(sscanf(at, " at line %lu, column %lu, byte %lu", &line, &col, &byte), 3,
+	             "%s: %s: %s", what, r->cmd, r->err);
+	cr_expect_leq(byte, in_len, "%s: %s: byte %lu past the input", what, r->cmd, byte);
+	if (line == 1)
+		cr_expect_eq(col, byte + 1, "%s: %s: %s", what, r->cmd, r->err);
+}
+
+static void check_conformance(enum verdict verdict)
+{
+	const char *path = scratch_path(2, "doc.json");
+	size_t checked = 0;
+
+	for (size_t i = 0; i < COUNT(docs); i++) {
+		const struct conformance *d = &docs[i];
+		const int has_newline = memchr(d->doc, '\n', d->len) || memchr(d->doc, '\r', d->len);
+
+		if (d->verdict != verdict)
+			continue;
+		checked++;
+		/* As an array's one item, and (for one-line documents) as an NDJSON
+		 * line. */
+		for (int nd = 0; nd < 2; nd++) {
+			const char *args[] = { "-p", "identity", "-j", "1", "--input-format",
+				               nd ? "ndjson" : "json", "--output-format",
+				               nd ? "ndjson" : "json", path, NULL };
+			struct proc_spec spec = { .args = args };
+			char *in = NULL, *want = NULL, what[32], how[128];
+			size_t in_len = 0, want_len = 0;
+			struct proc r;
+			int accepted;
+
+			if (nd && has_newline && verdict != REJECT)
+				continue;
+			append(&in, &in_len, nd ? "" : "[", nd ? 0 : 1);
+			append(&in, &in_len, d->doc, d->len);
+			append(&in, &in_len, nd ? "\n" : "]", 1);
+			append(&want, &want_len, nd ? "" : "[\n", nd ? 0 : 2);
+			append(&want, &want_len, d->doc, d->len);
+			append(&want, &want_len, nd ? "\n" : "\n]\n", nd ? 1 : 3);
+			write_file(path, in, in_len);
+			snprintf(what, sizeof(what), "doc %zu (%s)", i, nd ? "ndjson" : "json");
+
+			run_spec(&spec, &r);
+			cr_expect_not(r.hung, "%s: %s: hung", what, r.cmd);
+			cr_expect(WIFEXITED(r.status), "%s: %s: %s", what, r.cmd,
+			          describe(r.status, how, sizeof(how)));
+			cr_expect_eq(r.strays, 0, "%s: %s: processes left behind", what, r.cmd);
+			accepted = WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
+			if (verdict == ACCEPT || (verdict == EITHER && accepted)) {
+				cr_expect(accepted, "%s: %s: refused: %s", what, r.cmd, r.err);
+				if (accepted)
+					expect_same_bytes(what, r.out, r.out_len, want, want_len);
+				cr_expect_str_eq(r.err, "", "%s: %s: stderr", what, r.cmd);
+			} else {
+				cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 2,
+				          "%s: %s: %s, want exit 2; stdout: %s", what, r.cmd,
+				          describe(r.status, how, sizeof(how)), r.out);
+				cr_expect_not_null(strstr(r.err, "malformed input"), "%s: %s: %s", what,
+				                   r.cmd, r.err);
+				cr_expect_eq(line_count(r.err), 1, "%s: %s: %s", what, r.cmd, r.err);
+				/* (NDJSON output is a line per result: see
+				 * malformed_ndjson_line_gives_no_result.) */
+				if (!nd)
+					cr_expect_not(parses(r.out), "%s: %s: stdout parses", what, r.cmd);
+				expect_position(&r, what, in_len);
+			}
+			proc_release(&r);
+			free(in);
+			free(want);
+		}
+	}
+	cr_assert_gt(checked, 0);
+}
+
+Test(faults, conformance_accepted_documents_round_trip)
+{
+	check_conformance(ACCEPT);
+}
+
+Test(faults, conformance_rejected_documents_exit_2_with_the_position)
+{
+	check_conformance(REJECT);
+}
+
+Test(faults, conformance_open_documents_neither_crash_nor_hang)
+{
+	check_conformance(EITHER);
+}
+
+Test(faults, conformance_table_is_large_enough)
+{
+	size_t n[3] = { 0 };
+
+	for (size_t i = 0; i < COUNT(docs); i++)
+		n[docs[i].verdict]++;
+	cr_expect_geq(COUNT(docs), 60);
+	cr_expect(n[ACCEPT] >= 20 && n[REJECT] >= 20 && n[EITHER] >= 5, "%zu %zu %zu", n[ACCEPT],
+	          n[REJECT], n[EITHER]);
+}
+
+/* The splitter once handed over an NDJSON line's value as soon as the value
+ * ended, and only looked at the rest of the line when asked for the next
+ * item: a malformed line such as `nulll` or `1 // c` ran as `null` or `1`,
+ * and its result was written (with -j1, nearly always) before the run
+ * stopped with exit 2.  A value is handed over only once the rest of its
+ * line is known to be blank. */
+Test(faults, malformed_ndjson_line_gives_no_result)
+{
+	static const char *const lines[] = {
+		"nulll\n", "1 // c\n", "\"a\" \"b\"\n", "true false\n", "[1]]\n", "{}x\n",
+	};
+
+	for (size_t i = 0; i < COUNT(lines); i++) {
+		struct proc r;
+
+		run(&r, lines[i], "-p", "identity", "-j", "1", "--input-format", "ndjson",
+		    "--output-format", "ndjson", NULL);
+		expect_exit(&r, 2);
+		cr_expect_str_eq(r.out, "", "%s: a result for the malformed line %s", r.cmd, lines[i]);
+		proc_release(&r);
+	}
+}
