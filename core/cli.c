@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli_report.h"
+#include "cli_tools.h"
 #include "pexec.h"
 
 #ifndef PEXEC_PLUGIN_DIR
@@ -21,6 +22,8 @@
 
 static const char usage_text[] =
 	"usage: pexec --plugin PLUGIN [options] [INPUT]\n"
+	"       pexec info PLUGIN                    print the plugin's manifest (JSON)\n"
+	"       pexec check PLUGIN [SAMPLES.json]    check a plugin, and run samples through it\n"
 	"\n"
 	"Runs PLUGIN's map over every item of INPUT (a file, or '-' or nothing for\n"
 	"standard input) on a pool of worker processes, and writes the results.\n"
@@ -395,6 +398,12 @@ int main(int argc, char **argv)
 	pexec_code rc;
 	int status;
 
+	if (argc > 1 && (!strcmp(argv[1], "info") || !strcmp(argv[1], "check"))) {
+		dirs = plugin_dirs();
+		status = cli_tool(dirs, argc - 1, argv + 1);
+		free(dirs);
+		return status;
+	}
 	status = parse_args(&cli, argc, argv);
 	if (status >= 0)
 		return status;

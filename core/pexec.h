@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "pexec_plugin.h"
 
@@ -69,6 +70,9 @@ pexec_code pexec_plugin_load(const char *spec, const char *fallback_dir,
 const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded *plugin);
 const char *pexec_plugin_path(const pexec_loaded *plugin);
 void pexec_plugin_free(pexec_loaded *plugin);
+/* The plugin's manifest as JSON text (see plugin.schema.json), malloc'd;
+ * NULL when out of memory. */
+char *pexec_plugin_manifest(const pexec_loaded *plugin);
 
 /* ---- the pool ---- */
 
@@ -132,6 +136,14 @@ typedef int (*pexec_result_fn)(void *ctx, const pexec_result *result, pexec_erro
 struct pexec_stats;
 struct pexec_progress;
 
+/* Takes a run of successful results, in index order, at once: result k (index
+ * first + k) is the JSON text texts[k]; inputs[k] is its item's bytes when
+ * result_input is set, else inputs is NULL.  Valid during the call only.
+ * Returns 0, or a negative pexec_code to stop the run. */
+typedef int (*pexec_batch_fn)(void *ctx, uint64_t first, uint32_t count,
+                              const struct iovec *texts, const struct iovec *inputs,
+                              pexec_error *err);
+
 typedef struct pexec_opts {
 	unsigned jobs;        /* workers; 0: the CPUs this process may use */
 	size_t chunksize;     /* items per chunk; 0: adaptive */
@@ -158,6 +170,15 @@ typedef struct pexec_opts {
 	/* Hand every result its item's input bytes, not only failures (costs a
 	 * walk over the chunk). */
 	int result_input;
+	/* --serial: time each item for pexec_result.started/seconds (costs
+	 * three clock reads an item).  Pools time chunks anyway. */
+	int item_times;
+	/* When set, a chunk whose items all succeeded goes here in one call
+	 * instead of item by item to the sink (which still gets failures and
+	 * the NULL flush hint): the parent's cost per result drops to filling
+	 * one iovec. */
+	pexec_batch_fn batch_sink;
+	void *batch_ctx;
 } pexec_opts;
 
 typedef struct pexec_stats {

@@ -107,7 +107,18 @@ typedef struct pexec_descriptor {
 	/* Optional.  Frees a value made by deserialize or map (see OWNERSHIP). */
 	void (*free_value)(void *state, void *value);
 
-	/* ABI 1 ends here.  New members are appended below, never inserted. */
+	/* ---- appended in pexec 0.2; a plugin built earlier reads as NULL ---- */
+
+	/* Optional declarations, shown by `pexec info` and checked by nothing
+	 * else: a JSON Schema (as JSON text) for --config, and a one-line
+	 * description and a JSON Schema for one input item and one result. */
+	const char *config_schema;
+	const char *input_description;
+	const char *input_schema;
+	const char *output_description;
+	const char *output_schema;
+
+	/* New members are appended below, never inserted. */
 } pexec_descriptor;
 
 #define PEXEC_DESCRIPTOR_HEADER \
