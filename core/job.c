@@ -154,6 +154,24 @@ static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 	return rc ? -(int)rc : 0;
 }
 
+/* The pool's batch path: successes only, in order. */
+static int job_batch(void *ctx, uint64_t first, uint32_t count, const struct iovec *texts,
+                     const struct iovec *inputs, pexec_error *err)
+{
+	struct job_ctx *j = ctx;
+	pexec_code rc = pexec__writer_put_batch(&j->out, texts, count, err);
+
+	(void)first;
+	if (!rc && j->journaling) {
+		for (uint32_t i = 0; i < count; i++)
+			j->hash = pexec__hash(j->hash, inputs[i].iov_base, inputs[i].iov_len);
+		j->done += count;
+		if (pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
+			rc = checkpoint(j, err);
+	}
+	return rc ? -(int)rc : 0;
+}
+
 static void job_tick(void *ctx, const pexec_stats *stats)
 {
 	struct job_ctx *j = ctx;
@@ -603,6 +621,12 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		if (rc)
 			goto out;
 		j.out_open = 1;
+	}
+	opts.item_times = job->on_result != NULL;
+	/* Item by item only where something looks at each result. */
+	if (!job->on_result) {
+		opts.batch_sink = job_batch;
+		opts.batch_ctx = &j;
 	}
 	if (job->on_progress) {
 		opts.on_tick = job_tick;

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "pexec.h"
 
@@ -46,6 +47,9 @@ pexec_code pexec__writer_put(struct pexec__writer *w, const char *data, size_t l
                              pexec_error *err);
 /* Writes out what is buffered (the pool calls for it before it waits). */
 pexec_code pexec__writer_flush(struct pexec__writer *w, pexec_error *err);
+/* Adds `count` results at once (the pool's batch path). */
+pexec_code pexec__writer_put_batch(struct pexec__writer *w, const struct iovec *texts,
+                                   uint32_t count, pexec_error *err);
 /* Completes the output (closing bracket, flush, fsync and rename). */
 pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err);
 /* Ends an incomplete run: a descriptor gets what was complete, without the

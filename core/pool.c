@@ -163,6 +163,9 @@ struct pool {
 	unsigned fruitless_deaths; /* worker deaths since an item last completed */
 	int emitted;         /* results handed over since the last flush */
 
+	struct iovec *texts, *inputs; /* batch_sink scratch, iov_cap each */
+	size_t iov_cap;
+
 	double item_ns;      /* moving average of worker time per item; 0: unknown */
 	uint32_t chunk_items;
 	uint64_t timeout_ns;
@@ -581,6 +584,55 @@ static void emit_one(struct pool *p, pexec_result *r)
 	p->emitted = 1;
 }
 
+/* The batch path: a chunk of successes goes to batch_sink in one call.
+ * Returns 1 if it did, 0 if the chunk needs the item-by-item path. */
+static int chunk_emit_batch(struct pool *p, struct chunk *c)
+{
+	struct pexec__frame_cursor recs = {
+		.p = c->res + PEXEC_FRAME_HEADER_SIZE, .end = c->res + c->res_len,
+	};
+	struct pexec__frame_cursor items = {
+		.p = c->items.data + PEXEC_FRAME_HEADER_SIZE, .end = c->items.data + c->items.len,
+	};
+	pexec_stage stage;
+	const char *data;
+	size_t len;
+	int byte, rc;
+
+	if (c->split || !p->opts->batch_sink)
+		return 0;
+	if (p->iov_cap < c->count) {
+		struct iovec *t = realloc(p->texts, c->count * sizeof(*t));
+		struct iovec *in = t ? realloc(p->inputs, c->count * sizeof(*in)) : NULL;
+		if (t)
+			p->texts = t;
+		if (!in)
+			return 0;
+		p->inputs = in;
+		p->iov_cap = c->count;
+	}
+	for (uint32_t i = 0; i < c->count; i++) {
+		if (pexec__frame_next_record(&recs, &data, &len, &byte, &stage) != 1 || byte != 1)
+			return 0;
+		p->texts[i] = (struct iovec){ (void *)data, len };
+	}
+	if (p->opts->result_input)
+		for (uint32_t i = 0; i < c->count; i++) {
+			if (pexec__frame_next_item(&items, &data, &len) != 1)
+				return 0;
+			p->inputs[i] = (struct iovec){ (void *)data, len };
+		}
+	rc = p->opts->batch_sink(p->opts->batch_ctx, c->first, c->count, p->texts,
+	                         p->opts->result_input ? p->inputs : NULL, p->err);
+	if (rc < 0)
+		p->stop = (pexec_code)-rc;
+	p->stats->ok += c->count;
+	p->stats->by_status[PEXEC_STATUS_OK] += c->count;
+	p->emitted = 1;
+	slot_release(p, c);
+	return 1;
+}
+
 /* Hands a done chunk's results to the sink and frees its slot. */
 static void chunk_emit(struct pool *p, struct chunk *c)
 {
@@ -594,6 +646,8 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 	};
 	uint32_t items_at = 0; /* the item `items` points at */
 
+	if (chunk_emit_batch(p, c))
+		return;
 	for (uint32_t i = 0; i < c->count && !p->stop; i++) {
 		pexec_result r = { .index = c->first + i, .attempts = 1, .pid = c->whole.pid,
 		                   .started = c->whole.started + i * c->whole.seconds,
@@ -1366,6 +1420,8 @@ static void pool_release(struct pool *p)
 	for (size_t i = 0; i < p->queue_len; i++)
 		task_release(&p->queue[i]);
 	free(p->queue);
+	free(p->texts);
+	free(p->inputs);
 	free(p->workers);
 	free(p->slots);
 	if (p->progress)

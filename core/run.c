@@ -29,7 +29,7 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 	pexec_error item_err;
 	void *state = NULL;
 	pexec_code rc = PEXEC_OK;
-	uint64_t index = 0, next_tick = 0, t0;
+	uint64_t index = 0, next_tick = 0, t0 = 0;
 	const int pid = (int)getpid();
 	struct timespec wall;
 	const uint64_t tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u;
@@ -77,11 +77,13 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 		}
 		memcpy(item.data, data, len);
 		item.data[len] = '\0';
-		t0 = pexec__now_ns();
-		clock_gettime(CLOCK_REALTIME, &wall);
-		r.started = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+		if (opts->item_times) {
+			t0 = pexec__now_ns();
+			clock_gettime(CLOCK_REALTIME, &wall);
+			r.started = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+		}
 		r.stage = pexec__item_run(d, state, item.data, len, &out, &item_err, NULL);
-		r.seconds = (double)(pexec__now_ns() - t0) / 1e9;
+		r.seconds = opts->item_times ? (double)(pexec__now_ns() - t0) / 1e9 : -1;
 		r.input = item.data;
 		r.input_len = len;
 		r.attempts = 1;
