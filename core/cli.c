@@ -47,7 +47,8 @@ static const char usage_text[] =
 	"      --memory-limit SIZE   address space per worker, e.g. 512M or 2G\n"
 	"      --max-tasks-per-worker N  replace each worker after N items\n"
 	"      --errors FILE         one JSON record per failed item (NDJSON)\n"
-	"      --resume              continue an interrupted run with -o FILE (same command)\n"
+	"      --resume              continue an interrupted run with -o FILE: the same\n"
+	"                            command again (not for --unordered or standard input)\n"
 	"      --retry-failed        with --resume: also run the items that failed again\n"
 	"      --progress            a live progress line on stderr (a terminal), then a summary\n"
 	"      --joblog FILE         one JSON record per item as it completes (NDJSON)\n"
@@ -424,6 +425,7 @@ int main(int argc, char **argv)
 	dirs = plugin_dirs();
 	cli.job.plugin_dir = dirs;
 	cli.job.output_fd = cli.out_fd;
+	cli.report.append = cli.job.resume;
 	if (cli_report_open(&cli.report)) {
 		free(dirs);
 		return 3;

@@ -28,7 +28,7 @@ int cli_report_open(struct cli_report *r)
 {
 	r->progress = r->progress_asked && !r->quiet && isatty(2);
 	if (r->joblog_path) {
-		r->joblog = fopen(r->joblog_path, "we");
+		r->joblog = fopen(r->joblog_path, r->append ? "ae" : "we");
 		if (!r->joblog) {
 			fprintf(stderr, "pexec: cannot create '%s': %s\n", r->joblog_path,
 			        strerror(errno));

@@ -18,6 +18,7 @@ struct cli_report {
 	FILE *joblog;         /* --joblog FILE */
 	const char *joblog_path;
 	const char *summary_path; /* --summary FILE */
+	int append;           /* --resume: the job log goes on where it was */
 	int drawn;            /* a progress line is on the screen */
 	int write_failed;     /* the job log could not be written */
 	double rate;          /* items per second, smoothed */

@@ -115,7 +115,10 @@ static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 
 	if (!res) {
 		/* The pool is about to wait: out with what is buffered, and a
-		 * checkpoint when one is due. */
+		 * checkpoint when one is due.  (A retry writes nothing until its
+		 * merge.) */
+		if (j->only)
+			return 0;
 		if (j->journaling && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
 			rc = checkpoint(j, err);
 		else
@@ -394,7 +397,7 @@ static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded *plugin, pe
 	pexec__splitter *old = NULL;
 	struct pexec__writer w;
 	pexec_opts opts = job->opts;
-	uint64_t failed_again = 0, *failed = NULL;
+	uint64_t failed_again = 0, merged = 0, *failed = NULL;
 	char *header = NULL;
 	int old_fd = -1, w_open = 0;
 	pexec_code rc;
@@ -444,9 +447,10 @@ static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded *plugin, pe
 	header = journal_header(job, plugin, j->in_size, &j->in_mtime);
 	rc = header ? pexec__journal_open(jr, j->journal_path, header, 0, err)
 	            : pexec__fail(err, PEXEC_ESYS, "out of memory");
-	for (uint64_t i = 0, k = 0; !rc; i++) {
+	for (uint64_t k = 0; !rc; merged++) {
 		const char *data;
 		size_t len;
+		uint64_t i = merged;
 		int got = pexec__split_next(old, &data, &len, err);
 
 		if (got < 0) {
@@ -468,12 +472,16 @@ static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded *plugin, pe
 		rc = pexec__writer_put(&w, data, len, err);
 	}
 	if (!rc)
+		rc = pexec__writer_sync(&w, err);
+	if (!rc && failed_again)
+		rc = pexec__journal_checkpoint(jr, merged, w.count, w.bytes, 0, err);
+	if (!rc)
 		rc = pexec__writer_finish(&w, err);
 	else
 		pexec__writer_abort(&w);
 	w_open = 0;
 	if (!rc && failed_again)
-		rc = pexec__journal_complete(jr, 0, err);
+		rc = pexec__journal_complete(jr, merged, err);
 	else if (!rc)
 		unlink(j->journal_path);
 	if (!rc && failed_again)
@@ -563,6 +571,12 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		                 "--resume needs ordered output: an --unordered run keeps no journal");
 		goto out;
 	}
+	if (job->retry_failed && job->drop_null) {
+		rc = pexec__fail(err, PEXEC_EUSAGE,
+		                 "--retry-failed cannot work with --drop-null: the output does not "
+		                 "hold every item in its place");
+		goto out;
+	}
 	if (job->retry_failed && !job->resume) {
 		rc = pexec__fail(err, PEXEC_EUSAGE, "--retry-failed goes with --resume");
 		goto out;
@@ -606,7 +620,15 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		if (rc)
 			goto out;
 		if (j.journal.complete) {
-			rc = job->retry_failed ? retry_failed(&j, plugin, err) : PEXEC_OK;
+			if (job->retry_failed)
+				rc = retry_failed(&j, plugin, err);
+			else if (j.journal.nfailed)
+				rc = pexec__fail(err, PEXEC_EITEM,
+				                 "nothing to resume: the run is complete, with %zu failed "
+				                 "items (--retry-failed runs them again)",
+				                 j.journal.nfailed);
+			else
+				rc = PEXEC_OK;
 			goto out;
 		}
 		opts.result_input = 1;

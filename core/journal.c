@@ -140,9 +140,14 @@ pexec_code pexec__journal_read(struct pexec__journal *j, const char *path, pexec
 			if (ok && add_failed(j, index, &cap))
 				rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
 		} else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "complete"))) {
+			uint64_t items = num(rec, "items", &ok);
 			j->complete = 1;
+			all_failed = j->nfailed;
+			if (ok && items > j->items)
+				j->items = items;
 		}
 		cJSON_Delete(rec);
+		j->valid_len = (size_t)(next - text);
 		if (rc)
 			break;
 	}
@@ -178,6 +183,9 @@ pexec_code pexec__journal_open(struct pexec__journal *j, const char *path, const
 	j->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0666);
 	if (j->fd < 0)
 		return pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", path, strerror(errno));
+	/* A torn last line (never made durable) goes before anything is added. */
+	if (append && ftruncate(j->fd, (off_t)j->valid_len))
+		return pexec__fail(err, PEXEC_ESYS, "cannot write '%s': %s", path, strerror(errno));
 	if (!append) {
 		if (pexec_buf_puts(&j->out, header) || pexec_buf_puts(&j->out, "\n"))
 			return pexec__fail(err, PEXEC_ESYS, "out of memory");

@@ -34,6 +34,7 @@ struct pexec__journal {
 	uint64_t hash;        /* pexec__hash of the items' input bytes */
 	uint64_t *failed;     /* failed items before `items`, in order */
 	size_t nfailed;
+	size_t valid_len;     /* bytes of whole lines read (a torn end is cut) */
 };
 
 /* A 64-bit hash for telling whether bytes changed (not cryptographic).
