@@ -309,9 +309,10 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 		}
 		chunk.len = h.payload_len;
 		atomic_store_explicit(&progress->pos, 0, memory_order_relaxed);
+		t0 = pexec__now_ns();
+		atomic_store_explicit(&progress->frame_started, t0, memory_order_relaxed);
 		atomic_store_explicit(&progress->frames, ++frames, memory_order_release);
 
-		t0 = pexec__now_ns();
 		results_begin(&out);
 		if (pexec__frame_begin(res, PEXEC_FRAME_RESULTS, 0))
 			die("cannot hold results");

@@ -25,7 +25,8 @@ struct pexec__progress {
 	 * used, the parent's releases, and where a new worker starts. */
 	_Atomic uint64_t arena_tail;
 	uint64_t arena_head;
-	char pad[24];
+	_Atomic uint64_t frame_started; /* CLOCK_MONOTONIC ns the current frame began */
+	char pad[16];
 };
 
 /* A ring in memory shared with the parent, into which a worker serializes

@@ -405,6 +405,20 @@ int parses(const char *text)
 	return v != NULL;
 }
 
+/* A copy of the line of stderr that reports item `index` failed, or NULL. */
+char *failure_line(const char *err, size_t index)
+{
+	char key[64];
+	const char *p, *nl;
+
+	snprintf(key, sizeof(key), "pexec: item %zu failed in ", index);
+	p = strstr(err, key);
+	if (!p)
+		return NULL;
+	nl = strchr(p, '\n');
+	return strndup(p, nl ? (size_t)(nl - p) : strlen(p));
+}
+
 /* ---- scratch files ---- */
 
 char scratch[64];

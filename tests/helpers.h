@@ -1,7 +1,8 @@
 /*
  * helpers.h - running the built pexec from end-to-end tests, as a user runs
  * it: argv in, bytes on stdin, and the whole stdout, stderr and exit status
- * collected.  Shared by test_cli.c and test_faults.c.
+ * collected.  Shared by the end-to-end test files (test_cli.c, test_faults.c,
+ * test_input.c, ...).
  *
  * The test process makes itself a child subreaper, so a worker that pexec
  * left behind would become its child: after every run, having no child at
@@ -103,6 +104,9 @@ size_t count_of(const char *hay, const char *needle);
 size_t line_count(const char *text);
 /* Whether `text` is one complete JSON value. */
 int parses(const char *text);
+/* A copy (malloc'd) of the line of stderr `err` that reports item `index`
+ * failed ("pexec: item N failed in ..."), or NULL. */
+char *failure_line(const char *err, size_t index);
 
 /* ---- scratch files: a fresh directory per test ---- */
 

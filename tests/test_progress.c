@@ -727,10 +727,8 @@ Test(progress, joblog_has_one_record_per_item_however_it_ended)
 	free(in);
 }
 
-/* known bug: the record of an item whose worker died (crashed, exited,
- * killed, timeout) has no "start", and no "seconds" but for a timeout,
- * although the parent knows when the item began (the worker's shared
- * progress) and when it found the worker dead. */
+/* The record of an item whose worker died (crashed, exited, killed,
+ * timeout) says when the item began and how long it ran until then. */
 Test(progress, joblog_times_of_items_whose_worker_died)
 {
 	char *in = fates_input(), log[256];

@@ -1,0 +1,345 @@
+/*
+ * pool_chunk.c - the pool's reorder window: a ring of `nslots` chunk slots,
+ * chunks built into them from the source (sized by the moving average of
+ * time per item), and chunks handed to the sink once done: in input order
+ * unless --unordered, by the batch path when every item of a chunk succeeded.
+ *
+ * A chunk normally answers whole, as one RESULTS frame.  Once a fault splits
+ * it (pool_fault.c), its results arrive item by item as records, kept until
+ * every item has one.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#include "frame.h"
+#include "pool_internal.h"
+#include "util.h"
+
+/* ---- the window ---- */
+
+static struct chunk *slot_for(struct pool *p, uint64_t seq)
+{
+	return &p->slots[seq % p->nslots];
+}
+
+int pexec__pool_window_has_room(const struct pool *p)
+{
+	if (p->opts->unordered)
+		return p->nbusy < p->nslots;
+	return p->next_seq - p->emit_seq < p->nslots;
+}
+
+static struct chunk *slot_take(struct pool *p)
+{
+	struct chunk *c = slot_for(p, p->next_seq);
+
+	/* Ordered mode guarantees this slot is free; unordered mode may have to
+	 * look further, past chunks that are still running. */
+	for (unsigned i = 0; c->state != CHUNK_FREE && i < p->nslots; i++)
+		c = &p->slots[(p->next_seq + i) % p->nslots];
+	return c->state == CHUNK_FREE ? c : NULL;
+}
+
+static void slot_release(struct pool *p, struct chunk *c)
+{
+	if (c->arena_owner) {
+		pexec__pool_arena_release(c->arena_owner, c->arena_frame);
+		c->arena_owner = NULL;
+	}
+	c->state = CHUNK_FREE;
+	c->items.len = 0;
+	c->results.len = 0;
+	c->split = 0;
+	p->nbusy--;
+}
+
+/* ---- building and splitting chunks ---- */
+
+static uint32_t next_chunk_items(struct pool *p)
+{
+	double want;
+
+	if (p->opts->chunksize)
+		return p->opts->chunksize > CHUNK_MAX_ITEMS * 16u ? CHUNK_MAX_ITEMS * 16u
+		                                                  : (uint32_t)p->opts->chunksize;
+	if (p->item_ns <= 0)
+		return p->chunk_items;
+	want = CHUNK_TARGET_NS / p->item_ns;
+	if (want < 1)
+		want = 1;
+	if (want > (double)p->chunk_items * CHUNK_GROWTH)
+		want = (double)p->chunk_items * CHUNK_GROWTH;
+	if (want > CHUNK_MAX_ITEMS)
+		want = CHUNK_MAX_ITEMS;
+	p->chunk_items = (uint32_t)want;
+	return p->chunk_items;
+}
+
+/* Builds the next chunk from the source into a free slot, at most `limit`
+ * items.  Returns the chunk, or NULL when there is nothing to send (end of
+ * input, or an error that set p->stop). */
+struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
+{
+	uint32_t want = next_chunk_items(p), count = 0;
+	struct chunk *c = slot_take(p);
+	const char *data;
+	size_t len;
+	int rc = 0;
+
+	if (!c)
+		return NULL;
+	if (limit && want > limit)
+		want = (uint32_t)limit;
+	c->items.len = 0;
+	if (pexec__frame_begin(&c->items, PEXEC_FRAME_CHUNK, p->next_index))
+		goto nomem;
+	while (count < want && c->items.len < CHUNK_BYTES + PEXEC_FRAME_HEADER_SIZE) {
+		rc = p->next(p->next_ctx, &data, &len, p->err);
+		if (rc <= 0)
+			break;
+		if (pexec__frame_put_item(&c->items, data, len))
+			goto nomem;
+		count++;
+	}
+	if (rc < 0) {
+		p->stop = (pexec_code)-rc;
+		p->source_done = 1;
+	} else if (rc == 0) {
+		p->source_done = 1;
+	}
+	if (count == 0)
+		return NULL;
+	pexec__frame_end(&c->items, 0, count);
+	c->state = CHUNK_OPEN;
+	c->seq = p->next_seq++;
+	c->first = p->next_index;
+	c->count = c->pending = count;
+	c->split = 0;
+	c->results.len = 0;
+	p->next_index += count;
+	p->stats->items += count;
+	p->nbusy++;
+	return c;
+nomem:
+	p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory building a chunk");
+	return NULL;
+}
+
+/* Readies a chunk for results that arrive item by item: the per-item arrays,
+ * and the offset of every item's entry. */
+int pexec__pool_chunk_split(struct pool *p, struct chunk *c)
+{
+	struct pexec__frame_cursor cur;
+	const char *data;
+	size_t len;
+
+	if (c->split)
+		return 0;
+	if (c->arrays_cap < c->count) {
+		size_t *io = realloc(c->item_off, c->count * sizeof(*io));
+		size_t *ro = io ? realloc(c->rec_off, c->count * sizeof(*ro)) : NULL;
+		unsigned *tr = ro ? realloc(c->tries, c->count * sizeof(*tr)) : NULL;
+		struct item_meta *me = tr ? realloc(c->meta, c->count * sizeof(*me)) : NULL;
+		if (io)
+			c->item_off = io;
+		if (ro)
+			c->rec_off = ro;
+		if (tr)
+			c->tries = tr;
+		if (!me) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return -1;
+		}
+		c->meta = me;
+		c->arrays_cap = c->count;
+	}
+	cur.p = c->items.data + PEXEC_FRAME_HEADER_SIZE;
+	cur.end = c->items.data + c->items.len;
+	for (uint32_t i = 0; i < c->count; i++) {
+		c->item_off[i] = (size_t)(cur.p - c->items.data);
+		c->rec_off[i] = SIZE_MAX;
+		c->tries[i] = 0;
+		c->meta[i] = (struct item_meta){ 0, 0, -1 };
+		pexec__frame_next_item(&cur, &data, &len);
+	}
+	c->results.len = 0;
+	c->split = 1;
+	return 0;
+}
+
+/* The bytes of item `i` of a split chunk. */
+void pexec__pool_chunk_item(const struct chunk *c, uint32_t i, const char **data, size_t *len)
+{
+	struct pexec__frame_cursor cur = {
+		.p = c->items.data + c->item_off[i], .end = c->items.data + c->items.len,
+	};
+	pexec__frame_next_item(&cur, data, len);
+}
+
+/* Stores one record (result or failure) for item `i` of a split chunk. */
+int pexec__pool_chunk_put_record(struct pool *p, struct chunk *c, uint32_t i, int ok,
+                                 pexec_stage stage, const char *data, size_t len)
+{
+	size_t at = pexec__frame_record_begin(&c->results);
+
+	if (at == (size_t)-1 || pexec_buf_append(&c->results, data, len)) {
+		p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory keeping results");
+		return -1;
+	}
+	pexec__frame_record_end(&c->results, at, ok, stage);
+	c->rec_off[i] = at;
+	c->pending--;
+	return 0;
+}
+
+/* ---- emitting ---- */
+
+static void emit_one(struct pool *p, pexec_result *r)
+{
+	char msg[PEXEC_ERROR_MAX];
+
+	p->stats->by_status[r->status]++;
+	if (r->ok) {
+		p->stats->ok++;
+		r->message = NULL;
+	} else {
+		/* Messages travel without their NUL. */
+		snprintf(msg, sizeof(msg), "%.*s", (int)r->len, r->data);
+		r->message = msg;
+		p->stats->failed++;
+	}
+	if (p->sink) {
+		int rc = p->sink(p->sink_ctx, r, p->err);
+		if (rc < 0)
+			p->stop = (pexec_code)-rc;
+	}
+	if (!r->ok && p->opts->fail_fast && !p->stop)
+		p->stop = pexec__fail(p->err, PEXEC_ESTOPPED,
+		                      "stopped at the first failure (--fail-fast): item %llu",
+		                      (unsigned long long)r->index);
+	p->emitted = 1;
+}
+
+/* The batch path: a chunk of successes goes to batch_sink in one call.
+ * Returns 1 if it did, 0 if the chunk needs the item-by-item path. */
+static int chunk_emit_batch(struct pool *p, struct chunk *c)
+{
+	struct pexec__frame_cursor recs = {
+		.p = c->res + PEXEC_FRAME_HEADER_SIZE, .end = c->res + c->res_len,
+	};
+	struct pexec__frame_cursor items = {
+		.p = c->items.data + PEXEC_FRAME_HEADER_SIZE, .end = c->items.data + c->items.len,
+	};
+	pexec_stage stage;
+	const char *data;
+	size_t len;
+	int byte, rc;
+
+	if (c->split || !p->opts->batch_sink)
+		return 0;
+	if (p->iov_cap < c->count) {
+		struct iovec *t = realloc(p->texts, c->count * sizeof(*t));
+		struct iovec *in = t ? realloc(p->inputs, c->count * sizeof(*in)) : NULL;
+		if (t)
+			p->texts = t;
+		if (!in)
+			return 0;
+		p->inputs = in;
+		p->iov_cap = c->count;
+	}
+	for (uint32_t i = 0; i < c->count; i++) {
+		if (pexec__frame_next_record(&recs, &data, &len, &byte, &stage) != 1 || byte != 1)
+			return 0;
+		p->texts[i] = (struct iovec){ (void *)data, len };
+	}
+	if (p->opts->result_input)
+		for (uint32_t i = 0; i < c->count; i++) {
+			if (pexec__frame_next_item(&items, &data, &len) != 1)
+				return 0;
+			p->inputs[i] = (struct iovec){ (void *)data, len };
+		}
+	rc = p->opts->batch_sink(p->opts->batch_ctx, c->first, c->count, p->texts,
+	                         p->opts->result_input ? p->inputs : NULL, p->err);
+	if (rc < 0)
+		p->stop = (pexec_code)-rc;
+	p->stats->ok += c->count;
+	p->stats->by_status[PEXEC_STATUS_OK] += c->count;
+	p->emitted = 1;
+	slot_release(p, c);
+	return 1;
+}
+
+/* Hands a done chunk's results to the sink and frees its slot. */
+static void chunk_emit(struct pool *p, struct chunk *c)
+{
+	struct pexec__frame_cursor items = {
+		.p = c->items.data + PEXEC_FRAME_HEADER_SIZE, .end = c->items.data + c->items.len,
+	};
+	const char *res = c->split ? c->results.data : c->res;
+	size_t res_len = c->split ? c->results.len : c->res_len;
+	struct pexec__frame_cursor recs = {
+		.p = res + PEXEC_FRAME_HEADER_SIZE, .end = res + res_len,
+	};
+	uint32_t items_at = 0; /* the item `items` points at */
+
+	if (chunk_emit_batch(p, c))
+		return;
+	for (uint32_t i = 0; i < c->count && !p->stop; i++) {
+		pexec_result r = { .index = c->first + i, .attempts = 1, .pid = c->whole.pid,
+		                   .started = c->whole.started + i * c->whole.seconds,
+		                   .seconds = c->whole.seconds };
+		int byte;
+
+		if (c->split) {
+			/* Records of a split chunk came in any order. */
+			recs.p = res + c->rec_off[i];
+			r.attempts = c->tries[i];
+			r.pid = c->meta[i].pid;
+			r.started = c->meta[i].started;
+			r.seconds = c->meta[i].seconds;
+		}
+		if (pexec__frame_next_record(&recs, &r.data, &r.len, &byte, &r.stage) != 1) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "internal error: torn results");
+			break;
+		}
+		r.status = pexec__record_status((uint8_t)byte);
+		r.ok = r.status == PEXEC_STATUS_OK;
+		if (!r.ok || p->opts->result_input) {
+			/* The input goes with a failure (or when asked): it costs a walk. */
+			if (c->split) {
+				pexec__pool_chunk_item(c, i, &r.input, &r.input_len);
+			} else {
+				while (items_at <= i &&
+				       pexec__frame_next_item(&items, &r.input, &r.input_len) == 1)
+					items_at++;
+			}
+		}
+		emit_one(p, &r);
+	}
+	slot_release(p, c);
+}
+
+static void emit_ready(struct pool *p, struct chunk *done)
+{
+	if (p->opts->unordered) {
+		chunk_emit(p, done);
+		return;
+	}
+	while (!p->stop && p->emit_seq < p->next_seq) {
+		struct chunk *c = slot_for(p, p->emit_seq);
+		if (c->state != CHUNK_DONE || c->seq != p->emit_seq)
+			break;
+		chunk_emit(p, c);
+		p->emit_seq++;
+	}
+}
+
+void pexec__pool_chunk_check_done(struct pool *p, struct chunk *c)
+{
+	if (c->pending == 0 && c->state == CHUNK_OPEN) {
+		c->state = CHUNK_DONE;
+		emit_ready(p, c);
+	}
+}
