@@ -5,6 +5,7 @@
 #   make demo            factorial over examples/factorial/inputs.json
 #   make SANITIZE=1 ...  the same with AddressSanitizer + UBSan (own build dir)
 #   make install PREFIX=/usr/local DESTDIR=
+#   make uninstall PREFIX=/usr/local DESTDIR=
 
 CC       ?= cc
 PREFIX   ?= /usr/local
@@ -36,7 +37,7 @@ PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/frame.c \
              core/worker.c core/pool.c core/pool_worker.c core/pool_chunk.c core/pool_fault.c \
              core/run.c core/cpus.c core/output.c core/journal.c core/job.c core/manifest.c
-CLI_SRCS  := core/cli.c core/cli_report.c core/cli_tools.c
+CLI_SRCS  := core/cli.c core/cli_report.c core/cli_tools.c core/cli_new.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
@@ -55,6 +56,8 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/core/cli.o: CPPFLAGS += -DPEXEC_PLUGIN_DIR='"$(PLUGIN_DIR)"'
+# What `pexec new` skeletons include plugin.mk from (installed: PEXEC_SDKDIR).
+$(BUILD)/core/cli_new.o: CPPFLAGS += -DPEXEC_SDK_DIR='"$(CURDIR)/sdk"'
 
 $(BUILD)/libpexec.a: $(CORE_OBJS)
 	@rm -f $@
@@ -169,3 +172,98 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: all
 	CC="$(CC)" $(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
+
+# ---- install ----
+#
+#   make install [PREFIX=/usr/local] [DESTDIR=]    make uninstall (the same)
+#
+# Installs the pexec binary, libpexec.a with its public header (pexec.h; no
+# other core/ header), the plugin author's header, the SDK (plugin.mk, header
+# and guide, which `pexec new` skeletons include), two pkg-config files
+# (pexec-plugin for plugin authors, libpexec for programs embedding the
+# library), the shipped plugins and the man pages pexec(1), pexec-plugin(7).
+#
+# The installed binary is linked apart ($(BUILD)/installed/pexec) with the
+# installed directories compiled in: bare plugin names are found in
+# PEXEC_PLUGINDIR, and `pexec new` uses PEXEC_SDKDIR (or, first, the SDK
+# beside the binary, BINDIR/../share/pexec/sdk, which also works inside
+# DESTDIR).  DESTDIR only stages: nothing installed depends on it.
+
+BINDIR          ?= $(PREFIX)/bin
+LIBDIR          ?= $(PREFIX)/lib
+INCLUDEDIR      ?= $(PREFIX)/include
+DATADIR         ?= $(PREFIX)/share
+MANDIR          ?= $(DATADIR)/man
+PKGCONFIGDIR    ?= $(LIBDIR)/pkgconfig
+PEXEC_PLUGINDIR ?= $(LIBDIR)/pexec/plugins
+PEXEC_SDKDIR    ?= $(DATADIR)/pexec/sdk
+INSTALL         ?= install
+
+VERSION := $(shell sed -n 's/^.define PEXEC_VERSION "\(.*\)"$$/\1/p' core/pexec.h)
+
+INST_BUILD := $(BUILD)/installed
+# The CLI files with a directory compiled in; the others are shared with build/pexec.
+INST_REBUILT := core/cli.c core/cli_new.c
+INST_OBJS := $(patsubst %.c,$(INST_BUILD)/%.o,$(filter $(INST_REBUILT),$(CLI_SRCS))) \
+             $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(INST_REBUILT),$(CLI_SRCS)))
+INST_DIRS := $(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(PEXEC_PLUGINDIR) $(PEXEC_SDKDIR) $(VERSION)
+PC_SUBST  := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+                 -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+
+.PHONY: install uninstall FORCE
+
+# Rewritten only when the directories change, so that a new PREFIX rebuilds
+# what has them compiled in, and the same one rebuilds nothing.
+$(INST_BUILD)/dirs: FORCE
+	@mkdir -p $(@D)
+	@echo '$(INST_DIRS)' | cmp -s - $@ || echo '$(INST_DIRS)' >$@
+
+$(INST_BUILD)/core/%.o: core/%.c $(INST_BUILD)/dirs
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DPEXEC_PLUGIN_DIR='"$(PEXEC_PLUGINDIR)"' -DPEXEC_SDK_DIR='"$(PEXEC_SDKDIR)"' \
+		$(CFLAGS) -c -o $@ $<
+
+$(INST_BUILD)/pexec: $(INST_OBJS) $(BUILD)/libpexec.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(INST_BUILD)/pexec-plugin.pc: sdk/pexec-plugin.pc.in $(INST_BUILD)/dirs
+	$(PC_SUBST) $< >$@
+
+$(INST_BUILD)/libpexec.pc: core/libpexec.pc.in $(INST_BUILD)/dirs
+	$(PC_SUBST) $< >$@
+
+install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/pexec \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(PEXEC_PLUGINDIR) $(DESTDIR)$(PEXEC_SDKDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	$(INSTALL) -m 755 $(INST_BUILD)/pexec $(DESTDIR)$(BINDIR)/pexec
+	$(INSTALL) -m 644 $(BUILD)/libpexec.a $(DESTDIR)$(LIBDIR)/libpexec.a
+	$(INSTALL) -m 644 core/pexec.h sdk/pexec_plugin.h $(DESTDIR)$(INCLUDEDIR)/pexec/
+	$(INSTALL) -m 644 sdk/plugin.mk sdk/pexec_plugin.h sdk/GUIDE.md $(DESTDIR)$(PEXEC_SDKDIR)/
+	$(INSTALL) -m 644 $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(INSTALL) -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PEXEC_PLUGINDIR)/
+	$(INSTALL) -m 644 docs/pexec.1 $(DESTDIR)$(MANDIR)/man1/pexec.1
+	$(INSTALL) -m 644 docs/pexec-plugin.7 $(DESTDIR)$(MANDIR)/man7/pexec-plugin.7
+
+# Removes what install wrote, and the directories that were pexec's own if
+# nothing else is left in them (plugins installed by hand stay).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pexec $(DESTDIR)$(LIBDIR)/libpexec.a \
+		$(DESTDIR)$(INCLUDEDIR)/pexec/pexec.h $(DESTDIR)$(INCLUDEDIR)/pexec/pexec_plugin.h \
+		$(addprefix $(DESTDIR)$(PEXEC_SDKDIR)/,plugin.mk pexec_plugin.h GUIDE.md) \
+		$(DESTDIR)$(PKGCONFIGDIR)/pexec-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/libpexec.pc \
+		$(PLUGINS:%=$(DESTDIR)$(PEXEC_PLUGINDIR)/%.so) \
+		$(DESTDIR)$(MANDIR)/man1/pexec.1 $(DESTDIR)$(MANDIR)/man7/pexec-plugin.7
+	@for d in $(DESTDIR)$(INCLUDEDIR)/pexec $(DESTDIR)$(PEXEC_SDKDIR) $(DESTDIR)$(DATADIR)/pexec \
+		$(DESTDIR)$(PEXEC_PLUGINDIR) $(DESTDIR)$(LIBDIR)/pexec; do \
+		rmdir "$$d" 2>/dev/null || true; \
+	done
+
+# ---- tests of install and of the plugin ABI ----
+
+# test_install runs `make install` itself, with this build's settings.
+$(BUILD)/tests/test_install.o: CPPFLAGS += -DPEXEC_TEST_MAKEVARS='"BUILD=$(BUILD) SANITIZE=$(SANITIZE)"' \
+	-DPEXEC_TEST_SANFLAGS='"$(SANFLAGS)"'
+# A plugin built against the first published header (tests/abi/): it must
+# keep loading in every pexec of ABI 1.
+$(BUILD)/tests/plugins/abi_v1.so: tests/abi/pexec_plugin_v1.h

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli_report.h"
+#include "cli_new.h"
 #include "cli_tools.h"
 #include "pexec.h"
 
@@ -24,6 +25,7 @@ static const char usage_text[] =
 	"usage: pexec --plugin PLUGIN [options] [INPUT]\n"
 	"       pexec info PLUGIN                    print the plugin's manifest (JSON)\n"
 	"       pexec check PLUGIN [SAMPLES.json]    check a plugin, and run samples through it\n"
+	"       pexec new NAME                       write a plugin skeleton in NAME/\n"
 	"\n"
 	"Runs PLUGIN's map over every item of INPUT (a file, or '-' or nothing for\n"
 	"standard input) on a pool of worker processes, and writes the results.\n"
@@ -399,6 +401,8 @@ int main(int argc, char **argv)
 	pexec_code rc;
 	int status;
 
+	if (argc > 1 && !strcmp(argv[1], "new"))
+		return cli_new(argc - 1, argv + 1);
 	if (argc > 1 && (!strcmp(argv[1], "info") || !strcmp(argv[1], "check"))) {
 		dirs = plugin_dirs();
 		status = cli_tool(dirs, argc - 1, argv + 1);

@@ -1,0 +1,397 @@
+/*
+ * cli_new.c - `pexec new NAME`: writes a plugin skeleton that builds with one
+ * command and runs at once.
+ *
+ * NAME/NAME.c is an identity map over cJSON values with every optional hook
+ * written out but disabled, NAME/Makefile includes plugin.mk from pexec's SDK
+ * (so the flags a plugin needs stay in one place), and NAME/input.json gives
+ * it something to run on.  The SDK is looked for beside this binary first
+ * (BINDIR/../share/pexec/sdk: an installed pexec, wherever it was moved or
+ * staged), then at PEXEC_SDK_DIR, compiled in (the checkout's sdk/ for
+ * build/pexec).
+ *
+ * It never overwrites: NAME must not exist, and each file is created with
+ * O_EXCL.  If writing fails half way, what was written is removed again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_new.h"
+
+#ifndef PEXEC_SDK_DIR
+#define PEXEC_SDK_DIR "/usr/local/share/pexec/sdk"
+#endif
+
+/* Long enough for any real plugin name, short enough for every file name
+ * made from it. */
+#define NAME_MAX_LEN 64
+
+/* The skeleton.  @NAME@ becomes the plugin's name, @SDK@ the SDK directory
+ * (escaped for make). */
+static const char source_template[] =
+	"/*\n"
+	" * @NAME@.c - a pexec plugin, written by `pexec new @NAME@`.\n"
+	" *\n"
+	" *   make                                     builds @NAME@.so\n"
+	" *   pexec --plugin ./@NAME@.so input.json     runs it over input.json\n"
+	" *\n"
+	" * pexec loads this file once, forks its workers, and in each worker calls\n"
+	" * map once per item of the input.  As written, map returns every item\n"
+	" * unchanged: put your work in @NAME@_map.  Every other hook is optional;\n"
+	" * they are written out below, disabled.  The contract, and who owns each\n"
+	" * value, is the comment at the top of pexec_plugin.h; the SDK's GUIDE.md\n"
+	" * (or `man 7 pexec-plugin`) walks through it.\n"
+	" */\n"
+	"#include <stdlib.h>\n"
+	"\n"
+	"#include <cjson/cJSON.h>\n"
+	"\n"
+	"#include \"pexec_plugin.h\"\n"
+	"\n"
+	"/*\n"
+	" * Required: one item in, one result out.  Without a deserialize hook,\n"
+	" * `input` is the item as a cJSON tree; it is pexec's, lent for this call\n"
+	" * only: never free it or keep a pointer to it.  Set *output to a new\n"
+	" * cJSON tree (pexec frees it), to `input` itself (pass-through: pexec\n"
+	" * frees it once), or to NULL for JSON null.  To fail the item, set a\n"
+	" * message and return non-zero; never print to stdout or exit.\n"
+	" */\n"
+	"static int @NAME@_map(void *state, void *input, void **output, pexec_error *err)\n"
+	"{\n"
+	"\tcJSON *item = input;\n"
+	"\n"
+	"\t(void)state;\n"
+	"\t(void)err;\n"
+	"\t/* For example, to double numbers:\n"
+	"\t *\n"
+	"\t *\tif (!cJSON_IsNumber(item)) {\n"
+	"\t *\t\tpexec_error_set(err, \"@NAME@: expected a number\");\n"
+	"\t *\t\treturn -1;\n"
+	"\t *\t}\n"
+	"\t *\t*output = cJSON_CreateNumber(2 * cJSON_GetNumberValue(item));\n"
+	"\t *\tif (!*output) {\n"
+	"\t *\t\tpexec_error_set(err, \"@NAME@: out of memory\");\n"
+	"\t *\t\treturn -1;\n"
+	"\t *\t}\n"
+	"\t *\treturn 0;\n"
+	"\t */\n"
+	"\t*output = item;\n"
+	"\treturn 0;\n"
+	"}\n"
+	"\n"
+	"/*\n"
+	" * Optional hooks.  To use one, delete the `#if 0` line and its `#endif`,\n"
+	" * and name the hook in the descriptor at the end of this file.\n"
+	" */\n"
+	"#if 0\n"
+	"/* Per-worker state.  init runs once in each worker before any item:\n"
+	" * `config` is the --config JSON (NULL without one), pexec's and valid\n"
+	" * during init only, so copy what you need.  *state reaches every hook. */\n"
+	"static int @NAME@_init(const cJSON *config, void **state, pexec_error *err)\n"
+	"{\n"
+	"\t(void)config;\n"
+	"\t(void)err;\n"
+	"\t*state = NULL;\n"
+	"\treturn 0;\n"
+	"}\n"
+	"\n"
+	"/* Frees what init made, when a worker finishes normally (not after a\n"
+	" * crash or an early stop: never rely on it for anything that must happen). */\n"
+	"static void @NAME@_fini(void *state)\n"
+	"{\n"
+	"\t(void)state;\n"
+	"}\n"
+	"#endif\n"
+	"\n"
+	"#if 0\n"
+	"/* Your own value type, in place of pexec's cJSON trees: use these three\n"
+	" * together.  As written they still use cJSON, so map stays correct. */\n"
+	"\n"
+	"/* One item's JSON text to an input value.  `data` (NUL-terminated) is\n"
+	" * pexec's and stays valid until the item's result is serialized, so a\n"
+	" * value may point into it. */\n"
+	"static int @NAME@_deserialize(void *state, const char *data, size_t len,\n"
+	"\tvoid **value, pexec_error *err)\n"
+	"{\n"
+	"\t(void)state;\n"
+	"\t*value = cJSON_ParseWithLength(data, len);\n"
+	"\tif (!*value) {\n"
+	"\t\tpexec_error_set(err, \"@NAME@: cannot parse the item\");\n"
+	"\t\treturn -1;\n"
+	"\t}\n"
+	"\treturn 0;\n"
+	"}\n"
+	"\n"
+	"/* Appends one output value's JSON text (exactly one JSON value) to `out`,\n"
+	" * pexec's buffer, through the pexec_buf_* helpers only.  (A NULL output\n"
+	" * never gets here: pexec writes null itself.) */\n"
+	"static int @NAME@_serialize(void *state, const void *value, pexec_buf *out,\n"
+	"\tpexec_error *err)\n"
+	"{\n"
+	"\tchar *text = cJSON_PrintUnformatted(value);\n"
+	"\tint rc = text ? pexec_buf_puts(out, text) : -1;\n"
+	"\n"
+	"\t(void)state;\n"
+	"\tfree(text);\n"
+	"\tif (rc)\n"
+	"\t\tpexec_error_set(err, \"@NAME@: out of memory\");\n"
+	"\treturn rc;\n"
+	"}\n"
+	"\n"
+	"/* Frees a value that deserialize or map made; pexec calls it once per\n"
+	" * value (once for a pass-through). */\n"
+	"static void @NAME@_free_value(void *state, void *value)\n"
+	"{\n"
+	"\t(void)state;\n"
+	"\tcJSON_Delete(value);\n"
+	"}\n"
+	"#endif\n"
+	"\n"
+	"/* The one symbol pexec looks for.  PEXEC_DESCRIPTOR_HEADER records the ABI\n"
+	" * this file was built for; members left out are NULL. */\n"
+	"PEXEC_PLUGIN = {\n"
+	"\tPEXEC_DESCRIPTOR_HEADER,\n"
+	"\t.name = \"@NAME@\",\n"
+	"\t.version = \"0.1.0\",\n"
+	"\t.description = \"returns each item unchanged (a new plugin: edit @NAME@_map)\",\n"
+	"\t.map = @NAME@_map,\n"
+	"\t/* .init = @NAME@_init, */\n"
+	"\t/* .fini = @NAME@_fini, */\n"
+	"\t/* .deserialize = @NAME@_deserialize, */\n"
+	"\t/* .serialize = @NAME@_serialize, */\n"
+	"\t/* .free_value = @NAME@_free_value, */\n"
+	"};\n";
+
+static const char makefile_template[] =
+	"# Builds the pexec plugin @NAME@ (written by `pexec new @NAME@`).\n"
+	"#\n"
+	"#   make          @NAME@.so\n"
+	"#   make clean\n"
+	"#\n"
+	"# The flags every plugin is built with are pexec's, in plugin.mk in its SDK.\n"
+	"# CFLAGS (default -O2 -g -Wall -Wextra) can be replaced, and CPPFLAGS,\n"
+	"# LDFLAGS and LDLIBS added to, as usual.  To build against another pexec:\n"
+	"# make PEXEC_SDK=/path/to/its/sdk\n"
+	"PEXEC_SDK ?= @SDK@\n"
+	"\n"
+	"all: @NAME@.so\n"
+	"\n"
+	"include $(PEXEC_SDK)/plugin.mk\n"
+	"\n"
+	"clean:\n"
+	"\trm -f @NAME@.so\n"
+	"\n"
+	".PHONY: all clean\n";
+
+static const char input_template[] =
+	"[1, \"two\", {\"three\": 3}, [4, 5], null]\n";
+
+struct file {
+	const char *suffix;   /* appended to "NAME/": "@NAME@.c" names NAME.c */
+	const char *text;
+};
+
+static const struct file files[] = {
+	{ "@NAME@.c", source_template },
+	{ "Makefile", makefile_template },
+	{ "input.json", input_template },
+};
+
+#define FILE_COUNT (sizeof(files) / sizeof(files[0]))
+
+static const char usage_text[] =
+	"usage: pexec new NAME\n"
+	"\n"
+	"Writes a plugin skeleton in the new directory NAME: NAME.c (a map that\n"
+	"returns each item unchanged, the optional hooks written out but disabled),\n"
+	"a Makefile that builds NAME.so with pexec's SDK, and input.json.  NAME is\n"
+	"a C identifier; an existing NAME is never overwritten.\n";
+
+static int usage_error(void)
+{
+	fputs("usage: pexec new NAME\nTry 'pexec new --help' for more information.\n", stderr);
+	return 2;
+}
+
+static int valid_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > NAME_MAX_LEN || (name[0] >= '0' && name[0] <= '9'))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int has_sdk(const char *dir)
+{
+	char path[PATH_MAX];
+
+	return snprintf(path, sizeof(path), "%s/plugin.mk", dir) < (int)sizeof(path) &&
+	       access(path, R_OK) == 0;
+}
+
+/* The SDK directory for the Makefile, malloc'd (NULL: out of memory).  An
+ * installed pexec finds its own SDK beside it even when the prefix it was
+ * built for is not where it lives (a DESTDIR staging tree, a moved prefix). */
+static char *find_sdk(void)
+{
+	char exe[PATH_MAX], dir[PATH_MAX + 32], real[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(dir, sizeof(dir), "%s/../share/pexec/sdk", exe);
+			if (has_sdk(dir) && realpath(dir, real))
+				return strdup(real);
+		}
+	}
+	if (!has_sdk(PEXEC_SDK_DIR))
+		fprintf(stderr, "pexec: warning: no plugin.mk in '%s', pexec's SDK; build with "
+		        "make PEXEC_SDK=DIR\n", PEXEC_SDK_DIR);
+	return strdup(PEXEC_SDK_DIR);
+}
+
+/* Writes `text` to `f` with @NAME@ and @SDK@ replaced; returns 0 or -1. */
+static int expand(FILE *f, const char *text, const char *name, const char *sdk)
+{
+	const char *p = text, *at;
+
+	while ((at = strchr(p, '@'))) {
+		fwrite(p, 1, (size_t)(at - p), f);
+		if (!strncmp(at, "@NAME@", 6)) {
+			fputs(name, f);
+			p = at + 6;
+		} else if (!strncmp(at, "@SDK@", 5)) {
+			/* A make variable's value: '$' and '#' must be escaped. */
+			for (const char *s = sdk; *s; s++) {
+				if (*s == '$')
+					fputc('$', f);
+				else if (*s == '#')
+					fputc('\\', f);
+				fputc(*s, f);
+			}
+			p = at + 5;
+		} else {
+			fputc('@', f);
+			p = at + 1;
+		}
+	}
+	fputs(p, f);
+	return ferror(f) ? -1 : 0;
+}
+
+/* Creates `path` (which must not exist) holding the expanded `text`. */
+static int write_new(const char *path, const char *text, const char *name, const char *sdk)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	FILE *f;
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return -1;
+	}
+	rc = expand(f, text, name, sdk);
+	if (fclose(f))
+		rc = -1;
+	if (rc && !errno)
+		errno = EIO;
+	return rc;
+}
+
+int cli_new(int argc, char **argv)
+{
+	char paths[FILE_COUNT][NAME_MAX_LEN * 2 + 16];
+	const char *name = NULL;
+	size_t written = 0;
+	char *sdk = NULL;
+	int status = 3, made_dir = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "pexec new: unknown option '%s'\n", argv[i]);
+			return usage_error();
+		}
+		if (name) {
+			fprintf(stderr, "pexec new: unexpected argument '%s' (one NAME)\n", argv[i]);
+			return usage_error();
+		}
+		name = argv[i];
+	}
+	if (!name)
+		return usage_error();
+	if (!valid_name(name)) {
+		fprintf(stderr, "pexec new: invalid plugin name '%s': expected a C identifier "
+		        "(letters, digits and '_', not starting with a digit; at most %d)\n",
+		        name, NAME_MAX_LEN);
+		return 2;
+	}
+	if (mkdir(name, 0777)) {
+		if (errno == EEXIST) {
+			fprintf(stderr, "pexec new: cannot create '%s': it already exists "
+			        "(pexec new never overwrites)\n", name);
+			return 2;
+		}
+		fprintf(stderr, "pexec new: cannot create directory '%s': %s\n", name,
+		        strerror(errno));
+		return 3;
+	}
+	made_dir = 1;
+	sdk = find_sdk();
+	if (!sdk) {
+		fprintf(stderr, "pexec new: out of memory\n");
+		goto out;
+	}
+	for (; written < FILE_COUNT; written++) {
+		char *path = paths[written];
+		const char *suffix = files[written].suffix;
+
+		if (!strcmp(suffix, "@NAME@.c"))
+			snprintf(path, sizeof(paths[0]), "%s/%s.c", name, name);
+		else
+			snprintf(path, sizeof(paths[0]), "%s/%s", name, suffix);
+		if (write_new(path, files[written].text, name, sdk)) {
+			fprintf(stderr, "pexec new: cannot write '%s': %s\n", path, strerror(errno));
+			/* This one may exist, half written. */
+			written++;
+			goto out;
+		}
+	}
+	printf("pexec new: wrote %s/%s.c, %s/Makefile and %s/input.json\n"
+	       "Build and run it:\n"
+	       "  make -C %s\n"
+	       "  %s --plugin %s/%s.so %s/input.json\n",
+	       name, name, name, name, name, program_invocation_name, name, name, name);
+	status = 0;
+out:
+	if (status) {
+		while (written > 0)
+			unlink(paths[--written]);
+		if (made_dir)
+			rmdir(name);
+	}
+	free(sdk);
+	return status;
+}

@@ -1,0 +1,197 @@
+/* FROZEN: sdk/pexec_plugin.h as first published (commit d790a22, pexec 0.1.0, plugin ABI 1); never edit it.  tests/plugins/abi_v1.c is built against it to prove that a plugin built for ABI 1 keeps loading and running in every later pexec of ABI 1 (test_abi.c). */
+/*
+ * pexec_plugin.h - the one header a pexec task plugin includes.
+ *
+ * A plugin is a shared object that exports one data symbol, `pexec_plugin`, a
+ * const descriptor naming the ABI it was built for and its hooks.  pexec
+ * dlopen()s the plugin in the parent before forking its workers, so code never
+ * crosses a process boundary; only bytes do.  Each worker calls, per item:
+ *
+ *     bytes --deserialize--> value --map--> value --serialize--> bytes
+ *
+ * Without deserialize/serialize hooks the values are cJSON trees and JSON text
+ * is the wire format.  With them the plugin chooses its own representation.
+ *
+ * OWNERSHIP - the whole rule, stated once
+ * ---------------------------------------
+ *  - Item bytes (`data`, `len` given to deserialize) belong to pexec.  They are
+ *    followed by a NUL byte, and stay valid and unchanged until that item's
+ *    result has been serialized, so a value may point into them.
+ *  - The input value belongs to pexec once deserialize returns.  map borrows
+ *    it and must not free it or keep a pointer to it after returning.
+ *  - The output value of map belongs to pexec.  It is either a new value or
+ *    the input value itself (pass-through); pexec frees a pass-through once.
+ *    Setting *output to NULL means the result is JSON null.
+ *  - A value is a cJSON tree when the hook that produced it is absent: the
+ *    input when there is no deserialize, the output when there is no
+ *    serialize.  pexec frees cJSON trees with cJSON_Delete and every other
+ *    value with free_value (if free_value is NULL, it frees nothing: such
+ *    values must be static or live in the plugin's state).  A pass-through
+ *    value must be of the same kind on both sides.
+ *  - serialize appends bytes to a pexec_buf owned by pexec, only through the
+ *    helpers below.  It must not keep the buffer.
+ *  - The config given to init belongs to pexec and lives only during init.
+ *    The state init makes belongs to the plugin; pexec hands it to every hook
+ *    and to fini, and never looks inside.
+ *  - An error message is copied out of the pexec_error by pexec.
+ *
+ * RULES FOR HOOKS
+ *  - Report failure by returning non-zero, with a message set through
+ *    pexec_error_set().  Never print to stdout (pexec redirects it to stderr
+ *    in workers, but output is pexec's), never exit, never install signal
+ *    handlers.
+ *  - Hooks are called from one thread per worker process; state needs no
+ *    locking.
+ *
+ * ABI STABILITY
+ *  - PEXEC_ABI_VERSION is the major version: pexec refuses a plugin built for
+ *    another one.  Within a major version the descriptor only grows at its end
+ *    (struct_size tells pexec how much of it a plugin has); no field is ever
+ *    reordered or removed.
+ */
+#ifndef PEXEC_PLUGIN_H
+#define PEXEC_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PEXEC_ABI_VERSION 1u
+#define PEXEC_PLUGIN_SYMBOL "pexec_plugin"
+#define PEXEC_ERROR_MAX 512
+
+struct cJSON;
+
+/* A message from a hook (or from libpexec) to its caller. */
+typedef struct pexec_error {
+	char msg[PEXEC_ERROR_MAX];
+} pexec_error;
+
+/* Bytes being built by pexec; grow() is pexec's, call it only through the
+ * inline helpers below. */
+typedef struct pexec_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	int (*grow)(struct pexec_buf *buf, size_t need); /* 0, or -1: no memory */
+	void *priv;
+} pexec_buf;
+
+typedef struct pexec_descriptor {
+	uint32_t abi_version;  /* PEXEC_ABI_VERSION, set by PEXEC_DESCRIPTOR_HEADER */
+	uint32_t struct_size;  /* sizeof(pexec_descriptor) the plugin was built with */
+	const char *name;        /* short name, e.g. "factorial" */
+	const char *version;     /* the plugin's own version, e.g. "1.0.0" */
+	const char *description; /* one line */
+
+	/* Optional.  Called once per worker (and once in --serial) before any
+	 * item.  `config` is the parsed --config JSON, or NULL when none was
+	 * given.  Sets *state to whatever the other hooks should receive. */
+	int (*init)(const struct cJSON *config, void **state, pexec_error *err);
+	/* Optional.  Called once per worker when it finishes normally. */
+	void (*fini)(void *state);
+
+	/* Optional.  Makes the input value from one item's JSON text. */
+	int (*deserialize)(void *state, const char *data, size_t len, void **value,
+	                   pexec_error *err);
+	/* Required.  One input value to one output value. */
+	int (*map)(void *state, void *input, void **output, pexec_error *err);
+	/* Optional.  Appends the JSON text of an output value to `out`.  The text
+	 * must be one valid JSON value: pexec does not re-parse it. */
+	int (*serialize)(void *state, const void *value, pexec_buf *out, pexec_error *err);
+	/* Optional.  Frees a value made by deserialize or map (see OWNERSHIP). */
+	void (*free_value)(void *state, void *value);
+
+	/* ABI 1 ends here.  New members are appended below, never inserted. */
+} pexec_descriptor;
+
+#define PEXEC_DESCRIPTOR_HEADER \
+	.abi_version = PEXEC_ABI_VERSION, .struct_size = (uint32_t)sizeof(pexec_descriptor)
+
+#if defined(__GNUC__)
+#define PEXEC_EXPORT __attribute__((visibility("default")))
+#else
+#define PEXEC_EXPORT
+#endif
+
+/* The one symbol a plugin defines:
+ *
+ *     PEXEC_PLUGIN = { PEXEC_DESCRIPTOR_HEADER, .name = "x", .map = x_map, ... };
+ */
+#define PEXEC_PLUGIN PEXEC_EXPORT const pexec_descriptor pexec_plugin
+
+static inline void pexec_error_set(pexec_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+static inline void pexec_error_set(pexec_error *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* Makes room for `n` more bytes at buf->data + buf->len; returns 0 or -1. */
+static inline int pexec_buf_reserve(pexec_buf *buf, size_t n)
+{
+	return buf->cap - buf->len >= n ? 0 : buf->grow(buf, n);
+}
+
+static inline int pexec_buf_append(pexec_buf *buf, const void *data, size_t n)
+{
+	if (pexec_buf_reserve(buf, n))
+		return -1;
+	memcpy(buf->data + buf->len, data, n);
+	buf->len += n;
+	return 0;
+}
+
+static inline int pexec_buf_puts(pexec_buf *buf, const char *s)
+{
+	return pexec_buf_append(buf, s, strlen(s));
+}
+
+static inline int pexec_buf_printf(pexec_buf *buf, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+static inline int pexec_buf_printf(pexec_buf *buf, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf->data + buf->len, buf->cap - buf->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= buf->cap - buf->len) {
+		if (pexec_buf_reserve(buf, (size_t)n + 1))
+			return -1;
+		va_start(ap, fmt);
+		vsnprintf(buf->data + buf->len, buf->cap - buf->len, fmt, ap);
+		va_end(ap);
+	}
+	buf->len += (size_t)n;
+	return 0;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PEXEC_PLUGIN_H */

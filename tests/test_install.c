@@ -1,0 +1,393 @@
+/*
+ * test_install.c - `make install` as a packager runs it, and what a user
+ * does with the result: every test installs into its own DESTDIR (PREFIX
+ * /usr/local) and then uses only what was installed there.
+ *
+ *  - a plugin built out of tree with nothing but `pkg-config pexec-plugin`,
+ *    run by the installed pexec;
+ *  - the shipped plugins found by bare name;
+ *  - a C program built with `pkg-config libpexec` that runs a pool;
+ *  - `pexec new` from the installed binary, built with the installed SDK;
+ *  - the man pages, and `make uninstall` leaving nothing behind.
+ *
+ * DESTDIR only stages: the installed pexec has /usr/local/lib/pexec/plugins
+ * compiled in, which does not exist under the DESTDIR, so bare names are
+ * looked up through PEXEC_PLUGIN_PATH pointing into it (the compiled-in
+ * directory is checked through the message that names it).  pkg-config reads
+ * the DESTDIR's .pc files with PKG_CONFIG_SYSROOT_DIR set to it, as for a
+ * sysroot.  `pexec new` finds the SDK beside its binary, so needs no help.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+#include "pexec.h"
+
+#ifndef PEXEC_TEST_MAKEVARS
+#define PEXEC_TEST_MAKEVARS ""
+#endif
+#ifndef PEXEC_TEST_SANFLAGS
+#define PEXEC_TEST_SANFLAGS ""
+#endif
+
+#define PREFIX "/usr/local"
+
+/* Nested makes must not see the MAKEFLAGS of the `make test` running us
+ * (command-line variables, a jobserver whose descriptors we do not have). */
+#define CLEAN_MAKE "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make"
+
+TestSuite(install, .init = scratch_make, .fini = scratch_remove, .timeout = 180);
+
+static char destdir[300];
+
+/* A path under the DESTDIR's PREFIX (static storage, `slot` 0..3). */
+static const char *inst(int slot, const char *rel)
+{
+	static char paths[4][512];
+
+	snprintf(paths[slot], sizeof(paths[slot]), "%s" PREFIX "/%s", destdir, rel);
+	return paths[slot];
+}
+
+/* Runs a shell command; returns its exit status (-1: it did not exit) and,
+ * in *out (may be NULL; free it), its stdout and stderr together. */
+static int sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int sh(char **out, const char *fmt, ...)
+{
+	char cmd[4096], line[4200], buf[4096], *text = NULL;
+	size_t len = 0, n;
+	va_list ap;
+	FILE *p;
+	int status;
+
+	va_start(ap, fmt);
+	cr_assert_lt(vsnprintf(cmd, sizeof(cmd), fmt, ap), (int)sizeof(cmd));
+	va_end(ap);
+	snprintf(line, sizeof(line), "( %s ) 2>&1", cmd);
+	p = popen(line, "r");
+	cr_assert_not_null(p, "popen: %s", strerror(errno));
+	append(&text, &len, "", 0);
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		append(&text, &len, buf, n);
+	status = pclose(p);
+	if (out)
+		*out = text;
+	else
+		free(text);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Like sh(), but the command must succeed; returns its output. */
+static char *sh_ok(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static char *sh_ok(const char *what, const char *fmt, ...)
+{
+	char cmd[4096], *out;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	cr_assert_lt(vsnprintf(cmd, sizeof(cmd), fmt, ap), (int)sizeof(cmd));
+	va_end(ap);
+	rc = sh(&out, "%s", cmd);
+	cr_assert_eq(rc, 0, "%s failed (exit %d): %s\n%s", what, rc, cmd, out);
+	return out;
+}
+
+/* `make install` into scratch/dest.  Tests run in parallel: one make at a
+ * time in this build directory, or two would compile the same objects. */
+static void install(void)
+{
+	int fd = open(PEXEC_TEST_BUILD "/.install-test.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+
+	cr_assert_geq(fd, 0, "lock: %s", strerror(errno));
+	cr_assert_eq(flock(fd, LOCK_EX), 0);
+	snprintf(destdir, sizeof(destdir), "%s/dest", scratch);
+	free(sh_ok("make install", CLEAN_MAKE " -s -C '%s' install DESTDIR='%s' PREFIX=" PREFIX
+	           " " PEXEC_TEST_MAKEVARS, PEXEC_SRC_DIR, destdir));
+	close(fd);
+}
+
+static int is_file(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == mode;
+}
+
+/* The shell command that makes pkg-config read the DESTDIR's .pc files and
+ * point into it. */
+static const char *pkg_env(void)
+{
+	static char env[1024];
+
+	snprintf(env, sizeof(env), "export PKG_CONFIG_PATH='%s' PKG_CONFIG_SYSROOT_DIR='%s'",
+	         inst(3, "lib/pkgconfig"), destdir);
+	return env;
+}
+
+Test(install, installs_every_file_and_uninstall_removes_them)
+{
+	static const struct {
+		const char *path;
+		mode_t mode;
+	} files[] = {
+		{ "bin/pexec", 0755 },
+		{ "lib/libpexec.a", 0644 },
+		{ "include/pexec/pexec.h", 0644 },
+		{ "include/pexec/pexec_plugin.h", 0644 },
+		{ "share/pexec/sdk/plugin.mk", 0644 },
+		{ "share/pexec/sdk/pexec_plugin.h", 0644 },
+		{ "share/pexec/sdk/GUIDE.md", 0644 },
+		{ "lib/pkgconfig/pexec-plugin.pc", 0644 },
+		{ "lib/pkgconfig/libpexec.pc", 0644 },
+		{ "lib/pexec/plugins/factorial.so", 0644 },
+		{ "lib/pexec/plugins/identity.so", 0644 },
+		{ "lib/pexec/plugins/sleep.so", 0644 },
+		{ "share/man/man1/pexec.1", 0644 },
+		{ "share/man/man7/pexec-plugin.7", 0644 },
+	};
+	char *out, *left;
+	int groff;
+
+	install();
+	for (size_t i = 0; i < COUNT(files); i++)
+		cr_expect(is_file(inst(0, files[i].path), files[i].mode), "%s: missing, or not mode %o",
+		          inst(0, files[i].path), (unsigned)files[i].mode);
+
+	/* Core headers are never installed; pexec.h is the one public one. */
+	out = sh_ok("ls", "ls '%s'", inst(0, "include/pexec"));
+	cr_expect_str_eq(out, "pexec.h\npexec_plugin.h\n");
+	free(out);
+	out = sh_ok("ls", "ls '%s'", inst(0, "include"));
+	cr_expect_str_eq(out, "pexec\n");
+	free(out);
+
+	/* The SDK's header is the installed one, byte for byte. */
+	cr_expect_eq(sh(NULL, "cmp '%s' '%s'", inst(0, "include/pexec/pexec_plugin.h"),
+	                PEXEC_SRC_DIR "/sdk/pexec_plugin.h"), 0);
+
+	out = sh_ok("pexec --version", "'%s' --version", inst(0, "bin/pexec"));
+	cr_expect(strstr(out, PEXEC_VERSION), "%s", out);
+	free(out);
+
+	/* The man pages render, without a warning when groff is there to say. */
+	groff = sh(NULL, "command -v groff") == 0;
+	for (int i = 0; i < 2; i++) {
+		const char *page = inst(0, i ? "share/man/man7/pexec-plugin.7" : "share/man/man1/pexec.1");
+
+		if (groff) {
+			out = sh_ok("groff", "LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z '%s'", page);
+			cr_expect_str_empty(out, "%s: %s", page, out);
+			free(out);
+			out = sh_ok("groff", "LC_ALL=C.UTF-8 groff -man -Tutf8 -P-cbou '%s'", page);
+			cr_expect(strstr(out, i ? "OWNERSHIP" : "EXIT STATUS"), "%s renders as: %.300s",
+			          page, out);
+			free(out);
+		}
+	}
+	if (!groff)
+		cr_log_warn("groff is not installed: the man pages were not rendered");
+
+	free(sh_ok("make uninstall", CLEAN_MAKE " -s -C '%s' uninstall DESTDIR='%s' PREFIX=" PREFIX
+	           " " PEXEC_TEST_MAKEVARS, PEXEC_SRC_DIR, destdir));
+	left = sh_ok("find", "cd '%s' && find . ! -type d", destdir);
+	cr_expect_str_empty(left, "left behind by make uninstall:\n%s", left);
+	free(left);
+	left = sh_ok("find", "cd '%s' && find . -path '*pexec*'", destdir);
+	cr_expect_str_empty(left, "directories left behind by make uninstall:\n%s", left);
+	free(left);
+}
+
+/* The guide's first plugin, built as its author would, outside any pexec
+ * checkout, with nothing but the installed pkg-config file. */
+Test(install, plugin_builds_out_of_tree_with_pkg_config_alone)
+{
+	static const char hello_c[] =
+		"#include <cjson/cJSON.h>\n"
+		"#include \"pexec_plugin.h\"\n"
+		"\n"
+		"static int square_map(void *state, void *input, void **output, pexec_error *err)\n"
+		"{\n"
+		"\tdouble x = cJSON_GetNumberValue(input);\n"
+		"\n"
+		"\t(void)state;\n"
+		"\tif (!cJSON_IsNumber((cJSON *)input)) {\n"
+		"\t\tpexec_error_set(err, \"hello: expected a number\");\n"
+		"\t\treturn -1;\n"
+		"\t}\n"
+		"\t*output = cJSON_CreateNumber(x * x);\n"
+		"\treturn *output ? 0 : -1;\n"
+		"}\n"
+		"\n"
+		"PEXEC_PLUGIN = {\n"
+		"\tPEXEC_DESCRIPTOR_HEADER,\n"
+		"\t.name = \"hello\",\n"
+		"\t.version = \"0.1.0\",\n"
+		"\t.description = \"the square of each number\",\n"
+		"\t.map = square_map,\n"
+		"};\n";
+	char *out;
+
+	install();
+	cr_assert_eq(mkdir(scratch_path(0, "src"), 0777), 0);
+	write_file(scratch_path(0, "src/hello.c"), hello_c, sizeof(hello_c) - 1);
+	write_file(scratch_path(0, "src/in.json"), "[1, 2, 3, \"x\"]", 14);
+
+	out = sh_ok("pkg-config", "%s && pkg-config --cflags --libs pexec-plugin", pkg_env());
+	cr_expect(strstr(out, inst(0, "include/pexec")), "flags not into the DESTDIR: %s", out);
+	free(out);
+	out = sh_ok("pkg-config", "%s && pkg-config --modversion pexec-plugin", pkg_env());
+	cr_expect_str_eq(out, PEXEC_VERSION "\n");
+	free(out);
+
+	free(sh_ok("building the plugin",
+	           "cd '%s/src' && %s && cc $(pkg-config --cflags pexec-plugin) -O2 -Wall -Wextra "
+	           "-Werror -o hello.so hello.c $(pkg-config --libs pexec-plugin)",
+	           scratch, pkg_env()));
+	free(sh_ok("exports", "nm -D --defined-only '%s/src/hello.so' | grep -qw pexec_plugin",
+	           scratch));
+
+	cr_expect_eq(sh(&out, "cd '%s/src' && '%s' --plugin ./hello.so in.json 2>err", scratch,
+	                inst(0, "bin/pexec")), 1, "%s", out);
+	cr_expect_str_eq(out, "[\n1,\n4,\n9,\nnull\n]\n");
+	free(out);
+	out = read_file(scratch_path(0, "src/err"), &(size_t){ 0 });
+	cr_expect_str_eq(out, "pexec: item 3 failed in map: hello: expected a number\n");
+	free(out);
+}
+
+Test(install, shipped_plugins_are_found_by_bare_name)
+{
+	char *out;
+
+	install();
+	cr_expect_eq(sh(&out, "echo '[5, 20]' | PEXEC_PLUGIN_PATH='%s' '%s' --plugin factorial",
+	                inst(0, "lib/pexec/plugins"), inst(1, "bin/pexec")), 0, "%s", out);
+	cr_expect_str_eq(out, "[\n120,\n2432902008176640000\n]\n");
+	free(out);
+
+	cr_expect_eq(sh(&out, "PEXEC_PLUGIN_PATH='%s' '%s' info identity",
+	                inst(0, "lib/pexec/plugins"), inst(1, "bin/pexec")), 0, "%s", out);
+	cr_expect(strstr(out, "\"identity\""), "%s", out);
+	free(out);
+
+	/* Without PEXEC_PLUGIN_PATH the installed binary looks in the installed
+	 * plugin directory: the one it names when a name is not found. */
+	cr_expect_eq(sh(&out, "echo '[1]' | env -u PEXEC_PLUGIN_PATH '%s' --plugin no_such_plugin",
+	                inst(0, "bin/pexec")), 2, "%s", out);
+	cr_expect(strstr(out, PREFIX "/lib/pexec/plugins"), "%s", out);
+	free(out);
+}
+
+/* A program that runs a pool through libpexec, built with `pkg-config
+ * libpexec` alone: three items through the installed identity plugin. */
+Test(install, libpexec_embeds_with_pkg_config_alone)
+{
+	static const char prog_c[] =
+		"#include <stdio.h>\n"
+		"#include <string.h>\n"
+		"#include \"pexec.h\"\n"
+		"\n"
+		"static const char *items[] = { \"1\", \"[2, \\\"two\\\"]\", \"{\\\"three\\\": 3}\" };\n"
+		"\n"
+		"static int next(void *ctx, const char **data, size_t *len, pexec_error *err)\n"
+		"{\n"
+		"\tsize_t *i = ctx;\n"
+		"\n"
+		"\t(void)err;\n"
+		"\tif (*i == sizeof(items) / sizeof(items[0]))\n"
+		"\t\treturn 0;\n"
+		"\t*data = items[*i];\n"
+		"\t*len = strlen(items[(*i)++]);\n"
+		"\treturn 1;\n"
+		"}\n"
+		"\n"
+		"static int take(void *ctx, const pexec_result *r, pexec_error *err)\n"
+		"{\n"
+		"\t(void)ctx;\n"
+		"\t(void)err;\n"
+		"\tif (r)\n"
+		"\t\tprintf(\"%llu %d %.*s\\n\", (unsigned long long)r->index, r->ok,\n"
+		"\t\t       (int)r->len, r->data);\n"
+		"\treturn 0;\n"
+		"}\n"
+		"\n"
+		"int main(int argc, char **argv)\n"
+		"{\n"
+		"\tpexec_opts opts = { .jobs = 2, .chunksize = 1 };\n"
+		"\tpexec_loaded *plugin;\n"
+		"\tpexec_error err;\n"
+		"\tpexec_code rc;\n"
+		"\tsize_t i = 0;\n"
+		"\n"
+		"\tif (argc != 2 || pexec_plugin_load(\"identity\", argv[1], &plugin, &err)) {\n"
+		"\t\tfprintf(stderr, \"prog: %s\\n\", argc == 2 ? err.msg : \"usage\");\n"
+		"\t\treturn 2;\n"
+		"\t}\n"
+		"\trc = pexec_run(plugin, &opts, next, &i, take, NULL, NULL, &err);\n"
+		"\tpexec_plugin_free(plugin);\n"
+		"\tif (rc)\n"
+		"\t\tfprintf(stderr, \"prog: %s\\n\", err.msg);\n"
+		"\treturn pexec_exit_status(rc);\n"
+		"}\n";
+	char *out;
+
+	install();
+	cr_assert_eq(mkdir(scratch_path(0, "src"), 0777), 0);
+	write_file(scratch_path(0, "src/prog.c"), prog_c, sizeof(prog_c) - 1);
+
+	out = sh_ok("pkg-config", "%s && pkg-config --cflags --libs libpexec", pkg_env());
+	cr_expect(strstr(out, inst(0, "include/pexec")), "flags not into the DESTDIR: %s", out);
+	cr_expect(strstr(out, inst(0, "lib")), "flags not into the DESTDIR: %s", out);
+	free(out);
+
+	/* A sanitized libpexec needs its runtime in the program too. */
+	free(sh_ok("building the program",
+	           "cd '%s/src' && %s && cc -std=c11 -O2 -Wall -Wextra -Werror " PEXEC_TEST_SANFLAGS
+	           " $(pkg-config --cflags libpexec) -o prog prog.c $(pkg-config --libs libpexec)",
+	           scratch, pkg_env()));
+	cr_expect_eq(sh(&out, "'%s/src/prog' '%s'", scratch, inst(0, "lib/pexec/plugins")), 0,
+	             "%s", out);
+	cr_expect_str_eq(out, "0 1 1\n1 1 [2, \"two\"]\n2 1 {\"three\": 3}\n");
+	free(out);
+}
+
+/* `pexec new` from the installed binary writes a Makefile that includes the
+ * installed SDK (found beside the binary, so inside the DESTDIR here). */
+Test(install, new_skeleton_builds_with_the_installed_sdk)
+{
+	char sdk[PATH_MAX], want[PATH_MAX + 32], *out;
+
+	install();
+	cr_assert_not_null(realpath(inst(0, "share/pexec/sdk"), sdk));
+	cr_assert_eq(mkdir(scratch_path(0, "work"), 0777), 0);
+
+	out = sh_ok("pexec new", "cd '%s/work' && '%s' new hello", scratch, inst(0, "bin/pexec"));
+	cr_expect(strstr(out, "make -C hello\n"), "%s", out);
+	free(out);
+
+	out = read_file(scratch_path(0, "work/hello/Makefile"), &(size_t){ 0 });
+	cr_assert_not_null(out);
+	snprintf(want, sizeof(want), "PEXEC_SDK ?= %s\n", sdk);
+	cr_expect(strstr(out, want), "want '%s' in:\n%s", want, out);
+	free(out);
+
+	free(sh_ok("make", CLEAN_MAKE " -C '%s/work/hello'", scratch));
+	cr_expect_eq(sh(&out, "cd '%s/work' && '%s' --plugin hello/hello.so hello/input.json",
+	                scratch, inst(0, "bin/pexec")), 0, "%s", out);
+	cr_expect_str_eq(out, "[\n1,\n\"two\",\n{\"three\":3},\n[4,5],\nnull\n]\n");
+	free(out);
+}
