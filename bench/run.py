@@ -188,14 +188,17 @@ class Launcher:
             subprocess.run(cmd, check=True)
         self.report = DATA / "rusage.report"
 
-    def run(self, argv):
+    def run(self, argv, stdout=None):
         """Runs argv from the repository root; returns (wall seconds, peak RSS
         in KiB).  A non-zero exit is an error: every benchmark run must
         succeed."""
         DATA.mkdir(parents=True, exist_ok=True)
-        cp = subprocess.run([str(self.path), str(self.report), *argv], cwd=ROOT,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+        # The command's standard output goes to `stdout` (a path), opened
+        # here, outside the timed part, as a shell's `> FILE` would be.
+        with open(ROOT / stdout if stdout else os.devnull, "wb") as out:
+            cp = subprocess.run([str(self.path), str(self.report), *argv], cwd=ROOT,
+                                stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.PIPE)
         if cp.returncode != 0:
             raise BenchError(f"launcher failed ({cp.returncode}): "
                              + cp.stderr.decode(errors="replace").strip())
@@ -249,14 +252,15 @@ def count(n):
 class Variant:
     """One column of a row: a command and how its output is checked."""
 
-    def __init__(self, label, argv, out, check, runs=None):
+    def __init__(self, label, argv, out, check, runs=None, stdout=None):
         self.label, self.argv, self.out, self.check = label, argv, out, check
+        self.stdout = stdout  # a path the command's standard output goes to
         self.runs = runs  # None: the harness's R
         self.times, self.rss = [], []
 
     def run_once(self, launcher):
         self.out.unlink(missing_ok=True)
-        t, rss = launcher.run(self.argv)
+        t, rss = launcher.run(self.argv, self.stdout)
         self.check(self.out)
         self.times.append(t)
         self.rss.append(rss)
@@ -292,12 +296,15 @@ class Workload:
         def out(name):
             return DATA / f"out-{key}-{name}.{'ndjson' if ndjson else 'json'}"
 
+        # pexec writes to standard output redirected to a file, as Python's
+        # json.dump writes a file: neither makes it durable.  (-o FILE adds
+        # fsync and the resume journal; RESULTS.md measures that apart.)
         self.serial = Variant("pexec --serial",
-                              [pexec, "-p", plugin, "--serial", *fmt, "-o", rel(out("serial")), rel(inp)],
-                              out("serial"), self.same_bytes, runs)
+                              [pexec, "-p", plugin, "--serial", *fmt, rel(inp)],
+                              out("serial"), self.same_bytes, runs, stdout=rel(out("serial")))
         self.pexec = Variant(f"pexec -j{jobs}" if jobs else "pexec (default -j)",
-                             [pexec, "-p", plugin, *jflag, *fmt, "-o", rel(out("pexec")), rel(inp)],
-                             out("pexec"), self.same_bytes, runs)
+                             [pexec, "-p", plugin, *jflag, *fmt, rel(inp)],
+                             out("pexec"), self.same_bytes, runs, stdout=rel(out("pexec")))
         self.variants = [self.pexec, self.serial]
         self.python = None
         if anchor:
@@ -315,7 +322,7 @@ class Workload:
         checked against values computed here, is what every run must equal."""
         self.ref.unlink(missing_ok=True)
         self.serial.out.unlink(missing_ok=True)
-        launcher.run(self.serial.argv)
+        launcher.run(self.serial.argv, self.serial.stdout)
         os.replace(self.serial.out, self.ref)
         self.expect(self.ref)
 
@@ -549,7 +556,7 @@ def report(cfg, rows, selfcheck):
     for w in rows:
         lines.append(f"- {w.key}:")
         for v in w.variants:
-            lines.append(f"  - `{shlex.join(v.argv)}`")
+            lines.append(f"  - `{shlex.join(v.argv)}{' > ' + v.stdout if v.stdout else ''}`")
     lines += ["", "## How", "",
               "- wall time: CLOCK_MONOTONIC in the launcher, from its fork() to wait4()'s "
               "return (the harness's own process start-up is not counted).",
@@ -577,8 +584,8 @@ def scaling(cfg, launcher):
     for j in jobs:
         out = DATA / f"out-scaling-j{j}.json"
         variants.append(Variant(f"pexec -j{j}",
-                                [pexec, "-p", "factorial", f"-j{j}", "-o", rel(out), rel(inp)],
-                                out, w.same_bytes))
+                                [pexec, "-p", "factorial", f"-j{j}", rel(inp)],
+                                out, w.same_bytes, stdout=rel(out)))
     w.variants = variants
     w.run(launcher, cfg.runs)
 
@@ -604,7 +611,8 @@ def scaling(cfg, launcher):
                       f"(the largest -j is {cfg.max_jobs}: the CPUs this process may use, "
                       f"or --max-jobs)."]
     lines += ["", "Commands (from the repository root):", ""]
-    lines += [f"- `{shlex.join(v.argv)}`" for v in variants]
+    lines += [f"- `{shlex.join(v.argv)}{' > ' + v.stdout if v.stdout else ''}`"
+              for v in variants]
     lines.append("")
     return lines, results
 

@@ -350,9 +350,7 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 		pexec__buf_init(&p.slots[i].items);
 		pexec__buf_init(&p.slots[i].results);
 	}
-	arena_size = ARENA_TOTAL / p.nworkers;
-	arena_size = arena_size < ARENA_MIN ? ARENA_MIN : arena_size > ARENA_MAX ? ARENA_MAX
-	                                                                          : arena_size;
+	arena_size = ARENA_SIZE;
 	for (unsigned i = 0; i < p.nworkers; i++) {
 		struct worker *w = &p.workers[i];
 		void *base;

@@ -28,7 +28,7 @@
 #include "worker.h"
 
 #define CHUNK_BYTES ((size_t)128 << 10)      /* items per chunk, in bytes */
-#define CHUNK_MAX_ITEMS 16384u
+#define CHUNK_MAX_ITEMS 4096u
 #define CHUNK_TARGET_NS 10000000.0           /* 10 ms of work per chunk */
 #define CHUNK_GROWTH 4u
 #define PREFETCH_BELOW_NS 20000000.0         /* queue a 2nd chunk under 20 ms */
@@ -37,12 +37,11 @@
 #define PIPE_SIZE (1 << 20)
 #define SHUTDOWN_GRACE_MS 5000
 #define EXIT_WAIT_MS 200                     /* for a worker whose pipe closed */
-/* Result arenas: shared memory each worker serializes into (worker.h).
- * All of them together stay within ARENA_TOTAL, which bounds the pages they
- * add to the parent's resident memory. */
-#define ARENA_TOTAL ((size_t)32 << 20)
-#define ARENA_MIN ((size_t)2 << 20)
-#define ARENA_MAX ((size_t)8 << 20)
+/* Result arenas: shared memory each worker serializes into (worker.h).  A
+ * chunk's results are bounded by CHUNK_MAX_ITEMS, so 2 MiB holds several
+ * frames; bigger frames go through the pipe.  The parent maps every arena,
+ * so they add ARENA_SIZE per worker to its resident memory at most. */
+#define ARENA_SIZE ((size_t)2 << 20)
 
 enum chunk_state { CHUNK_FREE = 0, CHUNK_OPEN, CHUNK_DONE };
 
