@@ -9,10 +9,12 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pexec.h"
 #include "util.h"
@@ -133,6 +135,18 @@ pexec_code pexec_plugin_load(const char *spec, const char *fallback_dir,
 	rc = resolve(spec, fallback_dir, &path, err);
 	if (rc)
 		goto out;
+	{
+		/* dlopen() says "not loadable" for any failure; a system limit
+		 * (no descriptors left, no memory) is not the plugin's fault. */
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = pexec__fail(err, errno == EACCES || errno == ENOENT ? PEXEC_ELOAD
+			                                                       : PEXEC_ESYS,
+			                 "cannot load '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		close(fd);
+	}
 	dlerror();
 	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!handle) {

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -962,4 +963,49 @@ Test(cli, no_process_left_behind)
 	cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1, "a child remains");
 	cr_expect_eq(errno, ECHILD);
 	cr_expect_eq(for_children(getpid(), NULL), 0);
+}
+
+/* Out of file descriptors is a system error (exit 3), said as such, not a
+ * plugin that cannot load; whether it strikes at the plugin (dlopen) or at
+ * the workers' pipes depends on the limit. */
+Test(cli, out_of_descriptors_is_a_system_error)
+{
+	static const rlim_t limits[] = { 6, 9 };
+	char bin[512], input[512], err_path[256];
+
+	snprintf(bin, sizeof(bin), "%s/pexec", PEXEC_TEST_BUILD);
+	snprintf(input, sizeof(input), "%s/examples/factorial/inputs.json", PEXEC_SRC_DIR);
+	snprintf(err_path, sizeof(err_path), "%s/tests/fd-limit.err", PEXEC_TEST_BUILD);
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		size_t len;
+		char *err;
+		int status;
+		pid_t pid = fork();
+
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			struct rlimit rl;
+			int out = open("/dev/null", O_WRONLY), errfd;
+
+			errfd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (out < 0 || errfd < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+				_exit(120);
+			close_range(3, ~0u, 0);
+			getrlimit(RLIMIT_NOFILE, &rl);
+			rl.rlim_cur = limits[i];
+			if (setrlimit(RLIMIT_NOFILE, &rl))
+				_exit(121);
+			execl(bin, bin, "-p", "factorial", "-j", "4", input, (char *)NULL);
+			_exit(122);
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status), "limit %d: ended by a signal", (int)limits[i]);
+		cr_expect_eq(WEXITSTATUS(status), 3, "limit %d: exit %d", (int)limits[i],
+		             WEXITSTATUS(status));
+		err = read_file(err_path, &len);
+		cr_expect(err && strstr(err, "Too many open files") && line_count(err) == 1,
+		          "limit %d: stderr %s", (int)limits[i], err ? err : "(none)");
+		free(err);
+	}
+	unlink(err_path);
 }
