@@ -88,7 +88,8 @@ deps:
 	@sh .ci/deps.sh
 
 test: deps all $(TEST_PLUGINS) $(TEST_BIN)
-	$(TEST_BIN) --jobs 2 $(TEST_ARGS)
+	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $$LSAN_OPTIONS" \
+		$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 
 demo: deps all
 	$(BUILD)/pexec --plugin factorial examples/factorial/inputs.json
