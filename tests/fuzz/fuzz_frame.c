@@ -85,7 +85,7 @@ static void walk_records(const char *payload, size_t plen)
 		CHECK(data - payload >= (ptrdiff_t)PEXEC_RECORD_HEADER);
 		CHECK(c.p > prev && c.p <= payload + plen && c.end == payload + plen);
 		CHECK(c.p == data + len);
-		CHECK(ok == 0 || ok == 1);
+		CHECK(ok >= 0 && ok < PEXEC_STATUS_COUNT); /* a record status byte */
 		CHECK(stage >= PEXEC_STAGE_NONE && stage <= PEXEC_STAGE_WORKER);
 		prev = c.p;
 		at = pexec__frame_record_begin(&enc);
