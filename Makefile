@@ -48,7 +48,7 @@ TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wild
 TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c
 TEST_BIN      := $(BUILD)/tests/run-tests
 
-.PHONY: all test demo clean install deps check-deps
+.PHONY: all test demo clean install deps deps-test check-deps
 all: $(BUILD)/pexec $(BUILD)/libpexec.a $(PLUGIN_SOS) $(EXAMPLE_SOS)
 
 $(BUILD)/%.o: %.c
@@ -87,7 +87,18 @@ $(BUILD)/tests/%.o: CPPFLAGS += -DPEXEC_TEST_BUILD='"$(abspath $(BUILD))"' -DPEX
 deps:
 	@sh .ci/deps.sh
 
-test: deps all $(TEST_PLUGINS) $(TEST_BIN)
+# Ajv, the JSON Schema validator the tests check manifests with, from npm.
+SCHEMA_TOOLS := $(BUILD)/schema/node_modules/ajv/package.json
+$(SCHEMA_TOOLS): tests/schema/package.json | deps-test
+	@mkdir -p $(BUILD)/schema
+	cp tests/schema/package.json $(BUILD)/schema/package.json
+	cd $(BUILD)/schema && npm install --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+deps-test:
+	@sh .ci/deps.sh test
+
+test: deps-test all $(TEST_PLUGINS) $(TEST_BIN) $(SCHEMA_TOOLS)
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $$LSAN_OPTIONS" \
 		$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 

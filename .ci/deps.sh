@@ -1,11 +1,18 @@
 #!/bin/sh
 # Installs the system packages pexec builds and tests with, when missing.
 # Without the rights to install, prints the exact command to run instead.
+#   deps.sh        what building and running needs
+#   deps.sh test   also what the tests need (Node.js and npm, for the
+#                  JSON Schema validator that checks plugin manifests)
 pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+if [ "$1" = test ]; then
+	command -v node >/dev/null || missing="$missing nodejs"
+	command -v npm >/dev/null || missing="$missing npm"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
 	echo "installing:$missing" >&2
