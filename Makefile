@@ -41,7 +41,7 @@ CLI_SRCS  := core/cli.c core/cli_report.c core/cli_tools.c core/cli_new.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
-PLUGINS       := factorial identity sleep
+PLUGINS       := factorial identity sleep wordcount
 PLUGIN_SOS    := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 EXAMPLE_SOS   := $(BUILD)/examples/complex.so
 TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))

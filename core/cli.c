@@ -41,6 +41,8 @@ static const char usage_text[] =
 	"      --output-format FMT   json (an array; default) or ndjson\n"
 	"  -o, --output FILE         write to FILE, which appears only if the run completes\n"
 	"      --drop-null           leave null results out of the output\n"
+	"      --reduce              fold all results with the plugin's reduce hook and\n"
+	"                            print the one value (failed items are left out)\n"
 	"      --fail-fast           stop at the first failed item\n"
 	"      --timeout SECONDS     fail an item that runs longer (its worker is killed\n"
 	"                            and replaced); fractions allowed\n"
@@ -218,7 +220,7 @@ enum {
 	OPT_CHUNKSIZE = 256, OPT_UNORDERED, OPT_SERIAL, OPT_CONFIG, OPT_INPUT_FORMAT,
 	OPT_OUTPUT_FORMAT, OPT_DROP_NULL, OPT_FAIL_FAST, OPT_TIMEOUT, OPT_RETRIES,
 	OPT_MEMORY_LIMIT, OPT_MAX_TASKS, OPT_ERRORS, OPT_RESUME, OPT_RETRY_FAILED, OPT_PROGRESS,
-	OPT_JOBLOG, OPT_SUMMARY,
+	OPT_JOBLOG, OPT_SUMMARY, OPT_REDUCE,
 };
 
 static const struct option long_opts[] = {
@@ -243,6 +245,7 @@ static const struct option long_opts[] = {
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "joblog", required_argument, NULL, OPT_JOBLOG },
 	{ "summary", required_argument, NULL, OPT_SUMMARY },
+	{ "reduce", no_argument, NULL, OPT_REDUCE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -337,6 +340,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			break;
 		case OPT_SUMMARY:
 			cli->report.summary_path = optarg;
+			break;
+		case OPT_REDUCE:
+			job->opts.reduce = 1;
 			break;
 		case 'v':
 			cli->report.verbose = 1;

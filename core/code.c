@@ -51,6 +51,8 @@ const char *pexec_stage_str(pexec_stage stage)
 		return "serialize";
 	case PEXEC_STAGE_WORKER:
 		return "worker";
+	case PEXEC_STAGE_REDUCE:
+		return "reduce";
 	case PEXEC_STAGE_NONE:
 	default:
 		return "none";

@@ -118,7 +118,7 @@ int pexec__frame_next_record(struct pexec__frame_cursor *c, const char **data, s
 		return -1;
 	memcpy(&n, h, 4);
 	if ((size_t)(c->end - c->p) - PEXEC_RECORD_HEADER < n || h[4] >= PEXEC_STATUS_COUNT ||
-	    h[5] > PEXEC_STAGE_WORKER)
+	    h[5] >= PEXEC_STAGE_COUNT)
 		return -1;
 	*ok = h[4];
 	*stage = (pexec_stage)h[5];

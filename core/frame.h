@@ -51,6 +51,18 @@ struct pexec__frame_header {
 #define PEXEC_RESULT_MAX ((size_t)1 << 30)
 
 #define PEXEC_ITEM_OVERHEAD 5u   /* u32 length + NUL */
+
+/* In a CHUNK frame's aux (beside the first item's index): fold this chunk's
+ * results (--reduce).  The RESULTS frame then has an empty text for each
+ * item that succeeded, and after the `count` records one more: the chunk's
+ * partial result. */
+#define PEXEC_CHUNK_FOLD ((uint64_t)1 << 63)
+/* In a CHUNK frame's aux: fold each item's result on its own, from the
+ * starting value (a chunk run again item by item after a fault): each
+ * successful record's text is that item's partial result.  A reduce hook
+ * that crashes thus crashes in a worker, where the item is blamed, and the
+ * parent folds only partial results. */
+#define PEXEC_CHUNK_FOLD_EACH ((uint64_t)1 << 62)
 #define PEXEC_RECORD_HEADER 8u   /* u32 length, status, stage, padding */
 
 /* A record's status byte and the pexec_status it stands for: 1 is success

@@ -134,7 +134,7 @@ static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 			rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
 	} else if (r.ok) {
 		rc = pexec__writer_put(&j->out, r.data, r.len, err);
-	} else {
+	} else if (!j->job->opts.reduce) {
 		rc = pexec__writer_put(&j->out, "null", 4, err);
 	}
 	if (!r.ok) {
@@ -566,6 +566,10 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		                 "standard input cannot be continued)");
 		goto out;
 	}
+	if (job->resume && job->opts.reduce) {
+		rc = pexec__fail(err, PEXEC_EUSAGE, "--resume cannot continue a --reduce run");
+		goto out;
+	}
 	if (job->resume && job->opts.unordered) {
 		rc = pexec__fail(err, PEXEC_EUSAGE,
 		                 "--resume needs ordered output: an --unordered run keeps no journal");
@@ -604,7 +608,7 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 
 	/* The journal counts a prefix of the input as done, which only ordered
 	 * output writes. */
-	j.journaling = job->output && in_fd != 0 && !job->opts.unordered;
+	j.journaling = job->output && in_fd != 0 && !job->opts.unordered && !job->opts.reduce;
 	if (j.journaling) {
 		struct stat st;
 		if (stat(job->output, &st) == 0 && !S_ISREG(st.st_mode))
@@ -637,9 +641,11 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 			rc = pexec__fail(err, PEXEC_EUSAGE, "--resume needs -o FILE, a regular file");
 			goto out;
 		}
+		/* A reducing run writes one value, on a line of its own. */
 		rc = pexec__writer_open(&j.out, job->output,
-		                        job->output_fd ? job->output_fd : 1, job->output_format,
-		                        job->drop_null, err);
+		                        job->output_fd ? job->output_fd : 1,
+		                        job->opts.reduce ? PEXEC_FORMAT_NDJSON : job->output_format,
+		                        job->drop_null && !job->opts.reduce, err);
 		if (rc)
 			goto out;
 		j.out_open = 1;

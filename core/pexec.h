@@ -83,6 +83,8 @@ typedef enum pexec_stage {
 	PEXEC_STAGE_MAP,
 	PEXEC_STAGE_SERIALIZE,
 	PEXEC_STAGE_WORKER, /* the worker died while holding the item */
+	PEXEC_STAGE_REDUCE, /* --reduce: folding the item's result failed */
+	PEXEC_STAGE_COUNT
 } pexec_stage;
 
 const char *pexec_stage_str(pexec_stage stage);
@@ -122,6 +124,9 @@ typedef struct pexec_result {
 	 * went alone (as slow items do).  0 and -1 when unknown. */
 	double started;
 	double seconds;
+	/* --reduce: set on the one result a reducing run hands over at its end,
+	 * the fold of every successful item's result (index: the item count). */
+	int reduced;
 } pexec_result;
 
 /* Gives the next item: returns 1 with *data and *len set (valid until the next
@@ -179,6 +184,11 @@ typedef struct pexec_opts {
 	 * one iovec. */
 	pexec_batch_fn batch_sink;
 	void *batch_ctx;
+	/* Fold every successful result with the plugin's reduce hook instead of
+	 * handing results over: the sink gets failures as they come and, at the
+	 * end, one result with `reduced` set.  Needs a plugin with reduce, and
+	 * ordered mode. */
+	int reduce;
 } pexec_opts;
 
 typedef struct pexec_stats {

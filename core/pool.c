@@ -321,11 +321,13 @@ static void pool_release(struct pool *p)
 
 pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
                            pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
-                           void *sink_ctx, pexec_stats *stats, pexec_error *err)
+                           void *sink_ctx, pexec__fold_fn fold, void *fold_ctx,
+                           pexec_stats *stats, pexec_error *err)
 {
 	struct pool p = {
 		.desc = desc, .opts = opts, .next = next, .next_ctx = next_ctx,
-		.sink = sink, .sink_ctx = sink_ctx, .stats = stats, .err = err,
+		.sink = sink, .sink_ctx = sink_ctx, .fold = fold, .fold_ctx = fold_ctx,
+		.stats = stats, .err = err,
 		.chunk_items = 1, .parent = getpid(),
 		.timeout_ns = (uint64_t)(opts->timeout * 1e9),
 		.tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u,

@@ -93,7 +93,9 @@ struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
 	if (limit && want > limit)
 		want = (uint32_t)limit;
 	c->items.len = 0;
-	if (pexec__frame_begin(&c->items, PEXEC_FRAME_CHUNK, p->next_index))
+	/* Under --reduce, a chunk sent whole comes back folded (frame.h). */
+	if (pexec__frame_begin(&c->items, PEXEC_FRAME_CHUNK,
+	                       p->next_index | (p->opts->reduce ? PEXEC_CHUNK_FOLD : 0)))
 		goto nomem;
 	while (count < want && c->items.len < CHUNK_BYTES + PEXEC_FRAME_HEADER_SIZE) {
 		rc = p->next(p->next_ctx, &data, &len, p->err);
@@ -237,7 +239,7 @@ static int chunk_emit_batch(struct pool *p, struct chunk *c)
 	size_t len;
 	int byte, rc;
 
-	if (c->split || !p->opts->batch_sink)
+	if (c->split || !p->opts->batch_sink || p->opts->reduce)
 		return 0;
 	if (p->iov_cap < c->count) {
 		struct iovec *t = realloc(p->texts, c->count * sizeof(*t));
@@ -269,6 +271,13 @@ static int chunk_emit_batch(struct pool *p, struct chunk *c)
 	p->emitted = 1;
 	slot_release(p, c);
 	return 1;
+}
+
+/* Folds a result into the run's value (--reduce), in input order. */
+static void fold(struct pool *p, const char *data, size_t len)
+{
+	if (p->fold(p->fold_ctx, data, len, p->err))
+		p->stop = PEXEC_ESTOPPED;
 }
 
 /* Hands a done chunk's results to the sink and frees its slot. */
@@ -316,7 +325,36 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 					items_at++;
 			}
 		}
+		if (p->opts->reduce && r.ok) {
+			/* Folded, not handed over: a split chunk's items came back
+			 * one by one, and are folded so, in order. */
+			p->stats->ok++;
+			p->stats->by_status[PEXEC_STATUS_OK]++;
+			if (c->split)
+				fold(p, r.data, r.len);
+			continue;
+		}
 		emit_one(p, &r);
+	}
+	if (p->opts->reduce && !c->split && !p->stop) {
+		/* A chunk sent whole: its partial result follows its records. */
+		const char *data;
+		size_t len;
+		pexec_stage stage;
+		int byte;
+
+		recs.p = c->res + PEXEC_FRAME_HEADER_SIZE;
+		for (uint32_t i = 0; i <= c->count; i++)
+			if (pexec__frame_next_record(&recs, &data, &len, &byte, &stage) != 1) {
+				p->stop = pexec__fail(p->err, PEXEC_ESYS,
+				                      "protocol error: a folded chunk without its result");
+				break;
+			}
+		if (!p->stop && byte != 1)
+			p->stop = pexec__fail(p->err, PEXEC_ESTOPPED, "reduce failed in a worker: %.*s",
+			                      (int)len, data);
+		else if (!p->stop)
+			fold(p, data, len);
 	}
 	slot_release(p, c);
 }

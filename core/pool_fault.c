@@ -67,7 +67,9 @@ int pexec__pool_task_build_frame(struct pool *p, struct task *t)
 	size_t len;
 
 	t->frame.len = 0;
-	if (pexec__frame_begin(&t->frame, PEXEC_FRAME_CHUNK, t->chunk->first + t->pos[0]))
+	if (pexec__frame_begin(&t->frame, PEXEC_FRAME_CHUNK,
+	                       (t->chunk->first + t->pos[0]) |
+	                               (p->opts->reduce ? PEXEC_CHUNK_FOLD_EACH : 0)))
 		goto nomem;
 	for (uint32_t i = 0; i < t->n; i++) {
 		pexec__pool_chunk_item(t->chunk, t->pos[i], &data, &len);

@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 
 #include "pexec.h"
+#include "pool.h"
 #include "worker.h"
 
 #define CHUNK_BYTES ((size_t)128 << 10)      /* items per chunk, in bytes */
@@ -121,6 +122,8 @@ struct pool {
 	void *next_ctx;
 	pexec_result_fn sink;
 	void *sink_ctx;
+	pexec__fold_fn fold;      /* --reduce: folds results in input order */
+	void *fold_ctx;
 	pexec_stats *stats;
 	pexec_error *err;
 

@@ -21,6 +21,73 @@ static int cancelled(int fd)
 	return poll(&pfd, 1, 0) > 0;
 }
 
+/* Hands a reducing run's one value to the sink. */
+static pexec_code reduced(pexec_result_fn sink, void *sink_ctx, const pexec_stats *stats,
+                          const char *data, size_t len, pexec_error *err)
+{
+	pexec_result r = {
+		.index = stats->items, .ok = 1, .data = data, .len = len, .reduced = 1,
+		.attempts = 1, .seconds = -1,
+	};
+	int s = sink ? sink(sink_ctx, &r, err) : 0;
+
+	return s < 0 ? (pexec_code)-s : PEXEC_OK;
+}
+
+/* The parent's side of a pooled --reduce: its own plugin state, and the
+ * value the chunks' partial results are folded into. */
+struct reducer {
+	const pexec_descriptor *d;
+	void *state;
+	void *acc;
+};
+
+static int reducer_fold(void *ctx, const char *data, size_t len, pexec_error *err)
+{
+	struct reducer *red = ctx;
+	pexec_error why;
+
+	if (pexec__fold_text(red->d, red->state, &red->acc, data, len, &why)) {
+		pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static pexec_code pool_reduce(const pexec_descriptor *d, const pexec_opts *opts,
+                              pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
+                              void *sink_ctx, pexec_stats *stats, pexec_error *err)
+{
+	struct reducer red = { .d = d };
+	pexec_error why;
+	pexec_buf out;
+	pexec_code rc;
+
+	if (pexec__plugin_init(d, opts->config, &red.state, &why))
+		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s", d->name,
+		                   why.msg);
+	if (pexec__fold_start(d, red.state, &red.acc, err)) {
+		pexec__plugin_fini(d, red.state);
+		return PEXEC_EUSAGE;
+	}
+	pexec__buf_init(&out);
+	rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, reducer_fold, &red, stats,
+	                     err);
+	if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
+		pexec_code done = PEXEC_OK;
+		if (pexec__fold_finish(d, red.state, &red.acc, &out, &why))
+			done = pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		else
+			done = reduced(sink, sink_ctx, stats, out.data, out.len, err);
+		if (done)
+			rc = done;
+	}
+	pexec__fold_free(d, red.state, red.acc);
+	pexec__plugin_fini(d, red.state);
+	pexec__buf_release(&out);
+	return rc;
+}
+
 static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
                              pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
                              void *sink_ctx, pexec_stats *stats, pexec_error *err)
@@ -29,6 +96,7 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 	pexec_error item_err;
 	void *state = NULL;
 	pexec_code rc = PEXEC_OK;
+	void *acc = NULL;
 	uint64_t index = 0, next_tick = 0, t0 = 0;
 	const int pid = (int)getpid();
 	struct timespec wall;
@@ -43,6 +111,10 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 	if (pexec__plugin_init(d, opts->config, &state, &item_err))
 		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s", d->name,
 		                   item_err.msg);
+	if (opts->reduce && pexec__fold_start(d, state, &acc, err)) {
+		pexec__plugin_fini(d, state);
+		return PEXEC_EUSAGE;
+	}
 	for (;;) {
 		pexec_result r = { .index = index };
 		const char *data;
@@ -82,7 +154,9 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 			clock_gettime(CLOCK_REALTIME, &wall);
 			r.started = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
 		}
-		r.stage = pexec__item_run(d, state, item.data, len, &out, &item_err, NULL);
+		r.stage = opts->reduce
+		                  ? pexec__item_fold(d, state, item.data, len, &acc, &item_err, NULL)
+		                  : pexec__item_run(d, state, item.data, len, &out, &item_err, NULL);
 		r.seconds = opts->item_times ? (double)(pexec__now_ns() - t0) / 1e9 : -1;
 		r.input = item.data;
 		r.input_len = len;
@@ -99,7 +173,7 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 			r.message = item_err.msg;
 			stats->failed++;
 		}
-		if (sink) {
+		if (sink && !(opts->reduce && r.ok)) {
 			int s = sink(sink_ctx, &r, err);
 			if (s < 0) {
 				rc = (pexec_code)-s;
@@ -114,6 +188,14 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 		}
 		index++;
 	}
+	if (opts->reduce && rc == PEXEC_OK) {
+		out.len = 0;
+		if (pexec__fold_finish(d, state, &acc, &out, &item_err))
+			rc = pexec__fail(err, PEXEC_ESTOPPED, "reduce failed: %s", item_err.msg);
+		else
+			rc = reduced(sink, sink_ctx, stats, out.data, out.len, err);
+	}
+	pexec__fold_free(d, state, acc);
 	pexec__plugin_fini(d, state);
 	pexec__buf_release(&item);
 	pexec__buf_release(&out);
@@ -154,10 +236,24 @@ pexec_code pexec_run(const pexec_loaded *plugin, const pexec_opts *opts,
 		pending = sigismember(&now, SIGPIPE);
 	}
 
-	if (opts->serial)
+	if (opts->reduce && !d->reduce)
+		rc = pexec__fail(err, PEXEC_EUSAGE,
+		                 "plugin '%s' has no reduce hook: --reduce needs one", d->name);
+	else if (opts->reduce && !d->deserialize != !d->serialize)
+		rc = pexec__fail(err, PEXEC_EUSAGE,
+		                 "plugin '%s' cannot reduce: partial results cross between processes "
+		                 "through serialize and deserialize, so it needs both or neither",
+		                 d->name);
+	else if (opts->reduce && opts->unordered)
+		rc = pexec__fail(err, PEXEC_EUSAGE,
+		                 "--reduce folds results in input order: drop --unordered");
+	else if (opts->serial)
 		rc = serial_run(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
+	else if (opts->reduce)
+		rc = pool_reduce(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
 	else
-		rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
+		rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, NULL, NULL, stats,
+		                     err);
 
 	if (!pending)
 		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)

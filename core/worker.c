@@ -83,40 +83,67 @@ static void set_stage(struct pexec__progress *progress, pexec_stage stage)
 		atomic_store_explicit(&progress->stage, stage, memory_order_relaxed);
 }
 
+/* Makes a value from JSON text: with the deserialize hook, or as cJSON. */
+static int value_from_text(const pexec_descriptor *d, void *state, const char *data,
+                           size_t len, void **value, pexec_error *err)
+{
+	if (d->deserialize)
+		return d->deserialize(state, data, len, value, err) ? -1 : 0;
+	*value = cJSON_ParseWithLength(data, len);
+	if (!*value) {
+		pexec__fail(err, PEXEC_EINPUT,
+		            "cannot parse the item as JSON (cJSON allows %d levels of nesting)",
+		            CJSON_NESTING_LIMIT);
+		return -1;
+	}
+	return 0;
+}
+
+/* Deserialize and map: *in and *res are set (res may be in itself). */
+static pexec_stage item_map(const pexec_descriptor *d, void *state, const char *data,
+                            size_t len, void **in, void **res, pexec_error *err,
+                            struct pexec__progress *progress)
+{
+	*in = *res = NULL;
+	err->msg[0] = '\0';
+	if (value_from_text(d, state, data, len, in, err))
+		return PEXEC_STAGE_DESERIALIZE;
+	set_stage(progress, PEXEC_STAGE_MAP);
+	if (d->map(state, *in, res, err))
+		return PEXEC_STAGE_MAP;
+	return PEXEC_STAGE_NONE;
+}
+
+static void item_free(const pexec_descriptor *d, void *state, void *in, void *res)
+{
+	if (res != in)
+		value_free(d, state, res, !d->serialize);
+	value_free(d, state, in, !d->deserialize);
+}
+
+static pexec_stage failed(pexec_stage stage, pexec_error *err)
+{
+	if (!err->msg[0])
+		pexec__fail(err, PEXEC_EITEM, "%s failed (no message)", pexec_stage_str(stage));
+	return stage;
+}
+
 pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
                             size_t len, pexec_buf *out, pexec_error *err,
                             struct pexec__progress *progress)
 {
-	const int in_json = !d->deserialize, out_json = !d->serialize;
 	size_t start = out->len;
-	void *in = NULL, *res = NULL;
-	pexec_stage stage;
+	void *in, *res;
+	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, progress);
 	int rc;
 
-	err->msg[0] = '\0';
-	stage = PEXEC_STAGE_DESERIALIZE;
-	if (in_json) {
-		in = cJSON_ParseWithLength(data, len);
-		if (!in) {
-			pexec__fail(err, PEXEC_EINPUT,
-			            "cannot parse the item as JSON (cJSON allows %d levels of nesting)",
-			            CJSON_NESTING_LIMIT);
-			goto fail;
-		}
-	} else if (d->deserialize(state, data, len, &in, err)) {
+	if (stage != PEXEC_STAGE_NONE)
 		goto fail;
-	}
-
-	stage = PEXEC_STAGE_MAP;
-	set_stage(progress, stage);
-	if (d->map(state, in, &res, err))
-		goto fail;
-
 	stage = PEXEC_STAGE_SERIALIZE;
 	set_stage(progress, stage);
 	if (!res)
 		rc = pexec_buf_append(out, "null", 4);
-	else if (out_json)
+	else if (!d->serialize)
 		rc = json_serialize(res, out, err);
 	else
 		rc = d->serialize(state, res, out, err);
@@ -131,17 +158,113 @@ pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *
 		            out->len - start);
 		goto fail;
 	}
-	stage = PEXEC_STAGE_NONE;
-	goto out;
+	item_free(d, state, in, res);
+	return PEXEC_STAGE_NONE;
 fail:
 	out->len = start;
-	if (!err->msg[0])
-		pexec__fail(err, PEXEC_EITEM, "%s failed (no message)", pexec_stage_str(stage));
-out:
-	if (res != in)
-		value_free(d, state, res, out_json);
-	value_free(d, state, in, in_json);
-	return stage;
+	item_free(d, state, in, res);
+	return failed(stage, err);
+}
+
+int pexec__fold_start(const pexec_descriptor *d, void *state, void **acc, pexec_error *err)
+{
+	const char *text = d->reduce_initial ? d->reduce_initial : "null";
+
+	err->msg[0] = '\0';
+	*acc = NULL;
+	if (!strcmp(text, "null"))
+		return 0;
+	if (value_from_text(d, state, text, strlen(text), acc, err)) {
+		char why[PEXEC_ERROR_MAX];
+		snprintf(why, sizeof(why), "%s", err->msg);
+		pexec__fail(err, PEXEC_EUSAGE, "plugin '%s': its reduce_initial '%.80s' is not a "
+		            "value it reads: %s", d->name, text, why);
+		return -1;
+	}
+	return 0;
+}
+
+void pexec__fold_free(const pexec_descriptor *d, void *state, void *acc)
+{
+	value_free(d, state, acc, !d->serialize);
+}
+
+int pexec__fold_value(const pexec_descriptor *d, void *state, void **acc, void *v,
+                      pexec_error *err)
+{
+	void *r = NULL;
+
+	err->msg[0] = '\0';
+	if (d->reduce(state, *acc, v, &r, err)) {
+		if (!err->msg[0])
+			pexec__fail(err, PEXEC_EITEM, "reduce failed (no message)");
+		if (v != *acc)
+			pexec__fold_free(d, state, v);
+		return -1;
+	}
+	/* pexec owns a and b: whichever is not the result goes. */
+	if (*acc != r)
+		pexec__fold_free(d, state, *acc);
+	if (v != r && v != *acc)
+		pexec__fold_free(d, state, v);
+	*acc = r;
+	return 0;
+}
+
+int pexec__fold_text(const pexec_descriptor *d, void *state, void **acc, const char *text,
+                     size_t len, pexec_error *err)
+{
+	void *v = NULL;
+
+	err->msg[0] = '\0';
+	if (len == 4 && !memcmp(text, "null", 4))
+		return pexec__fold_value(d, state, acc, NULL, err);
+	if (value_from_text(d, state, text, len, &v, err))
+		return -1;
+	return pexec__fold_value(d, state, acc, v, err);
+}
+
+int pexec__fold_finish(const pexec_descriptor *d, void *state, void **acc, pexec_buf *out,
+                       pexec_error *err)
+{
+	size_t start = out->len;
+	int rc;
+
+	if (!*acc)
+		rc = pexec_buf_append(out, "null", 4);
+	else if (!d->serialize)
+		rc = json_serialize(*acc, out, err);
+	else
+		rc = d->serialize(state, *acc, out, err);
+	if (!rc && out->len == start) {
+		pexec__fail(err, PEXEC_EITEM, "serialize wrote nothing (a result is one JSON value)");
+		rc = -1;
+	}
+	if (rc)
+		out->len = start;
+	pexec__fold_free(d, state, *acc);
+	*acc = NULL;
+	return rc ? -1 : 0;
+}
+
+pexec_stage pexec__item_fold(const pexec_descriptor *d, void *state, const char *data,
+                             size_t len, void **acc, pexec_error *err,
+                             struct pexec__progress *progress)
+{
+	void *in, *res;
+	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, progress);
+
+	if (stage != PEXEC_STAGE_NONE) {
+		item_free(d, state, in, res);
+		return failed(stage, err);
+	}
+	/* The result goes into the fold; the input goes, unless it is the result. */
+	if (in != res)
+		value_free(d, state, in, !d->deserialize);
+	set_stage(progress, PEXEC_STAGE_REDUCE);
+	if (pexec__fold_value(d, state, acc, res, err))
+		return failed(PEXEC_STAGE_REDUCE, err);
+	return PEXEC_STAGE_NONE;
 }
 
 uint64_t pexec__now_ns(void)
@@ -266,6 +389,8 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	pexec_error err;
 	void *state;
 	uint64_t frames = 0;
+	void *acc = NULL;
+	int fold, fold_each;
 	ssize_t n;
 
 	if (pexec__plugin_init(d, config, &state, &err)) {
@@ -313,6 +438,12 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 		atomic_store_explicit(&progress->frame_started, t0, memory_order_relaxed);
 		atomic_store_explicit(&progress->frames, ++frames, memory_order_release);
 
+		fold = (h.aux & PEXEC_CHUNK_FOLD) != 0;
+		fold_each = (h.aux & PEXEC_CHUNK_FOLD_EACH) != 0;
+		if (fold && pexec__fold_start(d, state, &acc, &err)) {
+			errno = EINVAL;
+			die(err.msg);
+		}
 		results_begin(&out);
 		if (pexec__frame_begin(res, PEXEC_FRAME_RESULTS, 0))
 			die("cannot hold results");
@@ -330,7 +461,22 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 				                      memory_order_relaxed);
 			atomic_store_explicit(&progress->stage, PEXEC_STAGE_DESERIALIZE,
 			                      memory_order_release);
-			stage = pexec__item_run(d, state, item, len, res, &err, progress);
+			if (fold) {
+				stage = pexec__item_fold(d, state, item, len, &acc, &err, progress);
+			} else if (fold_each) {
+				void *one;
+				if (pexec__fold_start(d, state, &one, &err)) {
+					errno = EINVAL;
+					die(err.msg);
+				}
+				stage = pexec__item_fold(d, state, item, len, &one, &err, progress);
+				if (stage == PEXEC_STAGE_NONE &&
+				    pexec__fold_finish(d, state, &one, res, &err))
+					stage = PEXEC_STAGE_REDUCE;
+				pexec__fold_free(d, state, one);
+			} else {
+				stage = pexec__item_run(d, state, item, len, res, &err, progress);
+			}
 			atomic_store_explicit(&progress->stage, PEXEC_STAGE_NONE, memory_order_release);
 			if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(res, err.msg))
 				die("cannot hold results");
@@ -340,6 +486,20 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 		if (more < 0 || count != h.count) {
 			errno = EPROTO;
 			die("malformed chunk from pexec");
+		}
+		if (fold) {
+			/* The chunk's partial result, after its `count` records. */
+			pexec_stage stage = PEXEC_STAGE_NONE;
+
+			at = pexec__frame_record_begin(res);
+			if (at == (size_t)-1)
+				die("cannot hold results");
+			if (pexec__fold_finish(d, state, &acc, res, &err)) {
+				stage = PEXEC_STAGE_REDUCE;
+				if (pexec_buf_puts(res, err.msg))
+					die("cannot hold results");
+			}
+			pexec__frame_record_end(res, at, stage == PEXEC_STAGE_NONE, stage);
 		}
 		pexec__frame_end(res, 0, count);
 		atomic_store_explicit(&progress->pos, count, memory_order_relaxed);

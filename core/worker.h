@@ -53,6 +53,26 @@ pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *
                             size_t len, pexec_buf *out, pexec_error *err,
                             struct pexec__progress *progress);
 
+/* --reduce (the reduce hook in pexec_plugin.h).  A fold's value is of the
+ * plugin's one value kind.  fold_start makes the starting value from
+ * reduce_initial; fold_value folds v (taken over) into *acc; fold_text does
+ * the same for a serialized value; fold_finish serializes *acc into `out`
+ * and frees it.  Each returns 0, or -1 with `err` filled (*acc stays valid
+ * and owned by the caller, who frees it with fold_free). */
+int pexec__fold_start(const pexec_descriptor *d, void *state, void **acc, pexec_error *err);
+int pexec__fold_value(const pexec_descriptor *d, void *state, void **acc, void *v,
+                      pexec_error *err);
+int pexec__fold_text(const pexec_descriptor *d, void *state, void **acc, const char *text,
+                     size_t len, pexec_error *err);
+int pexec__fold_finish(const pexec_descriptor *d, void *state, void **acc, pexec_buf *out,
+                       pexec_error *err);
+void pexec__fold_free(const pexec_descriptor *d, void *state, void *acc);
+/* Runs one item through deserialize and map and folds its result into *acc.
+ * Returns PEXEC_STAGE_NONE, or the failed stage (REDUCE for the fold). */
+pexec_stage pexec__item_fold(const pexec_descriptor *d, void *state, const char *data,
+                             size_t len, void **acc, pexec_error *err,
+                             struct pexec__progress *progress);
+
 /* The body of a worker process: init, READY, then CHUNK frames from `in_fd`
  * answered by RESULTS frames on `out_fd` until EOF.  Reports each item in
  * `progress`, with its start time when `timed`.  Never returns. */

@@ -118,6 +118,19 @@ typedef struct pexec_descriptor {
 	const char *output_description;
 	const char *output_schema;
 
+	/* Optional, for `pexec --reduce`: an associative combine of two result
+	 * values into one, *out = a (+) b.  pexec owns a and b; *out may be a or
+	 * b itself (pexec frees the other) or a new value (pexec frees both).
+	 * Each worker folds its own results, chunk by chunk, and the parent
+	 * folds the chunks' partial results in input order; partial results
+	 * cross between processes through serialize and deserialize, so a
+	 * reducing plugin's input and output values are of one kind (both
+	 * hooks, or neither).  `reduce_initial` is the JSON text of the fold's
+	 * starting value, which must be an identity of reduce (0 for a sum, {}
+	 * for merged counts); NULL means JSON null. */
+	int (*reduce)(void *state, void *a, void *b, void **out, pexec_error *err);
+	const char *reduce_initial;
+
 	/* New members are appended below, never inserted. */
 } pexec_descriptor;
 

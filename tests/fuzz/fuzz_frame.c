@@ -86,7 +86,7 @@ static void walk_records(const char *payload, size_t plen)
 		CHECK(c.p > prev && c.p <= payload + plen && c.end == payload + plen);
 		CHECK(c.p == data + len);
 		CHECK(ok >= 0 && ok < PEXEC_STATUS_COUNT); /* a record status byte */
-		CHECK(stage >= PEXEC_STAGE_NONE && stage <= PEXEC_STAGE_WORKER);
+		CHECK(stage >= PEXEC_STAGE_NONE && stage < PEXEC_STAGE_COUNT);
 		prev = c.p;
 		at = pexec__frame_record_begin(&enc);
 		CHECK(at != (size_t)-1);

@@ -14,6 +14,9 @@
  *   sigkill  SIGKILL to itself (as the OOM killer would)
  *   garbage  bytes written to stdout, then carries on
  *   close    closes every descriptor above 2, then carries on
+ *
+ * reduce (for --reduce) adds numbers; anything else fails it, and a
+ * {"fault": F, "stage": "reduce"} result triggers F there.
  */
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -160,6 +163,22 @@ static int faults_serialize(void *state, const void *value, pexec_buf *out, pexe
 	return rc;
 }
 
+static int faults_reduce(void *state, void *a, void *b, void **out, pexec_error *err)
+{
+	struct value *x = a, *y = b;
+
+	(void)state;
+	if (y && trigger(y->json, "reduce", err))
+		return -1;
+	if (!x || !y || !cJSON_IsNumber(x->json) || !cJSON_IsNumber(y->json)) {
+		pexec_error_set(err, "faults: reduce adds numbers only");
+		return -1;
+	}
+	cJSON_SetNumberValue(x->json, x->json->valuedouble + y->json->valuedouble);
+	*out = x;
+	return 0;
+}
+
 PEXEC_PLUGIN = {
 	PEXEC_DESCRIPTOR_HEADER,
 	.name = "faults",
@@ -170,4 +189,6 @@ PEXEC_PLUGIN = {
 	.map = faults_map,
 	.serialize = faults_serialize,
 	.free_value = value_free,
+	.reduce = faults_reduce,
+	.reduce_initial = "0",
 };
