@@ -7,6 +7,7 @@
  * only the child down.  The child writes its report to a pipe line by line;
  * the parent prints it and, if the child died, says where it was.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -85,6 +86,40 @@ static void excerpt(char *out, size_t size, const char *data, size_t len)
 			*p = ' ';
 }
 
+/* Reads a result back and writes it again: the bytes must be the same.
+ * Only where results and inputs are values of one kind (cJSON trees, or a
+ * reducing plugin's own values, which cross back through deserialize);
+ * elsewhere deserialize reads another kind of value.  Returns 1 if checked,
+ * 0 if not applicable, -1 with `err` filled if it failed. */
+static int round_trip(const pexec_descriptor *d, void *state, const pexec_buf *out,
+                      pexec_buf *again, pexec_error *err)
+{
+	void *v = NULL;
+	int rc;
+
+	if (!d->deserialize != !d->serialize || (d->deserialize && !d->reduce))
+		return 0;
+	again->len = 0;
+	if (d->deserialize) {
+		if (d->deserialize(state, out->data, out->len, &v, err)) {
+			pexec_error_set(err, "deserialize refused it: %s", err->msg);
+			return -1;
+		}
+	} else if (!(v = cJSON_ParseWithLength(out->data, out->len))) {
+		pexec_error_set(err, "cJSON cannot read it back");
+		return -1;
+	}
+	rc = pexec__fold_finish(d, state, &v, again, err);
+	if (rc)
+		return -1;
+	if (again->len != out->len || memcmp(again->data, out->data, out->len)) {
+		pexec_error_set(err, "written again it reads %.*s",
+		                (int)(again->len < 60 ? again->len : 60), again->data);
+		return -1;
+	}
+	return 1;
+}
+
 /* Runs each sample item through the hooks, twice. */
 static void check_samples(struct check *c, const pexec_descriptor *d, void *state)
 {
@@ -107,6 +142,7 @@ static void check_samples(struct check *c, const pexec_descriptor *d, void *stat
 	while (s && (rc = pexec__split_next(s, &data, &len, &err)) == 1) {
 		char in_text[48], out_text[48];
 		pexec_stage stage;
+		int rt;
 
 		if (pexec_buf_reserve(&item, len + 1))
 			break;
@@ -129,10 +165,13 @@ static void check_samples(struct check *c, const pexec_descriptor *d, void *stat
 		           again.len != out.len || memcmp(again.data, out.data, out.len)) {
 			verdict(c, 0, "sample %llu: a second run gave other bytes (serialize must "
 			        "write a value the same way each time)", (unsigned long long)index);
+		} else if ((rt = round_trip(d, state, &out, &again, &err)) < 0) {
+			verdict(c, 0, "sample %llu: the result does not round-trip: %s",
+			        (unsigned long long)index, err.msg);
 		} else {
 			excerpt(out_text, sizeof(out_text), out.data, out.len);
-			verdict(c, 1, "sample %llu: %s -> %s", (unsigned long long)index, in_text,
-			        out_text);
+			verdict(c, 1, "sample %llu: %s -> %s%s", (unsigned long long)index, in_text,
+			        out_text, rt ? " (reads back and writes the same)" : "");
 		}
 		index++;
 	}

@@ -56,6 +56,7 @@ Test(schema, every_plugin_manifest_is_valid)
 		PEXEC_TEST_BUILD "/plugins/factorial.so",
 		PEXEC_TEST_BUILD "/plugins/identity.so",
 		PEXEC_TEST_BUILD "/plugins/sleep.so",
+		PEXEC_TEST_BUILD "/plugins/wordcount.so",
 		PEXEC_TEST_BUILD "/examples/complex.so",
 		PEXEC_TEST_BUILD "/tests/plugins/faults.so",
 		PEXEC_TEST_BUILD "/tests/plugins/config_echo.so",

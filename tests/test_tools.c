@@ -1,0 +1,109 @@
+/*
+ * test_tools.c - `pexec info` and `pexec check`, as a plugin author uses
+ * them: the manifest, samples run through the hooks, and a plugin that
+ * crashes (at load or in a hook) taking only the throwaway process down.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+
+#include "helpers.h"
+
+#define FIX(name) PEXEC_TEST_BUILD "/tests/plugins/" name ".so"
+
+TestSuite(tools, .init = scratch_make, .fini = scratch_remove);
+
+Test(tools, info_prints_the_manifest)
+{
+	struct proc r;
+	cJSON *m, *hooks;
+
+	run(&r, NULL, "info", "wordcount", NULL);
+	expect_exit(&r, 0);
+	m = cJSON_Parse(r.out);
+	cr_assert_not_null(m, "not JSON: %s", r.out);
+	cr_expect_str_eq(cJSON_GetObjectItem(m, "name")->valuestring, "wordcount");
+	cr_expect_eq(cJSON_GetObjectItem(m, "abi")->valueint, 1);
+	hooks = cJSON_GetObjectItem(m, "hooks");
+	cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(hooks, "map")));
+	cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(hooks, "reduce")));
+	cr_expect(cJSON_IsFalse(cJSON_GetObjectItem(hooks, "serialize")));
+	cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "input"), "schema")
+	                         ->child->valuestring,
+	                 "string");
+	cJSON_Delete(m);
+	proc_release(&r);
+}
+
+Test(tools, info_of_a_plugin_that_does_not_load)
+{
+	struct proc r;
+
+	run(&r, NULL, "info", FIX("bad_abi"), NULL);
+	expect_exit(&r, 2);
+	cr_expect_not_null(strstr(r.out, "built for plugin ABI 99"), "%s", r.out);
+	proc_release(&r);
+	run(&r, NULL, "info", FIX("crash_at_load"), NULL);
+	expect_exit(&r, 2);
+	cr_expect_not_null(strstr(r.out, "crashed (SIGSEGV)"), "%s", r.out);
+	proc_release(&r);
+}
+
+Test(tools, check_runs_samples_and_names_what_failed)
+{
+	const char *samples = scratch_path(0, "samples.json");
+	struct proc r;
+
+	write_file(samples, "[5, -1, 20]", 11);
+	run(&r, NULL, "check", "factorial", samples, NULL);
+	expect_exit(&r, 1);
+	cr_expect_not_null(strstr(r.out, "ok    sample 0: 5 -> 120"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "FAIL  sample 1: deserialize failed: factorial: n must"),
+	                   "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "ok    sample 2: 20 -> 2432902008176640000"), "%s",
+	                   r.out);
+	cr_expect_not_null(strstr(r.out, "4 of 5 checks passed"), "%s", r.out);
+	proc_release(&r);
+	write_file(samples, "[1, {\"a\": [2]}]", 15);
+	run(&r, NULL, "check", "sleep", samples, NULL);
+	expect_exit(&r, 1); /* {"a":[2]} is no number of seconds */
+	proc_release(&r);
+	run(&r, NULL, "check", "identity", samples, NULL);
+	expect_exit(&r, 0);
+	proc_release(&r);
+}
+
+Test(tools, check_survives_a_plugin_that_crashes)
+{
+	const char *samples = scratch_path(0, "samples.json");
+	static const char crash[] = "[1, {\"fault\":\"segv\",\"stage\":\"map\"}, 3]";
+	struct proc r;
+
+	write_file(samples, crash, strlen(crash));
+	run(&r, NULL, "check", FIX("faults"), samples, NULL);
+	expect_exit(&r, 1);
+	cr_expect_not_null(strstr(r.out, "ok    sample 0"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "the plugin crashed (SIGSEGV)"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "stage\":\"map\"}"), "the crash names its sample: %s",
+	                   r.out);
+	proc_release(&r);
+	run(&r, NULL, "check", FIX("crash_at_load"), NULL);
+	expect_exit(&r, 1);
+	cr_expect_not_null(strstr(r.out, "load"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "crashed (SIGSEGV)"), "%s", r.out);
+	proc_release(&r);
+}
+
+Test(tools, check_reads_results_back_where_it_can)
+{
+	const char *samples = scratch_path(0, "samples.json");
+	struct proc r;
+
+	write_file(samples, "[\"/dev/null\"]", 13);
+	run(&r, NULL, "check", "wordcount", samples, NULL);
+	expect_exit(&r, 0);
+	cr_expect_not_null(strstr(r.out, "reads back and writes the same"), "%s", r.out);
+	proc_release(&r);
+}
