@@ -201,14 +201,14 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 	fprintf(c->out, "..    load '%s'\n", c->spec);
 	fflush(c->out);
 	if (pexec_plugin_load(c->spec, c->plugin_dir, &plugin, &err)) {
-		fprintf(c->out, "FAIL  %s\n", err.msg);
+		fprintf(c->out, "FAIL  %s\n..    done\n", err.msg);
 		fflush(c->out);
 		_exit(2);
 	}
 	d = pexec_plugin_descriptor(plugin);
 	manifest = pexec_plugin_manifest(plugin);
 	if (info) {
-		fprintf(c->out, "%s\n", manifest ? manifest : "{}");
+		fprintf(c->out, "%s\n..    done\n", manifest ? manifest : "{}");
 		fflush(c->out);
 		_exit(manifest ? 0 : 3);
 	}
@@ -231,6 +231,8 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 	if (pexec__plugin_init(d, c->config, &state, &err)) {
 		verdict(c, 0, "init%s%s: %s", c->config ? " with --config " : "",
 		        c->config ? c->config : "", err.msg);
+		fprintf(c->out, "..    done\n");
+		fflush(c->out);
 		_exit(1);
 	}
 	if (d->init)
@@ -244,7 +246,7 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 		pexec__plugin_fini(d, state);
 		verdict(c, 1, "fini");
 	}
-	fprintf(c->out, "%d of %d checks passed\n", c->checks - c->failed, c->checks);
+	fprintf(c->out, "%d of %d checks passed\n..    done\n", c->checks - c->failed, c->checks);
 	fflush(c->out);
 	free(manifest);
 	_exit(c->failed ? 1 : 0);
@@ -320,6 +322,13 @@ static int run_check(struct check *c, int info)
 		const char *sig = sigabbrev_np(WTERMSIG(status));
 		printf("FAIL  %s: the plugin crashed (SIG%s)\n", last[0] ? last : "the plugin",
 		       sig ? sig : "?");
+		return info ? 2 : 1;
+	}
+	if (strcmp(last, "done") != 0) {
+		/* The process ended without finishing: the plugin exited (or a
+		 * sanitizer ended it) in the middle of a step. */
+		printf("FAIL  %s: the plugin ended the process (exit status %d)\n",
+		       last[0] ? last : "the plugin", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		return info ? 2 : 1;
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 3;
