@@ -16,6 +16,7 @@
 #define PEXEC_TEST_HELPERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifndef PEXEC_TEST_BUILD
@@ -120,5 +121,97 @@ void write_file(const char *path, const char *data, size_t len);
 char *read_file(const char *path, size_t *len);
 /* The names in the scratch directory, sorted, one per line. */
 char *scratch_listing(void);
+
+/* ---- resumable runs: shared by test_resume.c and test_retry.c ---- */
+
+struct cJSON;
+
+/* A NULL-terminated argument list, as a literal. */
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+struct args {
+	const char *v[MAX_ARGS + 1];
+	size_t n;
+};
+/* Appends a NULL-terminated list (NULL: nothing). */
+void args_add(struct args *a, const char *const *list);
+
+/* The files of one run, all in the scratch directory. */
+struct files {
+	char in[256], out[256], partial[300], journal[300], ref[256];
+	char summary[256], joblog[256], errors[256];
+};
+void files_init(struct files *f, const char *in_name);
+int exists(const char *path);
+/* -1 if it cannot be stat()ed. */
+long long file_size(const char *path);
+/* Items for the sleep plugin: item i sleeps `slow_s` for i < n_slow, else
+ * `fast_s`, plus i microseconds; every `bad_every`th item (0: none) is the
+ * string "bad", which the plugin fails. */
+void write_sleep_input(const char *path, size_t n, size_t n_slow, double slow_s,
+                       double fast_s, size_t bad_every, int ndjson);
+
+/* The journal as a resume would read it. */
+struct jstate {
+	int lines;            /* whole lines; -1: no journal */
+	int checkpoints;
+	uint64_t items, written, bytes;  /* the last checkpoint */
+	int complete;
+	int failed;           /* {"failed":N} lines */
+};
+uint64_t u64_of(const struct cJSON *obj, const char *key);
+/* Reads only whole lines: the journal may be growing as it is read. */
+void journal_state(const char *path, struct jstate *s);
+
+/* Signals pexec once its journal's last checkpoint covers at least
+ * `min_items` items (and there are `min_checkpoints` of them), and its partial
+ * output holds more than `min_partial` bytes and, with `uncovered`, more than
+ * that checkpoint covers. */
+struct stopper {
+	const struct files *f;
+	int sig;
+	uint64_t min_items;
+	int min_checkpoints;
+	int min_lines;        /* whole lines in the journal */
+	long long min_partial;
+	int uncovered;
+	int sent;
+	struct jstate seen;   /* the journal when the signal went */
+};
+/* Runs pexec; with a stopper, signalled as it says. */
+void run_args(struct proc *r, const struct args *a, struct stopper *stop);
+/* The run was stopped by st->sig and left a resumable state. */
+void expect_interrupted(const struct proc *r, const struct stopper *st, const char *what);
+void expect_same_file(const char *what, const char *path, const char *want_path);
+/* The uninterrupted run of `opts` over f->in into f->ref. */
+void reference_run(const struct files *f, const char *const *opts, int want_exit);
+/* pexec -p sleep -j 2 OPTS -o OUT [--resume ...] IN */
+void command(struct args *a, const struct files *f, const char *const *opts,
+             const char *const *more);
+
+/* What a refused resume must not touch. */
+struct snapshot {
+	char *listing, *partial, *journal, *out;
+	size_t partial_len, journal_len, out_len;
+};
+void snapshot_take(struct snapshot *s, const struct files *f);
+void snapshot_release(struct snapshot *s);
+/* Nothing in the scratch directory changed since `was`. */
+void expect_unchanged(const struct snapshot *was, const struct files *f, const char *what);
+/* Leaves f->out's partial output and journal as a SIGTERM leaves them, with
+ * a checkpoint covering some items. */
+void make_interrupted(const struct files *f, const char *const *opts);
+
+/* ---- workers seen from outside: shared by test_faults.c and test_signals.c ---- */
+
+/* CPU time (user + system, in clock ticks) of `pid` if its parent is
+ * `parent`; -1 otherwise. */
+long cpu_ticks_of_child(pid_t pid, pid_t parent);
+/* for_children() callbacks take only a pid; these carry what they find:
+ * the last child seen, and the least CPU time among the children of
+ * `seen_parent`. */
+extern pid_t seen_parent, seen_child;
+extern long seen_least_ticks;
+void note_child(pid_t pid);
 
 #endif
