@@ -392,29 +392,12 @@ int pexec__json_quote(pexec_buf *out, const char *data, size_t len, size_t max)
 pexec_code pexec__writer_put_batch(struct pexec__writer *w, const struct iovec *texts,
                                    uint32_t count, pexec_error *err)
 {
-	uint32_t i = 0;
-
-	/* JSON arrays, the common case: separator and text copied straight into
-	 * the buffer while they fit, with no call per result. */
-	if (w->format == PEXEC_FORMAT_JSON && !w->drop_null) {
-		for (; i < count; i++) {
-			size_t len = texts[i].iov_len;
-
-			if (OUT_BUF - w->len < len + 2)
-				break;
-			memcpy(w->buf + w->len, w->count ? ",\n" : "[\n", 2);
-			memcpy(w->buf + w->len + 2, texts[i].iov_base, len);
-			w->len += len + 2;
-			w->count++;
-		}
-	}
-	for (; i < count; i++) {
+	/* writer_put already copies separator and text in one go when they fit;
+	 * what the batch saves is the pool's callback per result. */
+	for (uint32_t i = 0; i < count; i++) {
 		pexec_code rc = pexec__writer_put(w, texts[i].iov_base, texts[i].iov_len, err);
 		if (rc)
 			return rc;
-		if (i + 1 < count && w->format == PEXEC_FORMAT_JSON && !w->drop_null &&
-		    OUT_BUF - w->len >= texts[i + 1].iov_len + 2)
-			return pexec__writer_put_batch(w, texts + i + 1, count - i - 1, err);
 	}
 	return PEXEC_OK;
 }
