@@ -37,7 +37,7 @@ PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/frame.c \
              core/worker.c core/pool.c core/pool_worker.c core/pool_chunk.c core/pool_fault.c \
              core/run.c core/cpus.c core/output.c core/journal.c core/job.c core/manifest.c
-CLI_SRCS  := core/cli.c core/cli_report.c core/cli_tools.c core/cli_new.c
+CLI_SRCS  := core/main.c core/cli.c core/cli_report.c core/cli_tools.c core/cli_new.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 

@@ -1,6 +1,7 @@
 /*
  * cli.c - the pexec command: parses options, calls pexec_job_run(), maps the
- * result to an exit status.  Everything else is libpexec's.
+ * result to an exit status.  Everything else is libpexec's.  pexec-mpi runs
+ * the same code with its own engine (cli.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,9 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cli_report.h"
 #include "cli_new.h"
 #include "cli_tools.h"
+#include "job.h"
 #include "pexec.h"
 
 #ifndef PEXEC_PLUGIN_DIR
@@ -75,7 +78,10 @@ static const char usage_text[] =
 	"     gets the results completed in order (no closing bracket), -o FILE is not\n"
 	"     written; a second signal ends pexec at once\n";
 
-/* The only global state: what the signal handler needs. */
+/* The command's name in messages: "pexec", or "pexec-mpi". */
+static const char *prog = "pexec";
+
+/* The only other global state: what the signal handler needs. */
 static volatile sig_atomic_t stop_signal;
 static int cancel_pipe[2] = { -1, -1 };
 
@@ -116,9 +122,9 @@ struct cli {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fputs("pexec: ", stderr);
+	fprintf(stderr, "%s: ", prog);
 	fprintf(stderr, fmt, arg);
-	fputs("\nTry 'pexec --help' for more information.\n", stderr);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
 	return 2;
 }
 
@@ -131,7 +137,7 @@ static int parse_count(const char *opt, const char *arg, unsigned long long max,
 	errno = 0;
 	v = strtoull(arg, &end, 10);
 	if (!*arg || *end || errno || v == 0 || v > max || arg[0] == '-') {
-		fprintf(stderr, "pexec: invalid %s '%s': expected an integer from 1 to %llu\n", opt,
+		fprintf(stderr, "%s: invalid %s '%s': expected an integer from 1 to %llu\n", prog, opt,
 		        arg, max);
 		return -1;
 	}
@@ -147,7 +153,7 @@ static int parse_seconds(const char *opt, const char *arg, double *out)
 	errno = 0;
 	v = strtod(arg, &end);
 	if (!*arg || *end || errno || !(v > 0) || v > 1e9) {
-		fprintf(stderr, "pexec: invalid %s '%s': expected seconds greater than 0\n", opt, arg);
+		fprintf(stderr, "%s: invalid %s '%s': expected seconds greater than 0\n", prog, opt, arg);
 		return -1;
 	}
 	*out = v;
@@ -171,8 +177,8 @@ static int parse_size(const char *opt, const char *arg, uint64_t *out)
 	}
 	if (!*arg || arg[0] == '-' || *end || errno || v == 0 || (v << shift >> shift) != v ||
 	    (v << shift) < (1u << 20)) {
-		fprintf(stderr, "pexec: invalid %s '%s': expected a size of at least 1M, "
-		        "like 512M or 2G\n", opt, arg);
+		fprintf(stderr, "%s: invalid %s '%s': expected a size of at least 1M, "
+		        "like 512M or 2G\n", prog, opt, arg);
 		return -1;
 	}
 	*out = v << shift;
@@ -186,7 +192,7 @@ static int parse_format(const char *opt, const char *arg, pexec_format *out)
 	else if (!strcmp(arg, "ndjson"))
 		*out = PEXEC_FORMAT_NDJSON;
 	else {
-		fprintf(stderr, "pexec: invalid %s '%s': expected json or ndjson\n", opt, arg);
+		fprintf(stderr, "%s: invalid %s '%s': expected json or ndjson\n", prog, opt, arg);
 		return -1;
 	}
 	return 0;
@@ -399,7 +405,7 @@ static int partial_kept(const struct cli *cli)
 	return access(path, F_OK) == 0;
 }
 
-int main(int argc, char **argv)
+int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engine)
 {
 	struct cli cli = { 0 };
 	pexec_error err = { { 0 } };
@@ -407,6 +413,15 @@ int main(int argc, char **argv)
 	pexec_code rc;
 	int status;
 
+	if (engine) {
+		prog = engine->name;
+		status = parse_args(&cli, argc, argv);
+		if (status < 0)
+			status = engine->start(engine->ctx, &cli.job);
+		if (status >= 0)
+			return status;
+		goto parsed;
+	}
 	if (argc > 1 && !strcmp(argv[1], "new"))
 		return cli_new(argc - 1, argv + 1);
 	if (argc > 1 && (!strcmp(argv[1], "info") || !strcmp(argv[1], "check"))) {
@@ -418,9 +433,10 @@ int main(int argc, char **argv)
 	status = parse_args(&cli, argc, argv);
 	if (status >= 0)
 		return status;
+parsed:
 	cli.out_fd = isolate_stdout();
 	if (cli.out_fd < 0) {
-		fprintf(stderr, "pexec: cannot use standard output: %s\n", strerror(errno));
+		fprintf(stderr, "%s: cannot use standard output: %s\n", prog, strerror(errno));
 		return 3;
 	}
 	/* --serial runs plugin code in this process, where an item may never
@@ -428,7 +444,7 @@ int main(int argc, char **argv)
 	if (!cli.job.opts.serial) {
 		cli.job.opts.cancel_fd = install_stop_handlers();
 		if (cli.job.opts.cancel_fd < 0) {
-			fprintf(stderr, "pexec: cannot set up signal handling: %s\n", strerror(errno));
+			fprintf(stderr, "%s: cannot set up signal handling: %s\n", prog, strerror(errno));
 			return 3;
 		}
 	}
@@ -449,14 +465,17 @@ int main(int argc, char **argv)
 	cli.job.on_progress = cli_report_progress;
 	cli.job.on_progress_ctx = &cli.report;
 
-	rc = pexec_job_run(&cli.job, NULL, &err);
+	rc = pexec__job_run(&cli.job, engine ? engine->run : NULL, engine ? engine->ctx : NULL,
+	                    NULL, &err);
 	free(dirs);
 	status = rc == PEXEC_ECANCELED ? 128 + stop_signal : pexec_exit_status(rc);
+	if (engine)
+		status = engine->finish(engine->ctx, rc, status);
 	if (cli_report_close(&cli.report, rc, status) && status < 2)
 		status = 3;
 	if (rc == PEXEC_ECANCELED) {
 		const char *name = sigabbrev_np(stop_signal);
-		fprintf(stderr, "pexec: stopped by SIG%s%s\n", name ? name : "?",
+		fprintf(stderr, "%s: stopped by SIG%s%s\n", prog, name ? name : "?",
 		        partial_kept(&cli) ? "; run the same command with --resume to continue"
 		                           : "");
 		return status;
@@ -467,10 +486,10 @@ int main(int argc, char **argv)
 			signal(SIGPIPE, SIG_DFL);
 			raise(SIGPIPE);
 		}
-		fprintf(stderr, "pexec: %s\n", err.msg[0] ? err.msg : pexec_code_str(rc));
+		fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : pexec_code_str(rc));
 		if (cli.job.output && (rc == PEXEC_ESYS || rc == PEXEC_EPIPE) && partial_kept(&cli))
-			fputs("pexec: what was done is kept: run the same command with --resume to "
-			      "continue\n", stderr);
+			fprintf(stderr, "%s: what was done is kept: run the same command with "
+			        "--resume to continue\n", prog);
 	}
 	return status;
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "job.h"
 #include "journal.h"
 #include "output.h"
 #include "split.h"
@@ -28,6 +29,8 @@
 
 struct job_ctx {
 	const pexec_job *job;
+	pexec__run_fn run;   /* the engine: pexec_run() or the caller's */
+	void *run_ctx;
 	const char *input_name;
 	pexec__splitter *split;
 	struct pexec__writer out;
@@ -425,7 +428,7 @@ static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded *plugin, pe
 	j->only_at = 0;
 	j->read_index = 0;
 	opts.result_input = 1;
-	rc = pexec_run(plugin, &opts, job_next, j, job_sink, j, j->stats, err);
+	rc = j->run(j->run_ctx, plugin, &opts, job_next, j, job_sink, j, j->stats, err);
 	if (rc != PEXEC_OK && rc != PEXEC_EITEM)
 		goto out;
 
@@ -541,9 +544,25 @@ static pexec_code finish_journaled(struct job_ctx *j, pexec_code rc, pexec_error
 	}
 }
 
+static pexec_code local_run(void *ctx, const pexec_loaded *plugin, const pexec_opts *opts,
+                            pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
+                            void *sink_ctx, pexec_stats *stats, pexec_error *err)
+{
+	(void)ctx;
+	return pexec_run(plugin, opts, next, next_ctx, sink, sink_ctx, stats, err);
+}
+
 pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err)
 {
-	struct job_ctx j = { .job = job, .errors_fd = -1 };
+	return pexec__job_run(job, NULL, NULL, stats, err);
+}
+
+pexec_code pexec__job_run(const pexec_job *job, pexec__run_fn run, void *run_ctx,
+                          pexec_stats *stats, pexec_error *err)
+{
+	struct job_ctx j = {
+		.job = job, .errors_fd = -1, .run = run ? run : local_run, .run_ctx = run_ctx,
+	};
 	pexec_loaded *plugin = NULL;
 	pexec_stats local;
 	pexec_opts opts = job->opts;
@@ -662,7 +681,7 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		opts.tick_ms = job->progress_ms;
 	}
 
-	rc = pexec_run(plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
+	rc = j.run(j.run_ctx, plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
 	if (j.journaling) {
 		rc = finish_journaled(&j, rc, err);
 		if (rc == PEXEC_OK || rc == PEXEC_EITEM) {

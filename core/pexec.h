@@ -131,8 +131,11 @@ typedef struct pexec_result {
 
 /* Gives the next item: returns 1 with *data and *len set (valid until the next
  * call), 0 at the end, or a negative pexec_code (-PEXEC_EINPUT, ...) with
- * `err` filled. */
+ * `err` filled.  A source fed from elsewhere (a socket) may also return
+ * PEXEC_NEXT_WAIT: no item yet; the run asks again once opts.source_fd is
+ * readable, and goes on with its workers meanwhile. */
 typedef int (*pexec_next_fn)(void *ctx, const char **data, size_t *len, pexec_error *err);
+#define PEXEC_NEXT_WAIT 2
 /* Takes one result; returns 0, or a negative pexec_code to stop the run.
  * Called with result == NULL when the pool is about to wait with nothing
  * else to do: the moment to flush buffered output. */
@@ -189,6 +192,9 @@ typedef struct pexec_opts {
 	 * end, one result with `reduced` set.  Needs a plugin with reduce, and
 	 * ordered mode. */
 	int reduce;
+	/* Where the source returns PEXEC_NEXT_WAIT: the descriptor that becomes
+	 * readable when it may have more. */
+	int source_fd;
 } pexec_opts;
 
 typedef struct pexec_stats {

@@ -98,7 +98,7 @@ static int next_task(struct pool *p, struct worker *w, struct task *t)
 		p->queue_len--;
 		return pexec__pool_task_build_frame(p, t) == 0;
 	}
-	if (p->stop || p->source_done || !pexec__pool_window_has_room(p))
+	if (p->stop || p->source_done || p->source_wait || !pexec__pool_window_has_room(p))
 		return 0;
 	memset(t, 0, sizeof(*t));
 	t->chunk = pexec__pool_chunk_build(p, room);
@@ -177,12 +177,12 @@ static int check_deadlines(struct pool *p)
 
 static pexec_code loop(struct pool *p)
 {
-	struct pollfd *fds = calloc(2 * (size_t)p->nworkers + 1, sizeof(*fds));
+	struct pollfd *fds = calloc(2 * (size_t)p->nworkers + 2, sizeof(*fds));
 
 	if (!fds)
 		return pexec__fail(p->err, PEXEC_ESYS, "out of memory");
 	while (!p->stop && (pexec__pool_work_remains(p) || inits_pending(p))) {
-		nfds_t n = 0;
+		nfds_t n = 0, source_at = 0;
 		int timeout;
 
 		dispatch(p);
@@ -214,6 +214,10 @@ static pexec_code loop(struct pool *p)
 		}
 		if (p->opts->cancel_fd > 0)
 			fds[n++] = (struct pollfd){ .fd = p->opts->cancel_fd, .events = POLLIN };
+		if (p->source_wait) {
+			source_at = n;
+			fds[n++] = (struct pollfd){ .fd = p->opts->source_fd, .events = POLLIN };
+		}
 		for (unsigned i = 0; i < p->nworkers; i++) {
 			struct worker *w = &p->workers[i];
 			if (w->state == WORKER_GONE)
@@ -230,6 +234,8 @@ static pexec_code loop(struct pool *p)
 			p->stop = pexec__fail(p->err, PEXEC_ECANCELED, "cancelled");
 			break;
 		}
+		if (p->source_wait && fds[source_at].revents)
+			p->source_wait = 0;
 		for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
 			struct worker *w = &p->workers[i];
 			if (w->state == WORKER_GONE)

@@ -99,7 +99,7 @@ struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
 		goto nomem;
 	while (count < want && c->items.len < CHUNK_BYTES + PEXEC_FRAME_HEADER_SIZE) {
 		rc = p->next(p->next_ctx, &data, &len, p->err);
-		if (rc <= 0)
+		if (rc != 1)
 			break;
 		if (pexec__frame_put_item(&c->items, data, len))
 			goto nomem;
@@ -110,6 +110,11 @@ struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
 		p->source_done = 1;
 	} else if (rc == 0) {
 		p->source_done = 1;
+	} else if (rc == PEXEC_NEXT_WAIT) {
+		if (p->opts->source_fd <= 0)
+			p->stop = pexec__fail(p->err, PEXEC_EUSAGE,
+			                      "the source asked to wait but gave no source_fd");
+		p->source_wait = 1;
 	}
 	if (count == 0)
 		return NULL;

@@ -137,6 +137,7 @@ struct pool {
 	uint64_t emit_seq;   /* ordered mode: the next chunk to hand over */
 	uint64_t next_index; /* the next item's index */
 	int source_done;
+	int source_wait;     /* the source said PEXEC_NEXT_WAIT: poll source_fd */
 	pexec_code stop;     /* set: stop dispatching and end the run with it */
 
 	struct task *queue;  /* tasks to send again, oldest first */

@@ -21,6 +21,38 @@ static int cancelled(int fd)
 	return poll(&pfd, 1, 0) > 0;
 }
 
+/* --serial with a source that said PEXEC_NEXT_WAIT: lets the sink flush, then
+ * sleeps until the source or the cancel descriptor is readable.  Returns 0 to
+ * ask the source again, -1 with *rc set to end the run. */
+static int source_wait(const pexec_opts *opts, pexec_result_fn sink, void *sink_ctx,
+                       pexec_code *rc, pexec_error *err)
+{
+	struct pollfd fds[2] = {
+		{ .fd = opts->source_fd, .events = POLLIN },
+		{ .fd = opts->cancel_fd > 0 ? opts->cancel_fd : -1, .events = POLLIN },
+	};
+	int s;
+
+	if (opts->source_fd <= 0) {
+		*rc = pexec__fail(err, PEXEC_EUSAGE, "the source asked to wait but gave no source_fd");
+		return -1;
+	}
+	if (sink && (s = sink(sink_ctx, NULL, err)) < 0) {
+		*rc = (pexec_code)-s;
+		return -1;
+	}
+	while (poll(fds, 2, opts->on_tick ? (int)(opts->tick_ms ? opts->tick_ms : 250) : -1) < 0)
+		if (errno != EINTR) {
+			*rc = pexec__fail(err, PEXEC_ESYS, "poll: %s", strerror(errno));
+			return -1;
+		}
+	if (fds[1].revents) {
+		*rc = pexec__fail(err, PEXEC_ECANCELED, "cancelled");
+		return -1;
+	}
+	return 0;
+}
+
 /* Hands a reducing run's one value to the sink. */
 static pexec_code reduced(pexec_result_fn sink, void *sink_ctx, const pexec_stats *stats,
                           const char *data, size_t len, pexec_error *err)
@@ -132,7 +164,11 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 			}
 		}
 		got = next(next_ctx, &data, &len, err);
-
+		if (got == PEXEC_NEXT_WAIT) {
+			if (source_wait(opts, sink, sink_ctx, &rc, err))
+				break;
+			continue;
+		}
 		if (got < 0) {
 			rc = (pexec_code)-got;
 			break;
