@@ -8,6 +8,7 @@
 #   make uninstall PREFIX=/usr/local DESTDIR=
 
 CC       ?= cc
+MPICC    ?= mpicc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SANITIZE ?=
@@ -36,7 +37,8 @@ PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
 CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/frame.c \
              core/worker.c core/pool.c core/pool_worker.c core/pool_chunk.c core/pool_fault.c \
-             core/run.c core/cpus.c core/output.c core/journal.c core/job.c core/manifest.c
+             core/run.c core/cpus.c core/output.c core/journal.c core/job.c core/manifest.c \
+             core/remote.c
 CLI_SRCS  := core/main.c core/cli.c core/cli_report.c core/cli_tools.c core/cli_new.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
@@ -98,7 +100,11 @@ $(SCHEMA_TOOLS): tests/schema/package.json | deps-test
 deps-test:
 	@sh .ci/deps.sh test
 
-test: deps-test all $(TEST_PLUGINS) $(TEST_BIN) $(SCHEMA_TOOLS)
+# pexec-mpi's tests run where Open MPI is installed (CI installs it), and
+# skip, saying so, where it is not.
+TEST_MPI := $(if $(shell command -v $(MPICC) 2>/dev/null),$(BUILD)/pexec-mpi)
+
+test: deps-test all $(TEST_PLUGINS) $(TEST_BIN) $(SCHEMA_TOOLS) $(TEST_MPI)
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $$LSAN_OPTIONS" \
 		$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 
@@ -279,3 +285,20 @@ $(BUILD)/tests/test_install.o: CPPFLAGS += -DPEXEC_TEST_MAKEVARS='"BUILD=$(BUILD
 # A plugin built against the first published header (tests/abi/): it must
 # keep loading in every pexec of ABI 1.
 $(BUILD)/tests/plugins/abi_v1.so: tests/abi/pexec_plugin_v1.h
+
+# ---- pexec-mpi: the same command across MPI ranks (Open MPI) ----
+#
+#   make mpi             build/pexec-mpi, when mpicc is installed; the core
+#                        build never needs MPI
+MPI_OBJS := $(BUILD)/core/mpi.o $(filter-out $(BUILD)/core/main.o,$(CLI_OBJS))
+
+.PHONY: mpi
+mpi: all $(BUILD)/pexec-mpi
+
+$(BUILD)/core/mpi.o: core/mpi.c
+	@mkdir -p $(@D)
+	@command -v $(MPICC) >/dev/null || { echo "make mpi: no $(MPICC): install Open MPI (apt-get install openmpi-bin libopenmpi-dev)" >&2; exit 2; }
+	$(MPICC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/pexec-mpi: $(MPI_OBJS) $(BUILD)/libpexec.a
+	$(MPICC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -409,17 +409,23 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 {
 	struct cli cli = { 0 };
 	pexec_error err = { { 0 } };
-	char *dirs;
+	char *dirs = NULL;
 	pexec_code rc;
 	int status;
 
 	if (engine) {
 		prog = engine->name;
 		status = parse_args(&cli, argc, argv);
-		if (status < 0)
-			status = engine->start(engine->ctx, &cli.job);
 		if (status >= 0)
 			return status;
+		/* The engine's own processes look plugins up as pexec would. */
+		dirs = plugin_dirs();
+		cli.job.plugin_dir = dirs;
+		status = engine->start(engine->ctx, &cli.job);
+		if (status >= 0) {
+			free(dirs);
+			return status;
+		}
 		goto parsed;
 	}
 	if (argc > 1 && !strcmp(argv[1], "new"))
@@ -440,16 +446,19 @@ parsed:
 		return 3;
 	}
 	/* --serial runs plugin code in this process, where an item may never
-	 * return: there SIGINT and SIGTERM keep their default, immediate effect. */
-	if (!cli.job.opts.serial) {
+	 * return: there SIGINT and SIGTERM keep their default, immediate effect.
+	 * (pexec-mpi runs no plugin code here.) */
+	if (!cli.job.opts.serial || engine) {
 		cli.job.opts.cancel_fd = install_stop_handlers();
 		if (cli.job.opts.cancel_fd < 0) {
 			fprintf(stderr, "%s: cannot set up signal handling: %s\n", prog, strerror(errno));
 			return 3;
 		}
 	}
-	dirs = plugin_dirs();
-	cli.job.plugin_dir = dirs;
+	if (!engine) {
+		dirs = plugin_dirs();
+		cli.job.plugin_dir = dirs;
+	}
 	cli.job.output_fd = cli.out_fd;
 	cli.report.append = cli.job.resume;
 	if (cli_report_open(&cli.report)) {
@@ -469,8 +478,6 @@ parsed:
 	                    NULL, &err);
 	free(dirs);
 	status = rc == PEXEC_ECANCELED ? 128 + stop_signal : pexec_exit_status(rc);
-	if (engine)
-		status = engine->finish(engine->ctx, rc, status);
 	if (cli_report_close(&cli.report, rc, status) && status < 2)
 		status = 3;
 	if (rc == PEXEC_ECANCELED) {
@@ -478,11 +485,15 @@ parsed:
 		fprintf(stderr, "%s: stopped by SIG%s%s\n", prog, name ? name : "?",
 		        partial_kept(&cli) ? "; run the same command with --resume to continue"
 		                           : "");
+		if (engine)
+			status = engine->finish(engine->ctx, rc, status);
 		return status;
 	}
 	if (rc != PEXEC_OK && rc != PEXEC_EITEM) {
 		if (rc == PEXEC_EPIPE) {
 			/* `pexec ... | head`: end quietly, the way a pipeline expects. */
+			if (engine)
+				engine->finish(engine->ctx, rc, status);
 			signal(SIGPIPE, SIG_DFL);
 			raise(SIGPIPE);
 		}
@@ -491,5 +502,7 @@ parsed:
 			fprintf(stderr, "%s: what was done is kept: run the same command with "
 			        "--resume to continue\n", prog);
 	}
+	if (engine)
+		status = engine->finish(engine->ctx, rc, status);
 	return status;
 }

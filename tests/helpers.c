@@ -152,11 +152,14 @@ child_exec(const struct proc_spec *s, int in_fd, int out_fd, int err_fd)
 	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		_exit(126);
 	close_range(3, ~0u, 0);
-	argv[n++] = (char *)"pexec";
+	argv[n++] = (char *)(s->program ? s->program : "pexec");
 	for (; s->args[n - 1] && n <= MAX_ARGS; n++)
 		argv[n] = (char *)s->args[n - 1];
 	argv[n] = NULL;
-	execv(PEXEC, argv);
+	if (s->program)
+		execvp(s->program, argv);
+	else
+		execv(PEXEC, argv);
 	_exit(127);
 }
 
@@ -176,7 +179,7 @@ void run_spec(const struct proc_spec *s, struct proc *r)
 	append(&r->err, &r->err_len, "", 0);
 	{
 		size_t at = 0;
-		at += (size_t)snprintf(r->cmd, sizeof(r->cmd), "pexec");
+		at += (size_t)snprintf(r->cmd, sizeof(r->cmd), "%s", s->program ? s->program : "pexec");
 		for (size_t i = 0; s->args[i] && at < sizeof(r->cmd); i++)
 			at += (size_t)snprintf(r->cmd + at, sizeof(r->cmd) - at, " %s", s->args[i]);
 	}

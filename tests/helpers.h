@@ -35,11 +35,12 @@
 #endif
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-#define MAX_ARGS 24
+#define MAX_ARGS 40
 
 struct proc;
 
 struct proc_spec {
+	const char *program;      /* what runs (looked up in PATH); NULL: PEXEC */
 	const char *const *args;  /* pexec's arguments, NULL-terminated */
 	const char *in;           /* stdin bytes; NULL: none */
 	size_t in_len;

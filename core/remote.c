@@ -1,0 +1,457 @@
+/*
+ * remote.c - a pool served over a byte stream (remote.h): the process each
+ * pexec-mpi rank forks before MPI_Init, which runs the rank's workers.
+ *
+ * A run is pexec_run() with a source that reads CHUNK messages from the
+ * socket and never blocks (PEXEC_NEXT_WAIT while nothing has come), and a
+ * sink that answers each chunk with one RESULTS message once the chunk's last
+ * item is in.  The pool runs in order, so chunks complete first in, first
+ * out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "remote.h"
+#include "util.h"
+#include "worker.h"
+
+/* A chunk whose results are being gathered. */
+struct segment {
+	uint64_t seq, first;
+	uint32_t count, done;
+};
+
+struct server {
+	const pexec_descriptor *d;
+	int fd, cancel_fd;
+	unsigned flags;            /* PEXEC__RUN_*, from BEGIN */
+
+	pexec_buf in;              /* bytes read, from in_at on not yet taken */
+	size_t in_at;
+	const char *cur, *cur_end; /* the chunk being given out */
+	uint32_t cur_left;
+	int ended;                 /* END seen: the source is done */
+
+	struct segment *segs;      /* chunks given out, oldest first */
+	size_t segs_head, segs_len, segs_cap;
+	pexec_buf out;             /* the head chunk's RESULTS message */
+
+	/* --reduce: each chunk's successes are folded here. */
+	void *state, *acc;
+	int folding;
+};
+
+int pexec__msg_valid(const struct pexec__msg *h)
+{
+	return h->type >= PEXEC__MSG_BEGIN && h->type < PEXEC__MSG_LAST &&
+	       h->len <= PEXEC__MSG_MAX;
+}
+
+/* Writes all of it; the socket is non-blocking, so a full one is waited on. */
+static int send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -1;
+			if (poll(&(struct pollfd){ .fd = fd, .events = POLLOUT }, 1, -1) < 0 &&
+			    errno != EINTR)
+				return -1;
+			continue;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int send_msg(int fd, uint32_t type, uint32_t count, uint64_t seq, uint64_t first,
+                    const void *payload, size_t len)
+{
+	struct pexec__msg h = { type, count, seq, first, len };
+
+	if (send_all(fd, &h, sizeof(h)))
+		return -1;
+	return len ? send_all(fd, payload, len) : 0;
+}
+
+int pexec__msg_take(const char *buf, size_t len, size_t *at, struct pexec__msg *h,
+                    const char **payload)
+{
+	size_t have = len - *at;
+
+	if (have < PEXEC__MSG_HEADER)
+		return 0;
+	memcpy(h, buf + *at, sizeof(*h));
+	if (!pexec__msg_valid(h))
+		return -1;
+	if (have - PEXEC__MSG_HEADER < h->len)
+		return 0;
+	*payload = buf + *at + PEXEC__MSG_HEADER;
+	*at += PEXEC__MSG_HEADER + h->len;
+	return 1;
+}
+
+static int take_msg(struct server *s, struct pexec__msg *h, const char **payload)
+{
+	return pexec__msg_take(s->in.data, s->in.len, &s->in_at, h, payload);
+}
+
+/* Reads what the socket has (waiting for it when `block`).  Moves the
+ * untaken bytes to the front first, so only call it when nothing points
+ * into the buffer.  Returns 1 for bytes read, 0 for none yet, -1 at EOF or on
+ * an error. */
+static int fill(struct server *s, int block)
+{
+	ssize_t n;
+
+	if (s->in_at) {
+		memmove(s->in.data, s->in.data + s->in_at, s->in.len - s->in_at);
+		s->in.len -= s->in_at;
+		s->in_at = 0;
+	}
+	if (pexec_buf_reserve(&s->in, 1 << 16))
+		return -1;
+	for (;;) {
+		n = read(s->fd, s->in.data + s->in.len, s->in.cap - s->in.len);
+		if (n > 0) {
+			s->in.len += (size_t)n;
+			return 1;
+		}
+		if (n == 0)
+			return -1;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN || !block)
+			return errno == EAGAIN ? 0 : -1;
+		if (poll(&(struct pollfd){ .fd = s->fd, .events = POLLIN }, 1, -1) < 0 &&
+		    errno != EINTR)
+			return -1;
+	}
+}
+
+static int push_segment(struct server *s, const struct pexec__msg *h)
+{
+	if (s->segs_head + s->segs_len == s->segs_cap) {
+		if (s->segs_head > 0) {
+			memmove(s->segs, s->segs + s->segs_head, s->segs_len * sizeof(*s->segs));
+			s->segs_head = 0;
+		} else {
+			size_t cap = s->segs_cap ? s->segs_cap * 2 : 16;
+			struct segment *n = realloc(s->segs, cap * sizeof(*n));
+			if (!n)
+				return -1;
+			s->segs = n;
+			s->segs_cap = cap;
+		}
+	}
+	s->segs[s->segs_head + s->segs_len++] =
+	        (struct segment){ .seq = h->seq, .first = h->first, .count = h->count };
+	return 0;
+}
+
+/* The pool's source: the items of the CHUNK messages, in order. */
+static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *err)
+{
+	struct server *s = ctx;
+	struct pexec__msg h;
+	const char *payload;
+	uint32_t n;
+	int got;
+
+	while (s->cur_left == 0) {
+		if (s->ended)
+			return 0;
+		got = take_msg(s, &h, &payload);
+		if (got == 0) {
+			got = fill(s, 0);
+			if (got == 0)
+				return PEXEC_NEXT_WAIT;
+			if (got < 0)
+				return -pexec__fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi");
+			continue;
+		}
+		if (got < 0)
+			return -pexec__fail(err, PEXEC_ESYS, "malformed message from pexec-mpi");
+		switch (h.type) {
+		case PEXEC__MSG_CHUNK:
+			if (h.count == 0)
+				continue;
+			if (push_segment(s, &h))
+				return -pexec__fail(err, PEXEC_ESYS, "out of memory");
+			s->cur = payload;
+			s->cur_end = payload + h.len;
+			s->cur_left = h.count;
+			break;
+		case PEXEC__MSG_END:
+			s->ended = 1;
+			return 0;
+		case PEXEC__MSG_STOP:
+			return -pexec__fail(err, PEXEC_ECANCELED, "stopped by pexec-mpi");
+		default:
+			return -pexec__fail(err, PEXEC_ESYS, "unexpected message %u in a run",
+			                    (unsigned)h.type);
+		}
+	}
+	if ((size_t)(s->cur_end - s->cur) < sizeof(n))
+		goto torn;
+	memcpy(&n, s->cur, sizeof(n));
+	if ((size_t)(s->cur_end - s->cur) - sizeof(n) < n)
+		goto torn;
+	*data = s->cur + sizeof(n);
+	*len = n;
+	s->cur += sizeof(n) + n;
+	s->cur_left--;
+	return 1;
+torn:
+	return -pexec__fail(err, PEXEC_ESYS, "malformed chunk from pexec-mpi");
+}
+
+static int put_record(pexec_buf *out, const struct pexec__record *rec, const char *data)
+{
+	if (pexec_buf_append(out, rec, sizeof(*rec)))
+		return -1;
+	return rec->len ? pexec_buf_append(out, data, rec->len) : 0;
+}
+
+/* The head chunk is complete: its RESULTS go out.  Returns 0, or a
+ * pexec_code with `err` filled. */
+static pexec_code finish_segment(struct server *s, pexec_error *err)
+{
+	struct segment *g = &s->segs[s->segs_head];
+	struct pexec__msg h = { PEXEC__MSG_RESULTS, g->count, g->seq, g->first, 0 };
+
+	if (s->folding) {
+		struct pexec__record rec = { .flags = PEXEC__REC_OK | PEXEC__REC_PARTIAL };
+		pexec_buf part;
+		pexec_error why;
+		int bad;
+
+		pexec__buf_init(&part);
+		if (!s->acc && pexec__fold_start(s->d, s->state, &s->acc, &why))
+			bad = 1;
+		else
+			bad = pexec__fold_finish(s->d, s->state, &s->acc, &part, &why) != 0;
+		if (bad) {
+			pexec__buf_release(&part);
+			return pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		}
+		s->acc = NULL;
+		rec.len = (uint32_t)part.len;
+		rec.status = PEXEC_STATUS_OK;
+		rec.attempts = 1;
+		rec.seconds = -1;
+		bad = put_record(&s->out, &rec, part.data);
+		pexec__buf_release(&part);
+		if (bad)
+			return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	}
+	h.len = s->out.len - PEXEC__MSG_HEADER;
+	memcpy(s->out.data, &h, sizeof(h));
+	if (send_all(s->fd, s->out.data, s->out.len))
+		return pexec__fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi: %s",
+		                   strerror(errno));
+	s->out.len = 0;
+	s->segs_head++;
+	s->segs_len--;
+	return 0;
+}
+
+/* Adds one item's record to the head chunk's RESULTS.  Returns 0, or a
+ * pexec_code with `err` filled. */
+static pexec_code add_result(struct server *s, const struct pexec__record *rec, const char *data,
+                      pexec_error *err)
+{
+	struct segment *g;
+	struct pexec__record r = *rec;
+	pexec_error why;
+
+	if (s->segs_len == 0)
+		return pexec__fail(err, PEXEC_ESYS, "a result for no chunk");
+	g = &s->segs[s->segs_head];
+	if (s->out.len == 0 && pexec_buf_reserve(&s->out, PEXEC__MSG_HEADER) == 0)
+		s->out.len = PEXEC__MSG_HEADER;
+	if (s->folding && (r.flags & PEXEC__REC_OK)) {
+		if ((!s->acc && pexec__fold_start(s->d, s->state, &s->acc, &why)) ||
+		    pexec__fold_text(s->d, s->state, &s->acc, data, r.len, &why))
+			return pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		r.len = 0;
+	}
+	if (s->out.len < PEXEC__MSG_HEADER || put_record(&s->out, &r, data))
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	if (++g->done == g->count)
+		return finish_segment(s, err);
+	return 0;
+}
+
+static int serve_sink(void *ctx, const pexec_result *r, pexec_error *err)
+{
+	struct server *s = ctx;
+	struct pexec__record rec;
+
+	if (!r)
+		return 0;
+	rec = (struct pexec__record){
+		.len = (uint32_t)(r->ok ? r->len : strlen(r->message)),
+		.flags = r->ok ? PEXEC__REC_OK : 0,
+		.stage = (uint8_t)r->stage,
+		.status = (uint8_t)r->status,
+		.attempts = r->attempts,
+		.pid = r->pid,
+		.started = r->started,
+		.seconds = r->seconds,
+	};
+	return -(int)add_result(s, &rec, r->ok ? r->data : r->message, err);
+}
+
+static int serve_batch(void *ctx, uint64_t first, uint32_t count, const struct iovec *texts,
+                       const struct iovec *inputs, pexec_error *err)
+{
+	struct server *s = ctx;
+	struct pexec__record rec = {
+		.flags = PEXEC__REC_OK, .status = PEXEC_STATUS_OK, .attempts = 1, .pid = 0,
+		.started = 0, .seconds = -1,
+	};
+
+	(void)first;
+	(void)inputs;
+	for (uint32_t k = 0; k < count; k++) {
+		pexec_code rc;
+		rec.len = (uint32_t)texts[k].iov_len;
+		rc = add_result(s, &rec, texts[k].iov_base, err);
+		if (rc)
+			return -(int)rc;
+	}
+	return 0;
+}
+
+static void drain(int fd)
+{
+	char buf[64];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+/* One run, from BEGIN to DONE. */
+static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_opts *base,
+                     unsigned flags)
+{
+	pexec_opts o = *base;
+	pexec_stats stats;
+	pexec_error err = { { 0 } }, why;
+	struct pexec__done done = { 0 };
+	pexec_buf reply;
+	pexec_code rc = PEXEC_OK;
+	int failed;
+
+	drain(s->cancel_fd); /* a STOP that came after the last run ended */
+	s->flags = flags;
+	s->ended = 0;
+	s->cur_left = 0;
+	s->segs_head = s->segs_len = 0;
+	s->out.len = 0;
+	/* Order, fail-fast and input bytes are the coordinator's business: here
+	 * every chunk runs in order, to the end. */
+	o.unordered = 0;
+	o.fail_fast = 0;
+	o.reduce = 0;
+	o.result_input = 0;
+	o.item_times = (flags & PEXEC__RUN_TIMES) != 0;
+	o.source_fd = s->fd;
+	o.cancel_fd = s->cancel_fd;
+	o.on_tick = NULL;
+	o.batch_sink = o.item_times ? NULL : serve_batch;
+	o.batch_ctx = s;
+	s->folding = base->reduce;
+	if (s->folding && pexec__plugin_init(s->d, base->config, &s->state, &why))
+		rc = pexec__fail(&err, PEXEC_EINIT, "plugin '%s' init failed: %s", s->d->name,
+		                 why.msg);
+	if (rc == PEXEC_OK)
+		rc = pexec_run(plugin, &o, serve_next, s, serve_sink, s, &stats, &err);
+	if (s->folding && rc != PEXEC_EINIT) {
+		pexec__fold_free(s->d, s->state, s->acc);
+		pexec__plugin_fini(s->d, s->state);
+	}
+	s->acc = s->state = NULL;
+	if (rc != PEXEC_EINIT) {
+		done.workers_started = stats.workers_started;
+		done.workers_lost = stats.workers_lost;
+		done.retried = stats.retried;
+		done.timed_out = stats.timed_out;
+	}
+	pexec__buf_init(&reply);
+	failed = pexec_buf_append(&reply, &done, sizeof(done)) ||
+	         (rc != PEXEC_OK && rc != PEXEC_EITEM &&
+	          pexec_buf_append(&reply, err.msg, strlen(err.msg)));
+	if (!failed)
+		failed = send_msg(s->fd, PEXEC__MSG_DONE, 0, (uint64_t)rc, 0, reply.data, reply.len);
+	pexec__buf_release(&reply);
+	return failed ? -1 : 0;
+}
+
+int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *opts, int fd,
+                 int cancel_fd)
+{
+	struct server s = { .fd = fd, .cancel_fd = cancel_fd };
+	pexec_loaded *loaded = NULL;
+	pexec_error err = { { 0 } };
+	char host[256] = "?";
+	struct pexec__msg h;
+	const char *payload;
+	pexec_code rc;
+	int status = 1, got;
+	unsigned jobs;
+
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(cancel_fd, F_SETFL, fcntl(cancel_fd, F_GETFL) | O_NONBLOCK) < 0)
+		return 1;
+	gethostname(host, sizeof(host) - 1);
+	rc = pexec_plugin_load(plugin, plugin_dir, &loaded, &err);
+	if (rc) {
+		send_msg(fd, PEXEC__MSG_HELLO, 0, (uint64_t)rc, 0, err.msg, strlen(err.msg));
+		return 1;
+	}
+	s.d = pexec_plugin_descriptor(loaded);
+	jobs = opts->serial ? 1 : opts->jobs ? opts->jobs : pexec_cpu_count();
+	pexec__buf_init(&s.in);
+	pexec__buf_init(&s.out);
+	if (send_msg(fd, PEXEC__MSG_HELLO, jobs, 0, (uint64_t)getpid(), host, strlen(host)))
+		goto out;
+	for (;;) {
+		got = take_msg(&s, &h, &payload);
+		if (got == 0) {
+			if (fill(&s, 1) < 0)
+				goto out;
+			continue;
+		}
+		if (got < 0)
+			goto out;
+		if (h.type == PEXEC__MSG_QUIT) {
+			status = 0;
+			goto out;
+		}
+		if (h.type == PEXEC__MSG_BEGIN) {
+			if (serve_run(&s, loaded, opts, h.count))
+				goto out;
+		}
+		/* Anything else between runs is left over from a stopped one. */
+	}
+out:
+	pexec__buf_release(&s.in);
+	pexec__buf_release(&s.out);
+	free(s.segs);
+	pexec_plugin_free(loaded);
+	return status;
+}

@@ -1,0 +1,106 @@
+/*
+ * remote.h - a pool served over a byte stream, for pexec-mpi (libpexec
+ * internal).
+ *
+ * pexec-mpi keeps MPI out of the processes that fork: on every rank a pool
+ * server (pexec__serve) is forked before MPI_Init and talks to its rank's
+ * MPI process over a socketpair.  The MPI process relays messages between the
+ * socket and rank 0, whose coordinator (core/mpi.c) reads the input, hands
+ * out chunks, and puts the results back in order.  Messages are the same
+ * bytes on the socket and inside MPI: a fixed header and a payload, in host
+ * byte order (the ranks of one run share an architecture).
+ *
+ *   coordinator -> server
+ *     BEGIN   a run starts; count: PEXEC__RUN_* flags.
+ *     CHUNK   seq: the chunk's number, first: its first item's index, count
+ *             items, each [u32 len][len bytes].
+ *     END     no more chunks in this run: finish them, then DONE.
+ *     STOP    stop this run at once (with a byte on the server's cancel
+ *             pipe, so that it does not wait for its workers): then DONE.
+ *     QUIT    leave (between runs).
+ *   server -> coordinator
+ *     HELLO   once, at start: count: its workers; first: its pid; payload:
+ *             its host name.  With seq != 0 it could not start: seq is the
+ *             pexec_code and the payload the message.
+ *     RESULTS seq, first, count as in the CHUNK; `count` records, each
+ *             struct pexec__record then `len` bytes: a result's JSON text or
+ *             a failure's message.  Under --reduce the successes carry no
+ *             text and one more record follows: the fold of the chunk's
+ *             results (PEXEC__REC_PARTIAL).
+ *     DONE    the run ended: seq: its pexec_code; payload: struct
+ *             pexec__done, then the error message when it failed.
+ */
+#ifndef PEXEC_REMOTE_H
+#define PEXEC_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pexec.h"
+
+enum pexec__msg_type {
+	PEXEC__MSG_BEGIN = 1,
+	PEXEC__MSG_CHUNK,
+	PEXEC__MSG_END,
+	PEXEC__MSG_STOP,
+	PEXEC__MSG_QUIT,
+	PEXEC__MSG_HELLO,
+	PEXEC__MSG_RESULTS,
+	PEXEC__MSG_DONE,
+	PEXEC__MSG_LAST
+};
+
+struct pexec__msg {
+	uint32_t type;
+	uint32_t count;
+	uint64_t seq;
+	uint64_t first;
+	uint64_t len;       /* payload bytes after the header */
+};
+#define PEXEC__MSG_HEADER ((size_t)sizeof(struct pexec__msg))
+/* The largest payload a side accepts. */
+#define PEXEC__MSG_MAX ((uint64_t)1 << 31)
+
+/* BEGIN flags. */
+#define PEXEC__RUN_TIMES 1u    /* every record carries its timing */
+
+/* One result in a RESULTS payload. */
+struct pexec__record {
+	uint32_t len;
+	uint8_t flags;      /* PEXEC__REC_* */
+	uint8_t stage;      /* pexec_stage of a failure */
+	uint8_t status;     /* pexec_status */
+	uint8_t pad;
+	uint32_t attempts;
+	int32_t pid;
+	double started;
+	double seconds;
+};
+#define PEXEC__REC_OK 1u
+#define PEXEC__REC_PARTIAL 2u  /* the chunk's fold (--reduce) */
+
+/* A finished run's counters, from the server's pexec_stats. */
+struct pexec__done {
+	uint64_t workers_started;
+	uint64_t workers_lost;
+	uint64_t retried;
+	uint64_t timed_out;
+};
+
+/* Serves runs over `fd` (a stream socket) until QUIT or EOF: loads the
+ * plugin, says HELLO, then for each BEGIN runs pexec_run() with `opts` over
+ * the chunks that come.  `cancel_fd` gets a byte with every STOP.  Returns
+ * the exit status for the server process: 0 after QUIT, 1 otherwise. */
+int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *opts, int fd,
+                 int cancel_fd);
+
+/* Whether `h` is a message a peer may send: a known type, a payload under
+ * the limit. */
+int pexec__msg_valid(const struct pexec__msg *h);
+/* Takes the next whole message from the bytes `buf[*at..len)`: returns 1
+ * with *h and *payload set (pointing into buf) and *at moved past it, 0 when
+ * it has not all come yet, -1 for one that is not valid. */
+int pexec__msg_take(const char *buf, size_t len, size_t *at, struct pexec__msg *h,
+                    const char **payload);
+
+#endif /* PEXEC_REMOTE_H */
