@@ -3,7 +3,8 @@
 # Without the rights to install, prints the exact command to run instead.
 #   deps.sh        what building and running needs
 #   deps.sh test   also what the tests need (Node.js and npm, for the
-#                  JSON Schema validator that checks plugin manifests)
+#                  JSON Schema validator that checks plugin manifests; Open
+#                  MPI, for pexec-mpi's tests)
 pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3"
 missing=""
 for p in $pkgs; do
@@ -12,6 +13,8 @@ done
 if [ "$1" = test ]; then
 	command -v node >/dev/null || missing="$missing nodejs"
 	command -v npm >/dev/null || missing="$missing npm"
+	command -v mpicc >/dev/null || missing="$missing libopenmpi-dev"
+	command -v mpirun >/dev/null || missing="$missing openmpi-bin"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then

@@ -4,6 +4,7 @@
     python3 bench/run.py                 quick mode: R=3, about a minute
     python3 bench/run.py --full          the issue's sizes, R=5
     python3 bench/run.py --scaling       factorial throughput against -j
+    python3 bench/run.py --mpi           pexec-mpi with 1, 2, 4 ranks
     python3 bench/run.py --write FILE    also write the Markdown to FILE
 
 `make bench` runs the quick mode, `make bench BENCH_ARGS=--full` the full one.
@@ -668,6 +669,114 @@ def scaling(cfg, launcher):
     return lines, results
 
 
+# ---- pexec-mpi ----
+
+MPI_RANKS = (1, 2, 4)
+
+
+def mpirun_prefix(np):
+    """mpirun as the table runs it: no binding (a rank bound to one core
+    would give its pool one CPU), oversubscribed where ranks outnumber
+    cores, and as root where the harness is."""
+    pre = ["mpirun"]
+    if os.geteuid() == 0:
+        pre.append("--allow-run-as-root")
+    return pre + ["--oversubscribe", "--bind-to", "none", "-np", str(np)]
+
+
+def mpi_stats(cfg, argv):
+    """One more run with PEXEC_MPI_STATS=1: rank 0's own CPU seconds and
+    what it moved, from the line pexec-mpi prints."""
+    env = dict(os.environ, PEXEC_MPI_STATS="1")
+    cp = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True)
+    for line in cp.stderr.splitlines():
+        if line.startswith("pexec-mpi: stats:"):
+            f = line.replace(";", "").split()
+            user, sys_ = float(f[f.index("user") + 1]), float(f[f.index("sys") + 1])
+            return dict(cpu=user + sys_, user=user, sys=sys_,
+                        chunks=int(f[f.index("chunks") + 1]),
+                        bytes_in=int(f[f.index("in") + 1]))
+    raise BenchError(f"`{shlex.join(argv)}` printed no stats line (status {cp.returncode}):\n"
+                     + cp.stderr[-2000:])
+
+
+def mpi_row(cfg, key, title, plugin, inp, n, expect, jobs_of, out_ext="json"):
+    """Local pexec -o against pexec-mpi -o under mpirun with 1, 2, 4 ranks.
+    Every variant writes with -o (mpirun would otherwise forward the output
+    through its own I/O channel); each must equal the local output."""
+    w = Workload(cfg, key, title, plugin, jobs_of(1), inp, n, expect, anchor=False)
+    pexec, mpi = rel(cfg.pexec), rel(cfg.pexec_mpi)
+    variants = []
+    lout = DATA / f"out-{key}-local.{out_ext}"
+    variants.append(Variant(f"pexec -j{jobs_of(1)}",
+                            [pexec, "-p", plugin, f"-j{jobs_of(1)}", "-o", rel(lout), rel(inp)],
+                            lout, w.same_bytes))
+    for np in MPI_RANKS:
+        out = DATA / f"out-{key}-np{np}.{out_ext}"
+        variants.append(Variant(f"pexec-mpi, {np} rank{'s' if np > 1 else ''} x -j{jobs_of(np)}",
+                                [*mpirun_prefix(np), mpi, "-p", plugin, f"-j{jobs_of(np)}",
+                                 "-o", rel(out), rel(inp)], out, w.same_bytes))
+    w.variants = variants
+    return w
+
+
+def mpi_bench(cfg, launcher):
+    if not os.access(cfg.pexec_mpi, os.X_OK) or not shutil.which("mpirun"):
+        raise BenchError(f"--mpi needs {rel(cfg.pexec_mpi)} (make mpi) and mpirun "
+                         f"(apt-get install openmpi-bin libopenmpi-dev)")
+    n = cfg.size["factorial"]
+    cpus = cfg.cpus
+    fact = factorial_input(n)
+    nsleep = 192
+    sleep_in = write_inputs(f"sleep-mpi-{nsleep}-{INPUT_VERSION}",
+                            iter([["0.025"] * nsleep]))["json"]
+    rows = [
+        mpi_row(cfg, "mpi-factorial", "factorial of random integers 1..99", "factorial",
+                fact, n, expect_factorials(fact), lambda np: max(1, cpus // np)),
+        mpi_row(cfg, "mpi-sleep", f"{nsleep} items sleeping 0.025 s", "sleep", sleep_in,
+                nsleep, expect_equal(lambda: [0.025] * nsleep, f"{nsleep} times 0.025"),
+                lambda np: 4),
+        mpi_row(cfg, "mpi-startup", "an empty input (`[]`)", "identity", empty_input(), 0,
+                expect_equal(lambda: [], "[]"), lambda np: 1),
+    ]
+    for w in rows:
+        w.run(launcher, cfg.runs)
+    stats = {}
+    for v in rows[0].variants[1:]:
+        stats[v.label] = mpi_stats(cfg, v.argv)
+        v.out.unlink(missing_ok=True)
+
+    lines = header(cfg, "pexec-mpi on one machine: throughput against ranks",
+                   "the commands of a row interleaved run by run, after one untimed "
+                   "`--serial` reference run")
+    lines += ["Each rank runs its own pool of `-j` workers; rank 0 also reads the input and "
+              "writes the output. Every command writes with `-o FILE`; each output equals the "
+              "local `pexec` one byte for byte.", ""]
+    for w in rows:
+        lines += [f"### {w.key}: {w.title}", "",
+                  "| command | median wall | items/s | vs local pexec | peak RSS |",
+                  "|---|---|---|---|---|"]
+        base = w.variants[0].median
+        for v in w.variants:
+            rate = f"{w.items / v.median:,.0f}" if w.items else "—"
+            lines.append(f"| {v.label} | {secs(v.median)} | {rate} | "
+                         f"{base / v.median:.2f}x | {mib(v.peak)} |")
+        lines.append("")
+    lines += ["### Rank 0's own cost (factorial, `PEXEC_MPI_STATS=1`)", "",
+              "| command | rank 0 CPU (user + sys) | per item | chunks sent | result bytes in |",
+              "|---|---|---|---|---|"]
+    for label, st in stats.items():
+        lines.append(f"| {label} | {st['cpu'] * 1000:.0f} ms ({st['user'] * 1000:.0f} + "
+                     f"{st['sys'] * 1000:.0f}) | {st['cpu'] / n * 1e9:.0f} ns | "
+                     f"{st['chunks']:,} | {st['bytes_in']:,} |")
+    lines += ["", "Commands (from the repository root):", ""]
+    for w in rows:
+        lines += [f"- `{shlex.join(v.argv)}`" for v in w.variants]
+    lines.append("")
+    return lines, []
+
+
 # ---- main ----
 
 def main(argv=None):
@@ -679,6 +788,9 @@ def main(argv=None):
     ap.add_argument("--scaling", action="store_true",
                     help="only factorial throughput for -j 1,2,4,8,12,16 (up to the CPUs "
                          "available) against --serial")
+    ap.add_argument("--mpi", action="store_true",
+                    help="only pexec-mpi: factorial, sleep and startup with 1, 2, 4 ranks "
+                         "(needs make mpi and mpirun)")
     ap.add_argument("--runs", type=int, metavar="R", help="runs per figure (default 3, --full 5)")
     ap.add_argument("--only", metavar="LIST",
                     help="comma-separated workloads to run: " + ",".join(WORKLOADS))
@@ -700,6 +812,7 @@ def main(argv=None):
     cfg.scaling_items = args.scaling_items
     build = (ROOT / args.build).resolve()
     cfg.pexec = build / "pexec"
+    cfg.pexec_mpi = build / "pexec-mpi"
     # The anchor runs under this same interpreter, shown as python3 when it is that.
     which = shutil.which("python3")
     same = which and os.path.realpath(which) == os.path.realpath(sys.executable)
@@ -718,6 +831,8 @@ def main(argv=None):
         cfg.launcher = launcher = Launcher(build)
         if args.scaling:
             lines, results = scaling(cfg, launcher)
+        elif args.mpi:
+            lines, results = mpi_bench(cfg, launcher)
         else:
             selfcheck = rss_self_check(launcher)
             log("peak RSS self-check: " + selfcheck)

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -123,6 +124,8 @@ struct mpi {
 	size_t iov_cap;
 	int inited;          /* --reduce: init ran in this process */
 	uint64_t next_tick;
+	/* For PEXEC_MPI_STATS: what rank 0 moved. */
+	uint64_t chunks_out, bytes_out, bytes_in;
 };
 
 static uint64_t now_ns(void)
@@ -326,22 +329,18 @@ static void wait_a_little(struct mpi *m, int extra, long *idle)
 /* Why this rank's server is gone (its socket reached EOF), once reaped. */
 static void server_death(struct mpi *m, char *buf, size_t size)
 {
-	char host[64] = "?";
 	int ws = 0;
 
-	gethostname(host, sizeof(host) - 1);
 	if (m->server > 0 && waitpid(m->server, &ws, 0) == m->server) {
 		m->server = 0;
-		if (WIFSIGNALED(ws)) {
-			snprintf(buf, size, "rank %d (%s): its pool process was killed by signal %d "
-			         "(%s)", m->rank, host, WTERMSIG(ws), strsignal(WTERMSIG(ws)));
-			return;
-		}
-		snprintf(buf, size, "rank %d (%s): its pool process exited with status %d",
-		         m->rank, host, WEXITSTATUS(ws));
+		if (WIFSIGNALED(ws))
+			snprintf(buf, size, "its pool process was killed by signal %d (%s)",
+			         WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+		else
+			snprintf(buf, size, "its pool process exited with status %d", WEXITSTATUS(ws));
 		return;
 	}
-	snprintf(buf, size, "rank %d (%s): its pool process closed its connection", m->rank, host);
+	snprintf(buf, size, "its pool process closed its connection");
 }
 
 /* ---- the coordinator (rank 0) ---- */
@@ -454,6 +453,8 @@ static int send_chunk(struct mpi *m, int r, uint64_t now)
 			return 0;
 		}
 	}
+	m->chunks_out++;
+	m->bytes_out += c->msg.len;
 	c->used = 1;
 	c->peer = r;
 	c->seq = m->next_seq++;
@@ -684,6 +685,7 @@ static void on_results(struct mpi *m, int r, const struct pexec__msg *h, char *p
 	}
 	c->results = payload;
 	c->results_len = h->len;
+	m->bytes_in += h->len;
 	m->buffered += h->len;
 	/* `owned` is freed through c->results: payload starts it (remote
 	 * messages are handed in without their header). */
@@ -732,6 +734,7 @@ static void on_hello(struct mpi *m, int r, const struct pexec__msg *h, const cha
 	m->hellos++;
 	if (h->seq) {
 		fail(m, (pexec_code)h->seq, "rank %d: %.*s", r, (int)h->len, payload);
+		p->host[0] = '\0';
 		return;
 	}
 	memcpy(p->host, payload, n);
@@ -781,8 +784,9 @@ static int receive(struct mpi *m)
 		char why[200];
 		m->peers[m->rank].running = 0;
 		m->running--;
+		char who[96];
 		server_death(m, why, sizeof(why));
-		fail(m, PEXEC_ESYS, "%s", why);
+		fail(m, PEXEC_ESYS, "%s: %s", peer_name(m, m->rank, who, sizeof(who)), why);
 	}
 	while (m->nranks > 1 && (got = take_remote(MPI_ANY_SOURCE, &buf, &src)) != 0) {
 		any = 1;
@@ -1178,10 +1182,26 @@ static int on_start(void *ctx, const pexec_job *job)
 	return -1;
 }
 
+/* PEXEC_MPI_STATS=1: rank 0's own cost, to size a cluster with (bench/). */
+static void print_stats(const struct mpi *m)
+{
+	struct rusage ru;
+	const char *env = getenv("PEXEC_MPI_STATS");
+
+	if (!env || strcmp(env, "1") || getrusage(RUSAGE_SELF, &ru))
+		return;
+	fprintf(stderr, "pexec-mpi: stats: ranks %d; rank 0 cpu user %.3f s sys %.3f s; "
+	        "chunks %" PRIu64 "; bytes out %" PRIu64 " in %" PRIu64 "\n", m->nranks,
+	        (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+	        (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, m->chunks_out,
+	        m->bytes_out, m->bytes_in);
+}
+
 static int on_finish(void *ctx, pexec_code rc, int status)
 {
 	struct mpi *m = ctx;
 
+	print_stats(m);
 	if (rc == PEXEC_ECANCELED) {
 		/* mpirun ends every rank with SIGTERM when one fails or on Ctrl-C;
 		 * the others may be gone, so no goodbyes. */
