@@ -588,15 +588,9 @@ static void deliver(struct mpi *m, struct chunk *c)
 		uint32_t ilen;
 		const char *text, *input;
 
-		if ((size_t)(end - p) < sizeof(rec))
-			goto torn;
-		memcpy(&rec, p, sizeof(rec));
-		p += sizeof(rec);
-		if ((size_t)(end - p) < rec.len || rec.status >= PEXEC_STATUS_COUNT ||
+		if (pexec__record_get(&p, end, &rec, &text) || rec.status >= PEXEC_STATUS_COUNT ||
 		    rec.stage > PEXEC_STAGE_REDUCE)
 			goto torn;
-		text = p;
-		p += rec.len;
 		memcpy(&ilen, in, sizeof(ilen));
 		input = in + sizeof(ilen);
 		in += sizeof(ilen) + ilen;
@@ -632,13 +626,10 @@ static void deliver(struct mpi *m, struct chunk *c)
 		return;
 	if (m->opts->reduce) {
 		struct pexec__record rec;
-		if ((size_t)(end - p) < sizeof(rec))
+		const char *part;
+		if (pexec__record_get(&p, end, &rec, &part) || !(rec.flags & PEXEC__REC_PARTIAL))
 			goto torn;
-		memcpy(&rec, p, sizeof(rec));
-		p += sizeof(rec);
-		if (!(rec.flags & PEXEC__REC_PARTIAL) || (size_t)(end - p) < rec.len)
-			goto torn;
-		fold_partial(m, p, rec.len);
+		fold_partial(m, part, rec.len);
 	}
 	return;
 torn:
@@ -1131,6 +1122,30 @@ static int start_server(struct mpi *m, const pexec_job *job)
 	return 0;
 }
 
+/* Frees what this process allocated (the sends have all completed). */
+static void release_all(struct mpi *m)
+{
+	if (m->slots) {
+		for (unsigned i = 0; i < WINDOW_CHUNKS; i++) {
+			pexec__buf_release(&m->slots[i].msg);
+			free(m->slots[i].results);
+		}
+	}
+	free(m->slots);
+	free(m->peers);
+	free(m->sends);
+	free(m->reqs);
+	free(m->done_idx);
+	free(m->texts);
+	free(m->inputs);
+	pexec__buf_release(&m->in);
+	pexec__buf_release(&m->out);
+	pexec__buf_release(&m->msgbuf);
+	m->slots = NULL;
+	m->peers = NULL;
+	m->sends = NULL;
+}
+
 static void end_server(struct mpi *m)
 {
 	if (m->fd >= 0)
@@ -1169,6 +1184,7 @@ static int on_start(void *ctx, const pexec_job *job)
 		status = relay(m);
 		MPI_Finalize();
 		end_server(m);
+		release_all(m);
 		return status;
 	}
 	m->peers = calloc((size_t)m->nranks, sizeof(*m->peers));
@@ -1207,6 +1223,7 @@ static int on_finish(void *ctx, pexec_code rc, int status)
 		 * the others may be gone, so no goodbyes. */
 		kill(m->server, SIGKILL);
 		end_server(m);
+		release_all(m);
 		return status;
 	}
 	for (int r = 0; r < m->nranks; r++)
@@ -1228,6 +1245,7 @@ static int on_finish(void *ctx, pexec_code rc, int status)
 	}
 	MPI_Finalize();
 	end_server(m);
+	release_all(m);
 	return status;
 }
 

@@ -218,11 +218,64 @@ torn:
 	return -pexec__fail(err, PEXEC_ESYS, "malformed chunk from pexec-mpi");
 }
 
-static int put_record(pexec_buf *out, const struct pexec__record *rec, const char *data)
+#define RECORD_HEAD 8u
+#define RECORD_META 24u
+
+int pexec__record_put(pexec_buf *out, const struct pexec__record *rec, const char *data)
 {
-	if (pexec_buf_append(out, rec, sizeof(*rec)))
+	unsigned char b[RECORD_HEAD + RECORD_META];
+	uint8_t flags = rec->flags & (PEXEC__REC_OK | PEXEC__REC_PARTIAL);
+	size_t n = RECORD_HEAD;
+
+	if (!(flags & PEXEC__REC_OK) || rec->attempts != 1 || rec->pid != 0 || rec->seconds >= 0) {
+		flags |= PEXEC__REC_META;
+		memcpy(b + 8, &rec->attempts, 4);
+		memcpy(b + 12, &rec->pid, 4);
+		memcpy(b + 16, &rec->started, 8);
+		memcpy(b + 24, &rec->seconds, 8);
+		n += RECORD_META;
+	}
+	memcpy(b, &rec->len, 4);
+	b[4] = flags;
+	b[5] = rec->stage;
+	b[6] = rec->status;
+	b[7] = 0;
+	if (pexec_buf_append(out, b, n))
 		return -1;
 	return rec->len ? pexec_buf_append(out, data, rec->len) : 0;
+}
+
+int pexec__record_get(const char **p, const char *end, struct pexec__record *rec,
+                      const char **data)
+{
+	const char *q = *p;
+
+	if ((size_t)(end - q) < RECORD_HEAD)
+		return -1;
+	memcpy(&rec->len, q, 4);
+	rec->flags = (uint8_t)q[4];
+	rec->stage = (uint8_t)q[5];
+	rec->status = (uint8_t)q[6];
+	q += RECORD_HEAD;
+	if (rec->flags & PEXEC__REC_META) {
+		if ((size_t)(end - q) < RECORD_META)
+			return -1;
+		memcpy(&rec->attempts, q, 4);
+		memcpy(&rec->pid, q + 4, 4);
+		memcpy(&rec->started, q + 8, 8);
+		memcpy(&rec->seconds, q + 16, 8);
+		q += RECORD_META;
+	} else {
+		rec->attempts = 1;
+		rec->pid = 0;
+		rec->started = 0;
+		rec->seconds = -1;
+	}
+	if ((size_t)(end - q) < rec->len)
+		return -1;
+	*data = q;
+	*p = q + rec->len;
+	return 0;
 }
 
 /* The head chunk is complete: its RESULTS go out.  Returns 0, or a
@@ -252,7 +305,7 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 		rec.status = PEXEC_STATUS_OK;
 		rec.attempts = 1;
 		rec.seconds = -1;
-		bad = put_record(&s->out, &rec, part.data);
+		bad = pexec__record_put(&s->out, &rec, part.data);
 		pexec__buf_release(&part);
 		if (bad)
 			return pexec__fail(err, PEXEC_ESYS, "out of memory");
@@ -288,7 +341,7 @@ static pexec_code add_result(struct server *s, const struct pexec__record *rec, 
 			return pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 		r.len = 0;
 	}
-	if (s->out.len < PEXEC__MSG_HEADER || put_record(&s->out, &r, data))
+	if (s->out.len < PEXEC__MSG_HEADER || pexec__record_put(&s->out, &r, data))
 		return pexec__fail(err, PEXEC_ESYS, "out of memory");
 	if (++g->done == g->count)
 		return finish_segment(s, err);

@@ -23,8 +23,11 @@
  *             its host name.  With seq != 0 it could not start: seq is the
  *             pexec_code and the payload the message.
  *     RESULTS seq, first, count as in the CHUNK; `count` records, each
- *             struct pexec__record then `len` bytes: a result's JSON text or
- *             a failure's message.  Under --reduce the successes carry no
+ *             [u32 len][u8 flags][u8 stage][u8 status][u8 0], then, with
+ *             PEXEC__REC_META, [u32 attempts][i32 pid][f64 started]
+ *             [f64 seconds], then `len` bytes: a result's JSON text or a
+ *             failure's message.  A success run once, untimed, is 8 bytes
+ *             and its text.  Under --reduce the successes carry no
  *             text and one more record follows: the fold of the chunk's
  *             results (PEXEC__REC_PARTIAL).
  *     DONE    the run ended: seq: its pexec_code; payload: struct
@@ -64,7 +67,7 @@ struct pexec__msg {
 /* BEGIN flags. */
 #define PEXEC__RUN_TIMES 1u    /* every record carries its timing */
 
-/* One result in a RESULTS payload. */
+/* One result of a RESULTS payload, decoded. */
 struct pexec__record {
 	uint32_t len;
 	uint8_t flags;      /* PEXEC__REC_* */
@@ -78,6 +81,15 @@ struct pexec__record {
 };
 #define PEXEC__REC_OK 1u
 #define PEXEC__REC_PARTIAL 2u  /* the chunk's fold (--reduce) */
+#define PEXEC__REC_META 4u     /* attempts, pid and times follow (else 1, 0, unknown) */
+
+/* Appends `rec` and its `rec->len` bytes in the wire form above; returns 0,
+ * or -1 out of memory. */
+int pexec__record_put(pexec_buf *out, const struct pexec__record *rec, const char *data);
+/* Decodes the record at *p (before `end`): returns 0 with *rec and *data
+ * set and *p moved past it, or -1 for a torn one. */
+int pexec__record_get(const char **p, const char *end, struct pexec__record *rec,
+                      const char **data);
 
 /* A finished run's counters, from the server's pexec_stats. */
 struct pexec__done {
