@@ -120,11 +120,13 @@ struct cli {
 	int out_fd;
 };
 
+/* One write, so that the line cannot be torn by other output (mpirun's). */
 static int usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "%s: ", prog);
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+	char what[512];
+
+	snprintf(what, sizeof(what), fmt, arg);
+	fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", prog, what, prog);
 	return 2;
 }
 
@@ -357,10 +359,13 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 			cli->report.quiet = 1;
 			break;
 		case 'h':
+			if (strcmp(prog, "pexec"))
+				printf("%s: pexec across MPI ranks; run it under mpirun, with pexec's "
+				       "options (-j is workers per rank):\n\n", prog);
 			fputs(usage_text, stdout);
 			return 0;
 		case 'V':
-			printf("pexec %s (plugin ABI %u)\n", PEXEC_VERSION, PEXEC_ABI_VERSION);
+			printf("%s %s (plugin ABI %u)\n", prog, PEXEC_VERSION, PEXEC_ABI_VERSION);
 			return 0;
 		case ':':
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -461,6 +466,7 @@ parsed:
 	}
 	cli.job.output_fd = cli.out_fd;
 	cli.report.append = cli.job.resume;
+	cli.report.prog = prog;
 	if (cli_report_open(&cli.report)) {
 		free(dirs);
 		return 3;

@@ -30,7 +30,7 @@ int cli_report_open(struct cli_report *r)
 	if (r->joblog_path) {
 		r->joblog = fopen(r->joblog_path, r->append ? "ae" : "we");
 		if (!r->joblog) {
-			fprintf(stderr, "pexec: cannot create '%s': %s\n", r->joblog_path,
+			fprintf(stderr, "%s: cannot create '%s': %s\n", r->prog, r->joblog_path,
 			        strerror(errno));
 			return -1;
 		}
@@ -45,7 +45,7 @@ void cli_report_failure(void *ctx, const pexec_result *res)
 	if (r->quiet)
 		return;
 	clear_line(r);
-	fprintf(stderr, "pexec: item %" PRIu64 " failed in %s: %s\n", res->index,
+	fprintf(stderr, "%s: item %" PRIu64 " failed in %s: %s\n", r->prog, res->index,
 	        pexec_stage_str(res->stage), res->message ? res->message : "no message");
 }
 
@@ -147,13 +147,13 @@ void cli_report_progress(void *ctx, const pexec_progress *p)
 			frac = 1;
 		clock_text(frac > 0 ? p->elapsed * (1 - frac) / frac : 0, eta, sizeof(eta));
 		n = snprintf(line, sizeof(line),
-		             "pexec: %3.0f%% | %s items | %s/s | %" PRIu64
-		             " failed | %s elapsed | ETA %s",
+		             "%s: %3.0f%% | %s items | %s/s | %" PRIu64
+		             " failed | %s elapsed | ETA %s", r->prog,
 		             frac * 100, items, rate, st->failed, el, eta);
 	} else {
 		n = snprintf(line, sizeof(line),
-		             "pexec: %s items | %s/s | %" PRIu64 " failed | %s elapsed", items, rate,
-		             st->failed, el);
+		             "%s: %s items | %s/s | %" PRIu64 " failed | %s elapsed", r->prog, items,
+		             rate, st->failed, el);
 	}
 	if (n > 0 && (unsigned)n >= term_width())
 		line[term_width() - 1] = '\0';
@@ -199,8 +199,8 @@ int cli_report_close(struct cli_report *r, pexec_code rc, int exit_status)
 		count_text(st->ok, ok, sizeof(ok));
 		count_text(wall > 0 ? (uint64_t)((double)(st->ok + st->failed) / wall) : 0, rate,
 		           sizeof(rate));
-		fprintf(stderr, "pexec: %s items in %.2f s (%s/s): %s ok, %" PRIu64 " failed", items,
-		        wall, rate, ok, st->failed);
+		fprintf(stderr, "%s: %s items in %.2f s (%s/s): %s ok, %" PRIu64 " failed", r->prog,
+		        items, wall, rate, ok, st->failed);
 		if (st->failed) {
 			const char *sep = " (";
 			for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
@@ -220,20 +220,21 @@ int cli_report_close(struct cli_report *r, pexec_code rc, int exit_status)
 	if (r->summary_path) {
 		FILE *f = fopen(r->summary_path, "we");
 		if (!f) {
-			fprintf(stderr, "pexec: cannot create '%s': %s\n", r->summary_path,
+			fprintf(stderr, "%s: cannot create '%s': %s\n", r->prog, r->summary_path,
 			        strerror(errno));
 			status = -1;
 		} else {
 			summary_json(f, r, exit_status);
 			if (fclose(f)) {
-				fprintf(stderr, "pexec: cannot write '%s': %s\n", r->summary_path,
+				fprintf(stderr, "%s: cannot write '%s': %s\n", r->prog, r->summary_path,
 				        strerror(errno));
 				status = -1;
 			}
 		}
 	}
 	if (r->joblog && (ferror(r->joblog) | fclose(r->joblog))) {
-		fprintf(stderr, "pexec: cannot write '%s': %s\n", r->joblog_path, strerror(errno));
+		fprintf(stderr, "%s: cannot write '%s': %s\n", r->prog, r->joblog_path,
+		        strerror(errno));
 		status = -1;
 	}
 	r->joblog = NULL;

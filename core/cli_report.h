@@ -11,6 +11,7 @@
 #include "pexec.h"
 
 struct cli_report {
+	const char *prog;     /* the command's name, for messages */
 	int quiet;            /* -q: only errors that end the run */
 	int verbose;          /* --verbose: the summary on stderr */
 	int progress;         /* --progress, and stderr is a terminal */

@@ -871,6 +871,11 @@ static pexec_code coordinate(void *ctx, const pexec_loaded *plugin, const pexec_
 	if (opts->reduce && !m->d->reduce)
 		return fail(m, PEXEC_EUSAGE, "plugin '%s' has no reduce hook: --reduce needs one",
 		            m->d->name);
+	if (opts->reduce && !m->d->deserialize != !m->d->serialize)
+		return fail(m, PEXEC_EUSAGE,
+		            "plugin '%s' cannot reduce: partial results cross between processes "
+		            "through serialize and deserialize, so it needs both or neither",
+		            m->d->name);
 	if (opts->reduce && opts->unordered)
 		return fail(m, PEXEC_EUSAGE, "--reduce folds results in input order: drop --unordered");
 	if (opts->serial && (opts->timeout > 0 || opts->retries || opts->memory_limit ||
@@ -1109,6 +1114,9 @@ static int start_server(struct mpi *m, const pexec_job *job)
 		setpgid(0, 0);
 		signal(SIGINT, SIG_IGN);
 		signal(SIGTERM, SIG_IGN);
+		/* A write to a dead worker or peer is an error to handle, as in
+		 * pexec_run(); workers get SIGPIPE back at fork. */
+		signal(SIGPIPE, SIG_IGN);
 		close(sv[0]);
 		close(cancel[1]);
 		_exit(pexec__serve(job->plugin, job->plugin_dir, &job->opts, sv[1], cancel[0]));

@@ -136,6 +136,9 @@ typedef struct pexec_result {
  * readable, and goes on with its workers meanwhile. */
 typedef int (*pexec_next_fn)(void *ctx, const char **data, size_t *len, pexec_error *err);
 #define PEXEC_NEXT_WAIT 2
+/* Also possible: no item here, but the items before and after must not share
+ * a chunk (a fold's boundary); the run asks again at once. */
+#define PEXEC_NEXT_CUT 3
 /* Takes one result; returns 0, or a negative pexec_code to stop the run.
  * Called with result == NULL when the pool is about to wait with nothing
  * else to do: the moment to flush buffered output. */

@@ -7,9 +7,11 @@
 
 #include "pexec.h"
 
-/* Folds one result's JSON text into a --reduce run's value; returns 0, or
- * -1 with `err` filled to stop the run. */
-typedef int (*pexec__fold_fn)(void *ctx, const char *data, size_t len, pexec_error *err);
+/* Folds a partial result's text into a --reduce run's value, in input order;
+ * it stands for `items` successful items (a worker chunk's, or one).
+ * Returns 0, or -1 with `err` filled to stop the run. */
+typedef int (*pexec__fold_fn)(void *ctx, uint32_t items, const char *data, size_t len,
+                              pexec_error *err);
 
 pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
                            pexec_next_fn next, void *next_ctx, pexec_result_fn sink,

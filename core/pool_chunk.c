@@ -99,6 +99,8 @@ struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
 		goto nomem;
 	while (count < want && c->items.len < CHUNK_BYTES + PEXEC_FRAME_HEADER_SIZE) {
 		rc = p->next(p->next_ctx, &data, &len, p->err);
+		if (rc == PEXEC_NEXT_CUT && count == 0)
+			continue;
 		if (rc != 1)
 			break;
 		if (pexec__frame_put_item(&c->items, data, len))
@@ -278,10 +280,10 @@ static int chunk_emit_batch(struct pool *p, struct chunk *c)
 	return 1;
 }
 
-/* Folds a result into the run's value (--reduce), in input order. */
-static void fold(struct pool *p, const char *data, size_t len)
+/* Folds a partial result into the run's value (--reduce), in input order. */
+static void fold(struct pool *p, uint32_t items, const char *data, size_t len)
 {
-	if (p->fold(p->fold_ctx, data, len, p->err))
+	if (p->fold(p->fold_ctx, items, data, len, p->err))
 		p->stop = PEXEC_ESTOPPED;
 }
 
@@ -297,6 +299,7 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 		.p = res + PEXEC_FRAME_HEADER_SIZE, .end = res + res_len,
 	};
 	uint32_t items_at = 0; /* the item `items` points at */
+	uint32_t folded = 0;   /* successes a whole chunk's partial stands for */
 
 	if (chunk_emit_batch(p, c))
 		return;
@@ -336,7 +339,8 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 			p->stats->ok++;
 			p->stats->by_status[PEXEC_STATUS_OK]++;
 			if (c->split)
-				fold(p, r.data, r.len);
+				fold(p, 1, r.data, r.len);
+			folded++;
 			continue;
 		}
 		emit_one(p, &r);
@@ -359,7 +363,7 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 			p->stop = pexec__fail(p->err, PEXEC_ESTOPPED, "reduce failed in a worker: %.*s",
 			                      (int)len, data);
 		else if (!p->stop)
-			fold(p, data, len);
+			fold(p, folded, data, len);
 	}
 	slot_release(p, c);
 }

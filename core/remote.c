@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "pool.h"
 #include "remote.h"
 #include "util.h"
 #include "worker.h"
@@ -24,7 +25,18 @@
 /* A chunk whose results are being gathered. */
 struct segment {
 	uint64_t seq, first;
-	uint32_t count, done;
+	uint64_t local_first;      /* its first item's index in this server's run */
+	uint32_t count;
+	uint32_t done;             /* items accounted for */
+	uint32_t emitted;          /* records written */
+};
+
+/* How --reduce folds (remote.h: the successes' records are empty, and the
+ * chunk's partial result follows them). */
+enum fold_mode {
+	FOLD_NONE,
+	FOLD_HERE,  /* --serial: each success is folded here, as it comes */
+	FOLD_POOL,  /* workers fold, as in pexec: a fault in reduce fails its item */
 };
 
 struct server {
@@ -36,15 +48,17 @@ struct server {
 	size_t in_at;
 	const char *cur, *cur_end; /* the chunk being given out */
 	uint32_t cur_left;
+	int cut;                   /* FOLD_POOL: a chunk was given out whole */
 	int ended;                 /* END seen: the source is done */
+	uint64_t local_next;       /* the run's index of the next chunk's first item */
 
 	struct segment *segs;      /* chunks given out, oldest first */
 	size_t segs_head, segs_len, segs_cap;
 	pexec_buf out;             /* the head chunk's RESULTS message */
 
-	/* --reduce: each chunk's successes are folded here. */
+	/* --reduce: each chunk's partial results are folded here. */
 	void *state, *acc;
-	int folding;
+	enum fold_mode folding;
 };
 
 int pexec__msg_valid(const struct pexec__msg *h)
@@ -156,8 +170,10 @@ static int push_segment(struct server *s, const struct pexec__msg *h)
 			s->segs_cap = cap;
 		}
 	}
-	s->segs[s->segs_head + s->segs_len++] =
-	        (struct segment){ .seq = h->seq, .first = h->first, .count = h->count };
+	s->segs[s->segs_head + s->segs_len++] = (struct segment){
+		.seq = h->seq, .first = h->first, .local_first = s->local_next, .count = h->count,
+	};
+	s->local_next += h->count;
 	return 0;
 }
 
@@ -170,6 +186,12 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 	uint32_t n;
 	int got;
 
+	if (s->cut) {
+		/* Workers fold what they are given at once: a chunk of theirs
+		 * must not take items of two of ours. */
+		s->cut = 0;
+		return PEXEC_NEXT_CUT;
+	}
 	while (s->cur_left == 0) {
 		if (s->ended)
 			return 0;
@@ -212,7 +234,8 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 	*data = s->cur + sizeof(n);
 	*len = n;
 	s->cur += sizeof(n) + n;
-	s->cur_left--;
+	if (--s->cur_left == 0 && s->folding == FOLD_POOL)
+		s->cut = 1;
 	return 1;
 torn:
 	return -pexec__fail(err, PEXEC_ESYS, "malformed chunk from pexec-mpi");
@@ -278,6 +301,31 @@ int pexec__record_get(const char **p, const char *end, struct pexec__record *rec
 	return 0;
 }
 
+/* Empty records for the head chunk's successes up to item `upto` of it,
+ * folded but not handed over one by one (FOLD_POOL). */
+static int placeholders(struct server *s, struct segment *g, uint32_t upto)
+{
+	const struct pexec__record ok = {
+		.flags = PEXEC__REC_OK, .status = PEXEC_STATUS_OK, .attempts = 1, .seconds = -1,
+	};
+
+	for (; g->emitted < upto; g->emitted++)
+		if (pexec__record_put(&s->out, &ok, NULL))
+			return -1;
+	return 0;
+}
+
+/* Starts the head chunk's RESULTS message if it is not yet begun. */
+static int begin_results(struct server *s)
+{
+	if (s->out.len == 0) {
+		if (pexec_buf_reserve(&s->out, PEXEC__MSG_HEADER))
+			return -1;
+		s->out.len = PEXEC__MSG_HEADER;
+	}
+	return 0;
+}
+
 /* The head chunk is complete: its RESULTS go out.  Returns 0, or a
  * pexec_code with `err` filled. */
 static pexec_code finish_segment(struct server *s, pexec_error *err)
@@ -285,8 +333,13 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 	struct segment *g = &s->segs[s->segs_head];
 	struct pexec__msg h = { PEXEC__MSG_RESULTS, g->count, g->seq, g->first, 0 };
 
+	if (begin_results(s) || placeholders(s, g, g->count))
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
 	if (s->folding) {
-		struct pexec__record rec = { .flags = PEXEC__REC_OK | PEXEC__REC_PARTIAL };
+		struct pexec__record rec = {
+			.flags = PEXEC__REC_OK | PEXEC__REC_PARTIAL, .status = PEXEC_STATUS_OK,
+			.attempts = 1, .seconds = -1,
+		};
 		pexec_buf part;
 		pexec_error why;
 		int bad;
@@ -302,9 +355,6 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 		}
 		s->acc = NULL;
 		rec.len = (uint32_t)part.len;
-		rec.status = PEXEC_STATUS_OK;
-		rec.attempts = 1;
-		rec.seconds = -1;
 		bad = pexec__record_put(&s->out, &rec, part.data);
 		pexec__buf_release(&part);
 		if (bad)
@@ -321,28 +371,30 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 	return 0;
 }
 
-/* Adds one item's record to the head chunk's RESULTS.  Returns 0, or a
- * pexec_code with `err` filled. */
-static pexec_code add_result(struct server *s, const struct pexec__record *rec, const char *data,
-                      pexec_error *err)
+/* Adds the record of the run's item `index` (which is in the head chunk).
+ * Returns 0, or a pexec_code with `err` filled. */
+static pexec_code add_result(struct server *s, uint64_t index, const struct pexec__record *rec,
+                             const char *data, pexec_error *err)
 {
 	struct segment *g;
 	struct pexec__record r = *rec;
 	pexec_error why;
 
-	if (s->segs_len == 0)
+	if (s->segs_len == 0 || index < s->segs[s->segs_head].local_first ||
+	    index - s->segs[s->segs_head].local_first >= s->segs[s->segs_head].count)
 		return pexec__fail(err, PEXEC_ESYS, "a result for no chunk");
 	g = &s->segs[s->segs_head];
-	if (s->out.len == 0 && pexec_buf_reserve(&s->out, PEXEC__MSG_HEADER) == 0)
-		s->out.len = PEXEC__MSG_HEADER;
-	if (s->folding && (r.flags & PEXEC__REC_OK)) {
+	if (s->folding == FOLD_HERE && (r.flags & PEXEC__REC_OK)) {
 		if ((!s->acc && pexec__fold_start(s->d, s->state, &s->acc, &why)) ||
 		    pexec__fold_text(s->d, s->state, &s->acc, data, r.len, &why))
 			return pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 		r.len = 0;
 	}
-	if (s->out.len < PEXEC__MSG_HEADER || pexec__record_put(&s->out, &r, data))
+	if (begin_results(s) ||
+	    placeholders(s, g, (uint32_t)(index - g->local_first)) ||
+	    pexec__record_put(&s->out, &r, data))
 		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	g->emitted++;
 	if (++g->done == g->count)
 		return finish_segment(s, err);
 	return 0;
@@ -365,7 +417,7 @@ static int serve_sink(void *ctx, const pexec_result *r, pexec_error *err)
 		.started = r->started,
 		.seconds = r->seconds,
 	};
-	return -(int)add_result(s, &rec, r->ok ? r->data : r->message, err);
+	return -(int)add_result(s, r->index, &rec, r->ok ? r->data : r->message, err);
 }
 
 static int serve_batch(void *ctx, uint64_t first, uint32_t count, const struct iovec *texts,
@@ -377,15 +429,45 @@ static int serve_batch(void *ctx, uint64_t first, uint32_t count, const struct i
 		.started = 0, .seconds = -1,
 	};
 
-	(void)first;
 	(void)inputs;
 	for (uint32_t k = 0; k < count; k++) {
 		pexec_code rc;
 		rec.len = (uint32_t)texts[k].iov_len;
-		rc = add_result(s, &rec, texts[k].iov_base, err);
+		rc = add_result(s, first + k, &rec, texts[k].iov_base, err);
 		if (rc)
 			return -(int)rc;
 	}
+	return 0;
+}
+
+/* FOLD_POOL: a worker chunk's partial result, standing for `items` successes
+ * of the head chunk (a partial of none is reduce's identity: nothing to do). */
+static int serve_fold(void *ctx, uint32_t items, const char *data, size_t len,
+                      pexec_error *err)
+{
+	struct server *s = ctx;
+	struct segment *g;
+	pexec_error why;
+
+	if (items == 0)
+		return 0;
+	if (s->segs_len == 0) {
+		pexec__fail(err, PEXEC_ESYS, "a partial result for no chunk");
+		return -1;
+	}
+	g = &s->segs[s->segs_head];
+	if ((!s->acc && pexec__fold_start(s->d, s->state, &s->acc, &why)) ||
+	    pexec__fold_text(s->d, s->state, &s->acc, data, len, &why)) {
+		pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		return -1;
+	}
+	g->done += items;
+	if (g->done > g->count) {
+		pexec__fail(err, PEXEC_ESYS, "a partial result across chunks");
+		return -1;
+	}
+	if (g->done == g->count && finish_segment(s, err))
+		return -1;
 	return 0;
 }
 
@@ -407,7 +489,7 @@ static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_o
 	struct pexec__done done = { 0 };
 	pexec_buf reply;
 	pexec_code rc = PEXEC_OK;
-	int failed;
+	int failed, inited = 0;
 
 	drain(s->cancel_fd); /* a STOP that came after the last run ended */
 	s->flags = flags;
@@ -427,23 +509,37 @@ static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_o
 	o.on_tick = NULL;
 	o.batch_sink = o.item_times ? NULL : serve_batch;
 	o.batch_ctx = s;
-	s->folding = base->reduce;
-	if (s->folding && pexec__plugin_init(s->d, base->config, &s->state, &why))
-		rc = pexec__fail(&err, PEXEC_EINIT, "plugin '%s' init failed: %s", s->d->name,
-		                 why.msg);
-	if (rc == PEXEC_OK)
+	s->cut = 0;
+	s->local_next = 0;
+	s->folding = !base->reduce ? FOLD_NONE : base->serial ? FOLD_HERE : FOLD_POOL;
+	memset(&stats, 0, sizeof(stats));
+	if (s->folding) {
+		if (pexec__plugin_init(s->d, base->config, &s->state, &why))
+			rc = pexec__fail(&err, PEXEC_EINIT, "plugin '%s' init failed: %s",
+			                 s->d->name, why.msg);
+		else
+			inited = 1;
+	}
+	if (rc == PEXEC_OK && s->folding == FOLD_POOL) {
+		/* As pexec_run() would, with this server's fold in place of its. */
+		o.reduce = 1;
+		o.batch_sink = NULL;
+		rc = pexec__pool_run(s->d, &o, serve_next, s, serve_sink, s, serve_fold, s, &stats,
+		                     &err);
+		if (rc == PEXEC_OK && stats.failed)
+			rc = PEXEC_EITEM;
+	} else if (rc == PEXEC_OK) {
 		rc = pexec_run(plugin, &o, serve_next, s, serve_sink, s, &stats, &err);
-	if (s->folding && rc != PEXEC_EINIT) {
+	}
+	if (inited) {
 		pexec__fold_free(s->d, s->state, s->acc);
 		pexec__plugin_fini(s->d, s->state);
 	}
 	s->acc = s->state = NULL;
-	if (rc != PEXEC_EINIT) {
-		done.workers_started = stats.workers_started;
-		done.workers_lost = stats.workers_lost;
-		done.retried = stats.retried;
-		done.timed_out = stats.timed_out;
-	}
+	done.workers_started = stats.workers_started;
+	done.workers_lost = stats.workers_lost;
+	done.retried = stats.retried;
+	done.timed_out = stats.timed_out;
 	pexec__buf_init(&reply);
 	failed = pexec_buf_append(&reply, &done, sizeof(done)) ||
 	         (rc != PEXEC_OK && rc != PEXEC_EITEM &&

@@ -74,11 +74,13 @@ struct reducer {
 	void *acc;
 };
 
-static int reducer_fold(void *ctx, const char *data, size_t len, pexec_error *err)
+static int reducer_fold(void *ctx, uint32_t items, const char *data, size_t len,
+                        pexec_error *err)
 {
 	struct reducer *red = ctx;
 	pexec_error why;
 
+	(void)items;
 	if (pexec__fold_text(red->d, red->state, &red->acc, data, len, &why)) {
 		pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 		return -1;
@@ -164,6 +166,8 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 			}
 		}
 		got = next(next_ctx, &data, &len, err);
+		if (got == PEXEC_NEXT_CUT)
+			continue;
 		if (got == PEXEC_NEXT_WAIT) {
 			if (source_wait(opts, sink, sink_ctx, &rc, err))
 				break;

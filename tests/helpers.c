@@ -350,8 +350,7 @@ const char *describe(int status, char *buf, size_t size)
 	return buf;
 }
 
-/* The run ended by itself, left nothing behind, and exited with `code`. */
-void expect_exit(const struct proc *r, int code)
+void expect_exit_status(const struct proc *r, int code)
 {
 	char how[128];
 
@@ -360,6 +359,12 @@ void expect_exit(const struct proc *r, int code)
 	cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == code,
 	          "%s: %s, want exit %d; stderr: %s", r->cmd,
 	          describe(r->status, how, sizeof(how)), code, r->err);
+}
+
+/* The run ended by itself, left nothing behind, and exited with `code`. */
+void expect_exit(const struct proc *r, int code)
+{
+	expect_exit_status(r, code);
 	cr_expect_eq(r->strays, 0, "%s: %d processes left behind", r->cmd, r->strays);
 }
 
@@ -796,4 +801,88 @@ void note_child(pid_t pid)
 	seen_child = pid;
 	if (t < seen_least_ticks)
 		seen_least_ticks = t;
+}
+
+/* ---- shared by several test files ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of `text`, each without a trailing ',' (so that the elements of
+ * a JSON array compare whatever their position), sorted.  lines[0] is the
+ * block that holds them all: free(lines[0]) then free(lines). */
+char **sorted_lines(const char *text, size_t *n)
+{
+	size_t cap = line_count(text) + 2, k = 0;
+	char **lines = calloc(cap, sizeof(*lines));
+	char *copy = strdup(text);
+
+	cr_assert(lines && copy);
+	lines[k++] = copy;
+	for (char *l = copy, *next; *l; l = next) {
+		char *nl = strchr(l, '\n');
+		size_t len;
+
+		next = nl ? nl + 1 : l + strlen(l);
+		if (nl)
+			*nl = '\0';
+		len = strlen(l);
+		if (len && l[len - 1] == ',')
+			l[len - 1] = '\0';
+		if (len)
+			lines[k++] = l;
+	}
+	qsort(lines + 1, k - 1, sizeof(*lines), cmp_str);
+	*n = k - 1;
+	return lines;
+}
+
+/* Writes N files where file i holds "alpha" i times, "beta" once and
+ * "Gamma" twice; returns the JSON array of their paths. */
+char *word_files(int n)
+{
+	char *paths = NULL;
+	size_t len = 0;
+
+	append(&paths, &len, "[", 1);
+	for (int i = 0; i < n; i++) {
+		char name[32], *text = NULL;
+		size_t tlen = 0;
+		const char *path;
+
+		snprintf(name, sizeof(name), "words-%d.txt", i);
+		path = scratch_path(0, name);
+		for (int k = 0; k < i; k++)
+			append(&text, &tlen, "alpha, ", 7);
+		append(&text, &tlen, "beta\nGamma gamma.", 17);
+		write_file(path, text ? text : "", tlen);
+		free(text);
+		if (i)
+			append(&paths, &len, ",", 1);
+		append(&paths, &len, "\"", 1);
+		append(&paths, &len, path, strlen(path));
+		append(&paths, &len, "\"", 1);
+	}
+	append(&paths, &len, "]", 2);
+	return paths;
+}
+
+void expect_same_line_set(const char *what, const char *got, const char *want)
+{
+	size_t ng, nw;
+	char **g = sorted_lines(got, &ng), **w = sorted_lines(want, &nw);
+
+	cr_expect_eq(ng, nw, "%s: %zu lines, want %zu", what, ng, nw);
+	for (size_t i = 1; i <= ng && i <= nw; i++)
+		if (strcmp(g[i], w[i])) {
+			cr_expect_fail("%s: not the same lines: sorted line %zu is \"%.40s\", want "
+			               "\"%.40s\"", what, i, g[i], w[i]);
+			break;
+		}
+	free(g[0]);
+	free(w[0]);
+	free(g);
+	free(w);
 }

@@ -97,6 +97,8 @@ void proc_release(struct proc *r);
 const char *describe(int status, char *buf, size_t size);
 /* The run ended by itself, left nothing behind, and exited with `code`. */
 void expect_exit(const struct proc *r, int code);
+/* The same, without the check for processes left behind. */
+void expect_exit_status(const struct proc *r, int code);
 /* Whole outputs compared; a mismatch names the first differing byte rather
  * than printing megabytes. */
 void expect_same_bytes(const char *what, const char *got, size_t got_len, const char *want,
@@ -214,5 +216,31 @@ long cpu_ticks_of_child(pid_t pid, pid_t parent);
 extern pid_t seen_parent, seen_child;
 extern long seen_least_ticks;
 void note_child(pid_t pid);
+
+/* ---- shared by several test files ---- */
+
+/* The sanitizer build (make SANITIZE=1): some faults look different from
+ * outside there, and pexec-mpi's ranks need LeakSanitizer's slow unwinder. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* The lines of `text`, each without a trailing ',' (so that the elements of
+ * a JSON array compare whatever their position), sorted.  lines[0] is the
+ * block that holds them all: free(lines[0]) then free(lines). */
+char **sorted_lines(const char *text, size_t *n);
+/* The same lines in any order (sorted_lines); a mismatch names the first. */
+void expect_same_line_set(const char *what, const char *got, const char *want);
+/* Writes N files in the scratch directory where file i holds "alpha" i
+ * times, "beta" once and "Gamma" twice; returns the JSON array of their
+ * paths (malloc'd). */
+char *word_files(int n);
 
 #endif

@@ -403,57 +403,10 @@ Test(cli, ordered_output_equals_serial_with_failed_items)
 	proc_release(&want);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The lines of `text`, each without a trailing ',' (so that the elements of
- * a JSON array compare whatever their position), sorted.  lines[0] is the
- * block that holds them all: free(lines[0]) then free(lines). */
-static char **sorted_lines(const char *text, size_t *n)
-{
-	size_t cap = line_count(text) + 2, k = 0;
-	char **lines = calloc(cap, sizeof(*lines));
-	char *copy = strdup(text);
-
-	cr_assert(lines && copy);
-	lines[k++] = copy;
-	for (char *l = copy, *next; *l; l = next) {
-		char *nl = strchr(l, '\n');
-		size_t len;
-
-		next = nl ? nl + 1 : l + strlen(l);
-		if (nl)
-			*nl = '\0';
-		len = strlen(l);
-		if (len && l[len - 1] == ',')
-			l[len - 1] = '\0';
-		if (len)
-			lines[k++] = l;
-	}
-	qsort(lines + 1, k - 1, sizeof(*lines), cmp_str);
-	*n = k - 1;
-	return lines;
-}
-
 static void expect_permutation(const char *what, const struct proc *got,
                                const struct proc *want)
 {
-	size_t ng, nw;
-	char **g = sorted_lines(got->out, &ng), **w = sorted_lines(want->out, &nw);
-
-	cr_expect_eq(ng, nw, "%s: %zu lines, want %zu", what, ng, nw);
-	for (size_t i = 1; i <= ng && i <= nw; i++)
-		if (strcmp(g[i], w[i])) {
-			cr_expect_fail("%s: not a permutation: sorted line %zu is \"%.40s\", want "
-			               "\"%.40s\"", what, i, g[i], w[i]);
-			break;
-		}
-	free(g[0]);
-	free(w[0]);
-	free(g);
-	free(w);
+	expect_same_line_set(what, got->out, want->out);
 }
 
 Test(cli, unordered_output_is_a_permutation_of_ordered)

@@ -42,19 +42,6 @@
 
 #include "helpers.h"
 
-/* The sanitizer build (make SANITIZE=1) changes how some faults look from
- * outside, so a few expectations below depend on it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 /* How a worker that wrote through a null pointer is reported.  In the
  * sanitizer build UBSan (built into the fixture too) catches the store
  * before the kernel does and ends the worker with exit status 1, or with

@@ -17,36 +17,6 @@
 
 TestSuite(reduce, .init = scratch_make, .fini = scratch_remove);
 
-/* Writes N files where file i holds "alpha" i times, "beta" once and
- * "Gamma" twice; returns the JSON array of their paths. */
-static char *word_files(int n)
-{
-	char *paths = NULL;
-	size_t len = 0;
-
-	append(&paths, &len, "[", 1);
-	for (int i = 0; i < n; i++) {
-		char name[32], *text = NULL;
-		size_t tlen = 0;
-		const char *path;
-
-		snprintf(name, sizeof(name), "words-%d.txt", i);
-		path = scratch_path(0, name);
-		for (int k = 0; k < i; k++)
-			append(&text, &tlen, "alpha, ", 7);
-		append(&text, &tlen, "beta\nGamma gamma.", 17);
-		write_file(path, text ? text : "", tlen);
-		free(text);
-		if (i)
-			append(&paths, &len, ",", 1);
-		append(&paths, &len, "\"", 1);
-		append(&paths, &len, path, strlen(path));
-		append(&paths, &len, "\"", 1);
-	}
-	append(&paths, &len, "]", 2);
-	return paths;
-}
-
 Test(reduce, wordcount_equals_a_plain_count_in_every_mode)
 {
 	static const char *const modes[][5] = {
