@@ -183,13 +183,17 @@ endif
 #   make bench                       quick mode: R=3, about a minute
 #   make bench BENCH_ARGS=--full     the issue's sizes, R=5
 #   make bench BENCH_ARGS=--scaling  factorial throughput against -j
+#   make bench-mpi                   pexec-mpi with 1, 2, 4 ranks (bench/RESULTS-mpi.md)
 
 PYTHON     ?= python3
 BENCH_ARGS ?=
 
-.PHONY: bench
+.PHONY: bench bench-mpi
 bench: all
 	CC="$(CC)" $(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
+
+bench-mpi: mpi
+	CC="$(CC)" $(PYTHON) bench/run.py --build $(BUILD) --mpi $(BENCH_ARGS)
 
 # ---- install ----
 #
