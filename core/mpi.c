@@ -124,6 +124,7 @@ struct mpi {
 	size_t iov_cap;
 	int inited;          /* --reduce: init ran in this process */
 	uint64_t next_tick;
+	int warned_binding;
 	/* For PEXEC_MPI_STATS: what rank 0 moved. */
 	uint64_t chunks_out, bytes_out, bytes_in;
 };
@@ -731,6 +732,16 @@ static void on_hello(struct mpi *m, int r, const struct pexec__msg *h, const cha
 	memcpy(p->host, payload, n);
 	p->host[n] = '\0';
 	p->jobs = h->count ? h->count : 1;
+	/* mpirun binds each rank to one core unless told otherwise, which
+	 * leaves a pool of one worker on a node of many: say so, once. */
+	if (!m->opts->jobs && !m->opts->serial && p->jobs == 1 && (h->first >> 32) > 1 &&
+	    !m->warned_binding) {
+		m->warned_binding = 1;
+		fprintf(stderr, "pexec-mpi: rank %d (%s) may use 1 of its node's %u CPUs, so its "
+		        "pool has 1 worker: mpirun binds each rank to a core by default; start one "
+		        "rank per node with --map-by ppr:1:node --bind-to none, or give -j\n", r,
+		        p->host, (unsigned)(h->first >> 32));
+	}
 }
 
 /* One message from rank `r`'s server.  `owned`: the malloc'd buffer the

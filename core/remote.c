@@ -562,6 +562,7 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 	pexec_code rc;
 	int status = 1, got;
 	unsigned jobs;
+	long online;
 
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
 	    fcntl(cancel_fd, F_SETFL, fcntl(cancel_fd, F_GETFL) | O_NONBLOCK) < 0)
@@ -576,7 +577,10 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 	jobs = opts->serial ? 1 : opts->jobs ? opts->jobs : pexec_cpu_count();
 	pexec__buf_init(&s.in);
 	pexec__buf_init(&s.out);
-	if (send_msg(fd, PEXEC__MSG_HELLO, jobs, 0, (uint64_t)getpid(), host, strlen(host)))
+	online = sysconf(_SC_NPROCESSORS_ONLN);
+	if (send_msg(fd, PEXEC__MSG_HELLO, jobs, 0,
+	             (uint64_t)(online > 0 ? online : 1) << 32 | (uint32_t)getpid(), host,
+	             strlen(host)))
 		goto out;
 	for (;;) {
 		got = take_msg(&s, &h, &payload);

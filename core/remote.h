@@ -19,9 +19,10 @@
  *             pipe, so that it does not wait for its workers): then DONE.
  *     QUIT    leave (between runs).
  *   server -> coordinator
- *     HELLO   once, at start: count: its workers; first: its pid; payload:
- *             its host name.  With seq != 0 it could not start: seq is the
- *             pexec_code and the payload the message.
+ *     HELLO   once, at start: count: its workers; first: the CPUs online on
+ *             its node (high 32 bits) and its pid; payload: its host name.
+ *             With seq != 0 it could not start: seq is the pexec_code and
+ *             the payload the message.
  *     RESULTS seq, first, count as in the CHUNK; `count` records, each
  *             [u32 len][u8 flags][u8 stage][u8 status][u8 0], then, with
  *             PEXEC__REC_META, [u32 attempts][i32 pid][f64 started]
