@@ -45,7 +45,8 @@
 #define INFLIGHT_SECONDS 0.2
 #define CHUNK_ITEMS_MAX 65536u
 #define CHUNK_BYTES_MAX ((size_t)1 << 20)
-/* Ordered output: how far results may run ahead of the oldest missing one. */
+/* How far the run may get ahead of its oldest unfinished chunk: chunks out,
+ * and bytes held (their items, and results waiting to go out in order). */
 #define WINDOW_CHUNKS 1024u
 #define WINDOW_BYTES ((uint64_t)256 << 20)
 #define IDLE_MAX_NS 1000000L
@@ -116,7 +117,7 @@ struct mpi {
 	struct chunk *slots; /* by seq % WINDOW_CHUNKS */
 	uint64_t next_seq, deliver_seq, delivered;
 	uint64_t next_index;
-	uint64_t buffered;   /* result bytes held for ordering */
+	uint64_t buffered;   /* bytes held: chunks out, and results waiting for order */
 	int running;         /* peers whose DONE is awaited */
 	void *state, *acc;   /* --reduce */
 	pexec_buf msgbuf;    /* failure messages, NUL-terminated */
@@ -456,6 +457,7 @@ static int send_chunk(struct mpi *m, int r, uint64_t now)
 	}
 	m->chunks_out++;
 	m->bytes_out += c->msg.len;
+	m->buffered += c->msg.len;
 	c->used = 1;
 	c->peer = r;
 	c->seq = m->next_seq++;
@@ -637,13 +639,22 @@ torn:
 	fail(m, PEXEC_ESYS, "malformed results from %s", peer_name(m, c->peer, who, sizeof(who)));
 }
 
-static void release(struct mpi *m, struct chunk *c)
+/* Frees a chunk's slot; a buffer grown by a big chunk is not kept. */
+static void slot_free(struct mpi *m, struct chunk *c)
 {
 	free(c->results);
-	m->buffered -= c->results_len;
+	m->buffered -= c->results_len + c->msg.len;
 	c->results = NULL;
 	c->results_len = 0;
 	c->used = 0;
+	if (c->msg.cap > CHUNK_BYTES_MAX / 4)
+		pexec__buf_release(&c->msg);
+	c->msg.len = 0;
+}
+
+static void release(struct mpi *m, struct chunk *c)
+{
+	slot_free(m, c);
 	m->delivered++;
 }
 
@@ -957,16 +968,9 @@ static pexec_code coordinate(void *ctx, const pexec_loaded *plugin, const pexec_
 		stats->retried += m->peers[r].counters.retried;
 		stats->timed_out += m->peers[r].counters.timed_out;
 	}
-	for (unsigned i = 0; i < WINDOW_CHUNKS; i++) {
-		struct chunk *c = &m->slots[i];
-		if (c->used) {
-			m->buffered -= c->results_len;
-			free(c->results);
-			c->results = NULL;
-			c->results_len = 0;
-			c->used = 0;
-		}
-	}
+	for (unsigned i = 0; i < WINDOW_CHUNKS; i++)
+		if (m->slots[i].used)
+			slot_free(m, &m->slots[i]);
 	rc = m->stop;
 	if (rc == PEXEC_OK && opts->reduce) {
 		pexec_buf out;
