@@ -40,6 +40,8 @@ CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/frame.c \
              core/run.c core/cpus.c core/output.c core/journal.c core/job.c core/manifest.c \
              core/remote.c
 CLI_SRCS  := core/main.c core/cli.c core/cli_report.c core/cli_tools.c core/cli_new.c
+# pexec-mpi (make mpi, built with mpicc).
+MPI_SRCS  := core/mpi.c core/mpi_coord.c core/mpi_link.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
@@ -248,7 +250,7 @@ $(INST_BUILD)/core/%.o: core/%.c $(INST_BUILD)/dirs
 $(INST_BUILD)/pexec: $(INST_OBJS) $(BUILD)/libpexec.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(INST_BUILD)/pexec-mpi: $(BUILD)/core/mpi.o $(filter-out %/main.o,$(INST_OBJS)) $(BUILD)/libpexec.a
+$(INST_BUILD)/pexec-mpi: $(MPI_SRCS:%.c=$(BUILD)/%.o) $(filter-out %/main.o,$(INST_OBJS)) $(BUILD)/libpexec.a
 	$(MPICC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(INST_BUILD)/pexec-plugin.pc: sdk/pexec-plugin.pc.in $(INST_BUILD)/dirs
@@ -302,12 +304,12 @@ $(BUILD)/tests/plugins/abi_v1.so: tests/abi/pexec_plugin_v1.h
 #
 #   make mpi             build/pexec-mpi, when mpicc is installed; the core
 #                        build never needs MPI
-MPI_OBJS := $(BUILD)/core/mpi.o $(filter-out $(BUILD)/core/main.o,$(CLI_OBJS))
+MPI_OBJS := $(MPI_SRCS:%.c=$(BUILD)/%.o) $(filter-out $(BUILD)/core/main.o,$(CLI_OBJS))
 
 .PHONY: mpi
 mpi: all $(BUILD)/pexec-mpi
 
-$(BUILD)/core/mpi.o: core/mpi.c
+$(MPI_SRCS:%.c=$(BUILD)/%.o): $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@command -v $(MPICC) >/dev/null || { echo "make mpi: no $(MPICC): install Open MPI (apt-get install openmpi-bin libopenmpi-dev)" >&2; exit 2; }
 	$(MPICC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<

@@ -1,0 +1,140 @@
+/*
+ * mpi_internal.h - pexec-mpi's state and the messages between its processes
+ * (internal to core/mpi*.c, built with mpicc by `make mpi`).
+ *
+ *   mpi.c        main, the processes of a rank (its pool server, forked
+ *                before MPI_Init), and the relays of ranks other than 0
+ *   mpi_coord.c  rank 0's coordinator: the engine under the pexec job
+ *   mpi_link.c   messages to and from the pool server (a socket) and the
+ *                other ranks (non-blocking MPI)
+ */
+#ifndef PEXEC_MPI_INTERNAL_H
+#define PEXEC_MPI_INTERNAL_H
+
+#include <mpi.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "job.h"
+#include "remote.h"
+
+/* How far a run may get ahead of its oldest unfinished chunk: chunks out,
+ * and bytes held (their items, and results waiting to go out in order). */
+#define WINDOW_CHUNKS 1024u
+#define WINDOW_BYTES ((uint64_t)256 << 20)
+
+/* A rank's pool server, as rank 0 sees it. */
+struct peer {
+	unsigned jobs;       /* its workers */
+	char host[64];
+	int hello;           /* its HELLO came */
+	int running;         /* BEGIN sent, DONE not yet back */
+	uint64_t inflight;   /* items sent whose results are not back */
+	uint64_t done_items; /* this run */
+	uint64_t first_ns;   /* when this run's first chunk went */
+	struct pexec__done counters;
+};
+
+/* A chunk handed out: its CHUNK message (kept for the items' bytes) and,
+ * once back, its RESULTS payload. */
+struct chunk {
+	int used;
+	int peer;
+	uint64_t seq, first;
+	uint32_t count;
+	pexec_buf msg;
+	char *results;
+	size_t results_len;
+};
+
+/* An MPI send in flight and the buffer it owns. */
+struct send {
+	MPI_Request req;
+	char *buf;
+};
+
+struct mpi {
+	int rank, nranks;
+	pid_t server;
+	int fd;              /* the socket to this rank's server */
+	int cancel_w;        /* its cancel pipe */
+	int saved_stderr;    /* ranks other than 0 are quiet while options parse */
+
+	pexec_buf in;        /* from the server, from in_at on not yet taken */
+	size_t in_at;
+	pexec_buf out;       /* to the server, from out_at on not yet written */
+	size_t out_at;
+	int server_gone;
+
+	struct send *sends;
+	size_t nsends, sends_cap;
+	MPI_Request *reqs;   /* scratch for Testsome */
+	int *done_idx;
+	size_t reqs_cap;
+
+	/* Rank 0: the peers (index: rank) and the run in progress. */
+	struct peer *peers;
+	int hellos;
+	const pexec_descriptor *d;
+	const pexec_opts *opts;
+	pexec_next_fn next;
+	void *next_ctx;
+	pexec_result_fn sink;
+	void *sink_ctx;
+	pexec_stats *stats;
+	pexec_error *err;
+	pexec_code stop;
+	int source_done;
+	int cancelled;       /* a signal: remote ranks may be gone already */
+	struct chunk *slots; /* by seq % WINDOW_CHUNKS */
+	uint64_t next_seq, deliver_seq, delivered;
+	uint64_t next_index;
+	uint64_t buffered;   /* bytes held: chunks out, and results waiting for order */
+	int running;         /* peers whose DONE is awaited */
+	void *state, *acc;   /* --reduce */
+	pexec_buf msgbuf;    /* failure messages, NUL-terminated */
+	struct iovec *texts, *inputs; /* a run of successes for the batch sink */
+	size_t iov_cap;
+	int inited;          /* --reduce: init ran in this process */
+	uint64_t next_tick;
+	int warned_binding;
+	/* For PEXEC_MPI_STATS: what rank 0 moved. */
+	uint64_t chunks_out, bytes_out, bytes_in;
+};
+
+/* ---- mpi_link.c ---- */
+
+/* Sends a message to rank `to`'s pool server (this rank's: through the
+ * socket): the header, then the payload.  Returns 0, or -1. */
+int pexec__mpi_send(struct mpi *m, int to, uint32_t type, uint32_t count, uint64_t seq,
+                    uint64_t first, const void *payload, size_t len);
+/* MPI_Isend of `buf` (malloc'd, taken over) to rank `to`. */
+int pexec__mpi_isend(struct mpi *m, int to, char *buf, size_t len);
+/* Frees the buffers of the MPI sends that have completed. */
+void pexec__mpi_sends_progress(struct mpi *m);
+/* Writes to the pool server what its socket takes now. */
+void pexec__mpi_flush(struct mpi *m);
+/* Reads what the pool server has sent; returns 1 for bytes, 0 for none. */
+int pexec__mpi_fill(struct mpi *m);
+/* The next whole message from the pool server (pexec__msg_take). */
+int pexec__mpi_take_local(struct mpi *m, struct pexec__msg *h, char **payload);
+/* The next message from rank `from` (or MPI_ANY_SOURCE): 1 with the whole
+ * message in *buf (malloc'd: header, then payload) and its sender in *src,
+ * 0 for none, -1 for a malformed one. */
+int pexec__mpi_take_remote(int from, char **buf, int *src);
+/* Sleeps until the socket (or `extra`) has something, or for the idle step
+ * between MPI probes, which grows in *idle while nothing happens. */
+void pexec__mpi_wait(struct mpi *m, int extra, long *idle);
+/* Why this rank's pool server is gone (its socket reached EOF), once reaped. */
+void pexec__mpi_server_death(struct mpi *m, char *buf, size_t size);
+
+/* ---- mpi_coord.c ---- */
+
+/* pexec_run()'s contract across the ranks (pexec__run_fn). */
+pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin,
+                                 const pexec_opts *opts, pexec_next_fn next, void *next_ctx,
+                                 pexec_result_fn sink, void *sink_ctx, pexec_stats *stats,
+                                 pexec_error *err);
+
+#endif /* PEXEC_MPI_INTERNAL_H */
