@@ -420,22 +420,9 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 
 	if (engine) {
 		prog = engine->name;
-		status = parse_args(&cli, argc, argv);
-		if (status >= 0)
-			return status;
-		/* The engine's own processes look plugins up as pexec would. */
-		dirs = plugin_dirs();
-		cli.job.plugin_dir = dirs;
-		status = engine->start(engine->ctx, &cli.job);
-		if (status >= 0) {
-			free(dirs);
-			return status;
-		}
-		goto parsed;
-	}
-	if (argc > 1 && !strcmp(argv[1], "new"))
+	} else if (argc > 1 && !strcmp(argv[1], "new")) {
 		return cli_new(argc - 1, argv + 1);
-	if (argc > 1 && (!strcmp(argv[1], "info") || !strcmp(argv[1], "check"))) {
+	} else if (argc > 1 && (!strcmp(argv[1], "info") || !strcmp(argv[1], "check"))) {
 		dirs = plugin_dirs();
 		status = cli_tool(dirs, argc - 1, argv + 1);
 		free(dirs);
@@ -444,7 +431,13 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 	status = parse_args(&cli, argc, argv);
 	if (status >= 0)
 		return status;
-parsed:
+	dirs = plugin_dirs();
+	cli.job.plugin_dir = dirs;
+	/* pexec-mpi: a rank other than 0 serves rank 0 from here on. */
+	if (engine && (status = engine->start(engine->ctx, &cli.job)) >= 0) {
+		free(dirs);
+		return status;
+	}
 	cli.out_fd = isolate_stdout();
 	if (cli.out_fd < 0) {
 		fprintf(stderr, "%s: cannot use standard output: %s\n", prog, strerror(errno));
@@ -459,10 +452,6 @@ parsed:
 			fprintf(stderr, "%s: cannot set up signal handling: %s\n", prog, strerror(errno));
 			return 3;
 		}
-	}
-	if (!engine) {
-		dirs = plugin_dirs();
-		cli.job.plugin_dir = dirs;
 	}
 	cli.job.output_fd = cli.out_fd;
 	cli.report.append = cli.job.resume;
