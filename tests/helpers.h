@@ -125,7 +125,7 @@ char *read_file(const char *path, size_t *len);
 /* The names in the scratch directory, sorted, one per line. */
 char *scratch_listing(void);
 
-/* ---- resumable runs: shared by test_resume.c and test_retry.c ---- */
+/* ---- resumable runs (helpers_resume.c): test_resume.c, test_retry.c, test_mpi.c ---- */
 
 struct cJSON;
 
