@@ -35,7 +35,7 @@ PLUGIN_LDFLAGS := -shared $(SANFLAGS)
 # The directory bare plugin names are found in, compiled into the binary.
 PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
-CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/frame.c \
+CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/split_scan.c core/frame.c \
              core/worker.c core/pool.c core/pool_worker.c core/pool_chunk.c core/pool_fault.c \
              core/run.c core/cpus.c core/output.c core/journal.c core/job.c core/manifest.c \
              core/remote.c
@@ -135,7 +135,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wall -Wextra
-FUZZ_SRCS    := core/split.c core/util.c core/code.c core/frame.c
+FUZZ_SRCS    := core/split.c core/split_scan.c core/util.c core/code.c core/frame.c
 FUZZERS      := split frame
 # -timeout: seconds one input may take (a hang is a failure); 0 as
 # -max_total_time would mean forever, so FUZZ_SECONDS must be positive.
