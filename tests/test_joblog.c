@@ -151,7 +151,9 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-Test(progress, joblog_has_one_record_per_item_however_it_ended)
+/* The fates input through a pool with a job log, checked by expect_joblog
+ * (with the times of the items whose worker died when `died_times`). */
+static void fates_joblog(int died_times)
 {
 	char *in = fates_input(), log[256];
 	struct proc r;
@@ -162,27 +164,21 @@ Test(progress, joblog_has_one_record_per_item_however_it_ended)
 	run(&r, in, "-p", FAULTS, "-j", "2", "-q", "--timeout", "1", "--joblog", log, NULL);
 	t1 = wall_now();
 	expect_exit(&r, 1);
-	expect_joblog(log, 0, 0, t0, t1);
+	expect_joblog(log, 0, died_times, t0, t1);
 	proc_release(&r);
 	free(in);
+}
+
+Test(progress, joblog_has_one_record_per_item_however_it_ended)
+{
+	fates_joblog(0);
 }
 
 /* The record of an item whose worker died (crashed, exited, killed,
  * timeout) says when the item began and how long it ran until then. */
 Test(progress, joblog_times_of_items_whose_worker_died)
 {
-	char *in = fates_input(), log[256];
-	struct proc r;
-	double t0, t1;
-
-	snprintf(log, sizeof(log), "%s/joblog.ndjson", scratch);
-	t0 = wall_now();
-	run(&r, in, "-p", FAULTS, "-j", "2", "-q", "--timeout", "1", "--joblog", log, NULL);
-	t1 = wall_now();
-	expect_exit(&r, 1);
-	expect_joblog(log, 0, 1, t0, t1);
-	proc_release(&r);
-	free(in);
+	fates_joblog(1);
 }
 
 /* In --serial mode items run in pexec itself: the records are the same. */
