@@ -24,7 +24,11 @@ OPT      ?= -O2 -g
 endif
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
-CPPFLAGS += -Icore -Isdk -D_GNU_SOURCE
+# Include paths show the layers: the library sees its own headers; the
+# command (core/cli/) only the public ones; pexec-mpi (core/mpi/) the public
+# ones and the command's main (core/cli/cli.h).
+PUBLIC_INC := -Icore/include -Isdk
+CPPFLAGS += -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   := -lcjson -ldl
@@ -35,13 +39,16 @@ PLUGIN_LDFLAGS := -shared $(SANFLAGS)
 # The directory bare plugin names are found in, compiled into the binary.
 PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
-CORE_SRCS := core/util.c core/code.c core/loader.c core/split.c core/split_scan.c core/frame.c \
-             core/worker.c core/pool.c core/pool_worker.c core/pool_chunk.c core/pool_fault.c \
-             core/run.c core/cpus.c core/output.c core/journal.c core/job.c core/manifest.c \
-             core/remote.c
-CLI_SRCS  := core/main.c core/cli.c core/cli_report.c core/cli_tools.c core/cli_new.c
+CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest.c \
+             core/lib/cpus.c core/lib/frame.c core/lib/worker.c core/lib/run.c \
+             core/lib/split/split.c core/lib/split/split_scan.c \
+             core/lib/pool/loop.c core/lib/pool/worker.c core/lib/pool/chunk.c \
+             core/lib/pool/fault.c \
+             core/lib/job/output.c core/lib/job/journal.c core/lib/job/job.c \
+             core/lib/remote.c
+CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c core/cli/new.c
 # pexec-mpi (make mpi, built with mpicc).
-MPI_SRCS  := core/mpi.c core/mpi_coord.c core/mpi_link.c
+MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/link.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
@@ -59,9 +66,12 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/core/cli.o: CPPFLAGS += -DPEXEC_PLUGIN_DIR='"$(PLUGIN_DIR)"'
+$(CORE_OBJS): CPPFLAGS += $(PUBLIC_INC) -Icore/lib
+$(CLI_OBJS): CPPFLAGS += $(PUBLIC_INC) -Icore/lib
+
+$(BUILD)/core/cli/cli.o: CPPFLAGS += -DPEXEC_PLUGIN_DIR='"$(PLUGIN_DIR)"'
 # What `pexec new` skeletons include plugin.mk from (installed: PEXEC_SDKDIR).
-$(BUILD)/core/cli_new.o: CPPFLAGS += -DPEXEC_SDK_DIR='"$(CURDIR)/sdk"'
+$(BUILD)/core/cli/new.o: CPPFLAGS += -DPEXEC_SDK_DIR='"$(CURDIR)/sdk"'
 
 $(BUILD)/libpexec.a: $(CORE_OBJS)
 	@rm -f $@
@@ -85,7 +95,7 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c sdk/pexec_plugin.h
 $(TEST_BIN): $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libpexec.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
 
-$(BUILD)/tests/%.o: CPPFLAGS += -DPEXEC_TEST_BUILD='"$(abspath $(BUILD))"' -DPEXEC_SRC_DIR='"$(CURDIR)"'
+$(BUILD)/tests/%.o: CPPFLAGS += $(PUBLIC_INC) -Icore/lib -DPEXEC_TEST_BUILD='"$(abspath $(BUILD))"' -DPEXEC_SRC_DIR='"$(CURDIR)"'
 
 # Installs missing system packages (or says which command would).
 deps:
@@ -135,7 +145,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wall -Wextra
-FUZZ_SRCS    := core/split.c core/split_scan.c core/util.c core/code.c core/frame.c
+FUZZ_SRCS    := core/lib/split/split.c core/lib/split/split_scan.c core/lib/util.c core/lib/code.c \
+                core/lib/frame.c
 FUZZERS      := split frame
 # -timeout: seconds one input may take (a hang is a failure); 0 as
 # -max_total_time would mean forever, so FUZZ_SECONDS must be positive.
@@ -144,9 +155,9 @@ FUZZ_RUNFLAGS = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -
 # The splitter fuzzer cuts the reads of its descriptor short (see fuzz_split.c).
 $(FUZZ_DIR)/fuzz_split: FUZZ_LDFLAGS := -Wl,--wrap=read
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) $(wildcard core/*.h) sdk/pexec_plugin.h
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) $(wildcard core/lib/*.h core/lib/*/*.h) sdk/pexec_plugin.h
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icore -Isdk -D_GNU_SOURCE -o $@ $< $(FUZZ_SRCS) $(FUZZ_LDFLAGS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PUBLIC_INC) -Icore/lib -D_GNU_SOURCE -o $@ $< $(FUZZ_SRCS) $(FUZZ_LDFLAGS)
 
 .PHONY: fuzz fuzz-build valgrind
 fuzz-build: $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
@@ -223,11 +234,11 @@ PEXEC_PLUGINDIR ?= $(LIBDIR)/pexec/plugins
 PEXEC_SDKDIR    ?= $(DATADIR)/pexec/sdk
 INSTALL         ?= install
 
-VERSION := $(shell sed -n 's/^.define PEXEC_VERSION "\(.*\)"$$/\1/p' core/pexec.h)
+VERSION := $(shell sed -n 's/^.define PEXEC_VERSION "\(.*\)"$$/\1/p' core/include/pexec.h)
 
 INST_BUILD := $(BUILD)/installed
 # The CLI files with a directory compiled in; the others are shared with build/pexec.
-INST_REBUILT := core/cli.c core/cli_new.c
+INST_REBUILT := core/cli/cli.c core/cli/new.c
 INST_OBJS := $(patsubst %.c,$(INST_BUILD)/%.o,$(filter $(INST_REBUILT),$(CLI_SRCS))) \
              $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(INST_REBUILT),$(CLI_SRCS)))
 INST_DIRS := $(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(PEXEC_PLUGINDIR) $(PEXEC_SDKDIR) $(VERSION)
@@ -244,7 +255,7 @@ $(INST_BUILD)/dirs: FORCE
 
 $(INST_BUILD)/core/%.o: core/%.c $(INST_BUILD)/dirs
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -DPEXEC_PLUGIN_DIR='"$(PEXEC_PLUGINDIR)"' -DPEXEC_SDK_DIR='"$(PEXEC_SDKDIR)"' \
+	$(CC) $(CPPFLAGS) $(PUBLIC_INC) -Icore/lib -DPEXEC_PLUGIN_DIR='"$(PEXEC_PLUGINDIR)"' -DPEXEC_SDK_DIR='"$(PEXEC_SDKDIR)"' \
 		$(CFLAGS) -c -o $@ $<
 
 $(INST_BUILD)/pexec: $(INST_OBJS) $(BUILD)/libpexec.a
@@ -256,7 +267,7 @@ $(INST_BUILD)/pexec-mpi: $(MPI_SRCS:%.c=$(BUILD)/%.o) $(filter-out %/main.o,$(IN
 $(INST_BUILD)/pexec-plugin.pc: sdk/pexec-plugin.pc.in $(INST_BUILD)/dirs
 	$(PC_SUBST) $< >$@
 
-$(INST_BUILD)/libpexec.pc: core/libpexec.pc.in $(INST_BUILD)/dirs
+$(INST_BUILD)/libpexec.pc: core/lib/libpexec.pc.in $(INST_BUILD)/dirs
 	$(PC_SUBST) $< >$@
 
 install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc
@@ -270,7 +281,7 @@ install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/lib
 		$(INSTALL) -m 755 $(INST_BUILD)/pexec-mpi $(DESTDIR)$(BINDIR)/pexec-mpi; \
 	else echo "make install: no $(MPICC): pexec-mpi not installed"; fi
 	$(INSTALL) -m 644 $(BUILD)/libpexec.a $(DESTDIR)$(LIBDIR)/libpexec.a
-	$(INSTALL) -m 644 core/pexec.h sdk/pexec_plugin.h $(DESTDIR)$(INCLUDEDIR)/pexec/
+	$(INSTALL) -m 644 core/include/pexec.h sdk/pexec_plugin.h $(DESTDIR)$(INCLUDEDIR)/pexec/
 	$(INSTALL) -m 644 sdk/plugin.mk sdk/pexec_plugin.h sdk/GUIDE.md $(DESTDIR)$(PEXEC_SDKDIR)/
 	$(INSTALL) -m 644 $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	$(INSTALL) -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PEXEC_PLUGINDIR)/
@@ -304,7 +315,7 @@ $(BUILD)/tests/plugins/abi_v1.so: tests/abi/pexec_plugin_v1.h
 #
 #   make mpi             build/pexec-mpi, when mpicc is installed; the core
 #                        build never needs MPI
-MPI_OBJS := $(MPI_SRCS:%.c=$(BUILD)/%.o) $(filter-out $(BUILD)/core/main.o,$(CLI_OBJS))
+MPI_OBJS := $(MPI_SRCS:%.c=$(BUILD)/%.o) $(filter-out $(BUILD)/core/cli/main.o,$(CLI_OBJS))
 
 .PHONY: mpi
 mpi: all $(BUILD)/pexec-mpi
@@ -312,7 +323,7 @@ mpi: all $(BUILD)/pexec-mpi
 $(MPI_SRCS:%.c=$(BUILD)/%.o): $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@command -v $(MPICC) >/dev/null || { echo "make mpi: no $(MPICC): install Open MPI (apt-get install openmpi-bin libopenmpi-dev)" >&2; exit 2; }
-	$(MPICC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(MPICC) $(CPPFLAGS) $(PUBLIC_INC) -Icore/lib -Icore/cli $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/pexec-mpi: $(MPI_OBJS) $(BUILD)/libpexec.a
 	$(MPICC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "split.h"
+#include "split/split.h"
 
 /* What a splitter gave, up to its end or its first error. */
 typedef struct outcome {

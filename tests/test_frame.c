@@ -1,5 +1,5 @@
 /*
- * test_frame.c - the parent/worker protocol (core/frame.h): what is encoded
+ * test_frame.c - the parent/worker protocol (core/lib/frame.h): what is encoded
  * decodes to the same items and records, and what is malformed - truncated
  * entries, lengths past the end, a missing NUL, bad status or stage bytes,
  * unknown frame types, oversize payloads - is refused without reading a byte

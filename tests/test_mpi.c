@@ -470,7 +470,7 @@ Test(mpi, output_file_is_identical_and_nothing_is_left_beside_it)
 
 /* `err` without mpirun's messages.  mpirun forwards a rank's stderr as it
  * reads it, so a block of its own can land inside a message the rank wrote
- * in more than one write(2), as usage_error() in core/cli.c does. */
+ * in more than one write(2), as usage_error() in core/cli/cli.c does. */
 static char *without_banners(const char *err)
 {
 	const size_t n = strlen(MPIRUN_RULE);

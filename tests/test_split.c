@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "split.h"
+#include "split/split.h"
 #include "split_run.h"
 #include "util.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "split.h"
+#include "split/split.h"
 #include "split_run.h"
 #include "util.h"
 

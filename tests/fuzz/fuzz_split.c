@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include "split.h"
+#include "split/split.h"
 
 #define CHECK(cond) do { \
 		if (!(cond)) { \

@@ -5,7 +5,7 @@
  * pexec-mpi keeps MPI out of the processes that fork: on every rank a pool
  * server (pexec__serve) is forked before MPI_Init and talks to its rank's
  * MPI process over a socketpair.  The MPI process relays messages between the
- * socket and rank 0, whose coordinator (core/mpi.c) reads the input, hands
+ * socket and rank 0, whose coordinator (core/mpi/coord.c) reads the input, hands
  * out chunks, and puts the results back in order.  Messages are the same
  * bytes on the socket and inside MPI: a fixed header and a payload, in host
  * byte order (the ranks of one run share an architecture).

@@ -1,5 +1,5 @@
 /*
- * cli_new.h - the `pexec new` subcommand: a plugin skeleton to start from.
+ * new.h - the `pexec new` subcommand: a plugin skeleton to start from.
  */
 #ifndef PEXEC_CLI_NEW_H
 #define PEXEC_CLI_NEW_H

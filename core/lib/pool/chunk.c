@@ -1,11 +1,11 @@
 /*
- * pool_chunk.c - the pool's reorder window: a ring of `nslots` chunk slots,
+ * chunk.c - the pool's reorder window: a ring of `nslots` chunk slots,
  * chunks built into them from the source (sized by the moving average of
  * time per item), and chunks handed to the sink once done: in input order
  * unless --unordered, by the batch path when every item of a chunk succeeded.
  *
  * A chunk normally answers whole, as one RESULTS frame.  Once a fault splits
- * it (pool_fault.c), its results arrive item by item as records, kept until
+ * it (fault.c), its results arrive item by item as records, kept until
  * every item has one.
  */
 #include <stdint.h>
@@ -14,7 +14,7 @@
 #include <sys/uio.h>
 
 #include "frame.h"
-#include "pool_internal.h"
+#include "internal.h"
 #include "util.h"
 
 /* ---- the window ---- */

@@ -1,11 +1,11 @@
 /*
  * mpi_internal.h - pexec-mpi's state and the messages between its processes
- * (internal to core/mpi*.c, built with mpicc by `make mpi`).
+ * (internal to the files of core/mpi/, built with mpicc by `make mpi`).
  *
- *   mpi.c        main, the processes of a rank (its pool server, forked
+ *   main.c       main, the processes of a rank (its pool server, forked
  *                before MPI_Init), and the relays of ranks other than 0
- *   mpi_coord.c  rank 0's coordinator: the engine under the pexec job
- *   mpi_link.c   messages to and from the pool server (a socket) and the
+ *   coord.c      rank 0's coordinator: the engine under the pexec job
+ *   link.c       messages to and from the pool server (a socket) and the
  *                other ranks (non-blocking MPI)
  */
 #ifndef PEXEC_MPI_INTERNAL_H
@@ -16,7 +16,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "job.h"
+#include "job/job.h"
 #include "remote.h"
 
 /* How far a run may get ahead of its oldest unfinished chunk: chunks out,

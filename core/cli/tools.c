@@ -1,5 +1,5 @@
 /*
- * cli_tools.c - `pexec info` and `pexec check`: what a plugin author asks
+ * tools.c - `pexec info` and `pexec check`: what a plugin author asks
  * of a plugin before running it.
  *
  * Both load the plugin in a throwaway child process, so that a plugin that
@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli_tools.h"
-#include "split.h"
+#include "tools.h"
+#include "split/split.h"
 #include "util.h"
 #include "worker.h"
 

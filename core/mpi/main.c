@@ -1,5 +1,5 @@
 /*
- * mpi.c - pexec-mpi: the pexec command across the ranks of an MPI job.
+ * main.c - pexec-mpi: the pexec command across the ranks of an MPI job.
  *
  *   mpirun -np 4 build/pexec-mpi --plugin factorial -o out.json in.json
  *

@@ -1,11 +1,11 @@
 /*
- * cli.h - the pexec command's main, shared by pexec (core/main.c) and
- * pexec-mpi (core/mpi.c), which take the same options.
+ * cli.h - the pexec command's main, shared by pexec (core/cli/main.c) and
+ * pexec-mpi (core/mpi/main.c), which take the same options.
  */
 #ifndef PEXEC_CLI_H
 #define PEXEC_CLI_H
 
-#include "job.h"
+#include "job/job.h"
 
 /* What pexec-mpi changes: the name in messages, and the engine under the job. */
 struct pexec__cli_engine {

@@ -19,7 +19,7 @@
 #include "job.h"
 #include "journal.h"
 #include "output.h"
-#include "split.h"
+#include "split/split.h"
 #include "util.h"
 #include "worker.h"
 

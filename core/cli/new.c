@@ -1,5 +1,5 @@
 /*
- * cli_new.c - `pexec new NAME`: writes a plugin skeleton that builds with one
+ * new.c - `pexec new NAME`: writes a plugin skeleton that builds with one
  * command and runs at once.
  *
  * NAME/NAME.c is an identity map over cJSON values with every optional hook
@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli_new.h"
+#include "new.h"
 
 #ifndef PEXEC_SDK_DIR
 #define PEXEC_SDK_DIR "/usr/local/share/pexec/sdk"

@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cli_report.h"
-#include "cli_new.h"
-#include "cli_tools.h"
-#include "job.h"
+#include "report.h"
+#include "new.h"
+#include "tools.h"
+#include "job/job.h"
 #include "pexec.h"
 
 #ifndef PEXEC_PLUGIN_DIR

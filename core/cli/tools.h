@@ -1,5 +1,5 @@
 /*
- * cli_tools.h - the `pexec info` and `pexec check` subcommands.
+ * tools.h - the `pexec info` and `pexec check` subcommands.
  */
 #ifndef PEXEC_CLI_TOOLS_H
 #define PEXEC_CLI_TOOLS_H

@@ -1,5 +1,5 @@
 /*
- * mpi_coord.c - pexec-mpi's rank 0: the engine under the pexec job
+ * coord.c - pexec-mpi's rank 0: the engine under the pexec job
  * (pexec__run_fn).  It reads items from the job's source into chunks, hands
  * them to the ranks' pool servers on demand, each rank's share sized to what
  * it has been finishing, and hands the results to the job's sink in input

@@ -1,5 +1,5 @@
 /*
- * pool_fault.c - what a worker's end costs (see "Faults" in pool.c): the
+ * fault.c - what a worker's end costs (see "Faults" in loop.c): the
  * item it was on is blamed, failing or going out again alone (--retries);
  * every other item it held goes out again; a death no item can be blamed for
  * sends the task out one item at a time.  A replacement is started while
@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 
 #include "frame.h"
-#include "pool_internal.h"
+#include "internal.h"
 #include "util.h"
 #include "worker.h"
 

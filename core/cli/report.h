@@ -1,5 +1,5 @@
 /*
- * cli_report.h - what the pexec command tells a person about a run: failed
+ * report.h - what the pexec command tells a person about a run: failed
  * items, the live progress line, the job log and the summary.  Part of the
  * command, not of libpexec: it prints.
  */

@@ -1,6 +1,6 @@
 /*
- * cli_report.c - failed items, progress, job log and summary for the pexec
- * command (cli_report.h).
+ * report.c - failed items, progress, job log and summary for the pexec
+ * command (report.h).
  *
  * The progress line is drawn only on a terminal, redrawn in place (carriage
  * return, erase line) and cut to the terminal's width so that it never wraps;
@@ -14,7 +14,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "cli_report.h"
+#include "report.h"
 
 static void clear_line(struct cli_report *r)
 {

@@ -4,7 +4,7 @@
  * A job is input, output, journal and reports around one engine that turns
  * items into results.  The engine is pexec_run() unless the caller brings its
  * own with the same contract: pexec-mpi brings one that spreads the items
- * over MPI ranks (core/mpi.c).
+ * over MPI ranks (core/mpi/).
  */
 #ifndef PEXEC_JOB_H
 #define PEXEC_JOB_H

@@ -1,5 +1,5 @@
 /*
- * mpi_link.c - pexec-mpi's messages: to and from this rank's pool server
+ * link.c - pexec-mpi's messages: to and from this rank's pool server
  * over its socket (non-blocking, buffered both ways), and to and from the
  * other ranks with non-blocking MPI only (Isend, Iprobe, Testsome), so that
  * no two ranks can wait on each other.  A process with nothing to do sleeps

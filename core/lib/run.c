@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pool.h"
+#include "pool/pool.h"
 #include "util.h"
 #include "worker.h"
 

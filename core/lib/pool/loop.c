@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "pool.h"
-#include "pool_internal.h"
+#include "internal.h"
 #include "util.h"
 #include "worker.h"
 

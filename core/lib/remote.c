@@ -17,7 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "pool.h"
+#include "pool/pool.h"
 #include "remote.h"
 #include "util.h"
 #include "worker.h"

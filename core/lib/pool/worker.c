@@ -1,11 +1,11 @@
 /*
- * pool_worker.c - the pool's side of one worker: starting its process (the
+ * worker.c - the pool's side of one worker: starting its process (the
  * fork and the child's setup before pexec__worker_main), ending and reaping
  * it, and moving frames through its two non-blocking pipes: CHUNK frames out,
  * RESULTS frames (or RESULTS_SHM notices of frames in its result arena) in.
  *
- * Results become chunk records here; pool_chunk.c emits them once a chunk is
- * complete.  When the pipe says the worker is gone, pool_fault.c decides
+ * Results become chunk records here; chunk.c emits them once a chunk is
+ * complete.  When the pipe says the worker is gone, fault.c decides
  * what its items cost.  The arena bookkeeping lives here too: a frame in the
  * arena stays there until the chunk that reads it is emitted.
  */
@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "frame.h"
-#include "pool_internal.h"
+#include "internal.h"
 #include "util.h"
 #include "worker.h"
 
