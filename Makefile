@@ -40,15 +40,14 @@ PLUGIN_LDFLAGS := -shared $(SANFLAGS)
 PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
 CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest.c \
-             core/lib/cpus.c core/lib/frame.c core/lib/worker.c core/lib/run.c \
+             core/lib/cpus.c core/lib/frame.c core/lib/worker.c core/lib/instance.c core/lib/run.c \
              core/lib/split/split.c core/lib/split/split_scan.c \
              core/lib/pool/loop.c core/lib/pool/worker.c core/lib/pool/chunk.c \
              core/lib/pool/fault.c \
-             core/lib/job/output.c core/lib/job/journal.c core/lib/job/job.c \
-             core/lib/remote.c
+             core/lib/job/output.c core/lib/job/journal.c core/lib/job/job.c
 CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c core/cli/new.c
 # pexec-mpi (make mpi, built with mpicc).
-MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/link.c
+MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/link.c core/mpi/server.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
@@ -67,7 +66,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(CORE_OBJS): CPPFLAGS += $(PUBLIC_INC) -Icore/lib
-$(CLI_OBJS): CPPFLAGS += $(PUBLIC_INC) -Icore/lib
+$(CLI_OBJS): CPPFLAGS += $(PUBLIC_INC)
 
 $(BUILD)/core/cli/cli.o: CPPFLAGS += -DPEXEC_PLUGIN_DIR='"$(PLUGIN_DIR)"'
 # What `pexec new` skeletons include plugin.mk from (installed: PEXEC_SDKDIR).
@@ -255,7 +254,7 @@ $(INST_BUILD)/dirs: FORCE
 
 $(INST_BUILD)/core/%.o: core/%.c $(INST_BUILD)/dirs
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PUBLIC_INC) -Icore/lib -DPEXEC_PLUGIN_DIR='"$(PEXEC_PLUGINDIR)"' -DPEXEC_SDK_DIR='"$(PEXEC_SDKDIR)"' \
+	$(CC) $(CPPFLAGS) $(PUBLIC_INC) -DPEXEC_PLUGIN_DIR='"$(PEXEC_PLUGINDIR)"' -DPEXEC_SDK_DIR='"$(PEXEC_SDKDIR)"' \
 		$(CFLAGS) -c -o $@ $<
 
 $(INST_BUILD)/pexec: $(INST_OBJS) $(BUILD)/libpexec.a
@@ -323,7 +322,7 @@ mpi: all $(BUILD)/pexec-mpi
 $(MPI_SRCS:%.c=$(BUILD)/%.o): $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@command -v $(MPICC) >/dev/null || { echo "make mpi: no $(MPICC): install Open MPI (apt-get install openmpi-bin libopenmpi-dev)" >&2; exit 2; }
-	$(MPICC) $(CPPFLAGS) $(PUBLIC_INC) -Icore/lib -Icore/cli $(CFLAGS) -c -o $@ $<
+	$(MPICC) $(CPPFLAGS) $(PUBLIC_INC) -Icore/cli $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/pexec-mpi: $(MPI_OBJS) $(BUILD)/libpexec.a
 	$(MPICC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

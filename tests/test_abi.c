@@ -26,7 +26,7 @@ TestSuite(abi, .timeout = 120);
 Test(abi, v1_descriptor_loads_with_later_members_absent)
 {
 	static const unsigned char zeros[sizeof(pexec_descriptor)];
-	pexec_loaded *p = NULL;
+	pexec_loaded_plugin *p = NULL;
 	pexec_error err = { { 0 } };
 	const pexec_descriptor *d;
 

@@ -52,9 +52,9 @@ static void scratch_remove(void)
 TestSuite(loader, .init = scratch_make, .fini = scratch_remove);
 
 /* Loads `spec` expecting success; returns the plugin (the caller frees it). */
-static pexec_loaded *load_ok(const char *spec, const char *fallback)
+static pexec_loaded_plugin *load_ok(const char *spec, const char *fallback)
 {
-	pexec_loaded *p = (pexec_loaded *)1;
+	pexec_loaded_plugin *p = (pexec_loaded_plugin *)1;
 	pexec_error err = { { 0 } };
 	pexec_code rc = pexec_plugin_load(spec, fallback, &p, &err);
 
@@ -67,7 +67,7 @@ static pexec_loaded *load_ok(const char *spec, const char *fallback)
  * message contains every string of `parts` (NULL-terminated). */
 static void load_fails(const char *spec, const char *fallback, const char *const *parts)
 {
-	pexec_loaded *p = (pexec_loaded *)1;
+	pexec_loaded_plugin *p = (pexec_loaded_plugin *)1;
 	pexec_error err = { { 0 } };
 	pexec_code rc = pexec_plugin_load(spec, fallback, &p, &err);
 
@@ -109,7 +109,7 @@ static void write_file(const char *path, const char *text)
 
 Test(loader, loads_factorial_by_path)
 {
-	pexec_loaded *p = load_ok(FACTORIAL_SO, NULL);
+	pexec_loaded_plugin *p = load_ok(FACTORIAL_SO, NULL);
 	const pexec_descriptor *d = pexec_plugin_descriptor(p);
 
 	cr_expect_eq(d->abi_version, PEXEC_ABI_VERSION);
@@ -123,7 +123,7 @@ Test(loader, loads_factorial_by_path)
 
 Test(loader, loads_a_relative_so_name_from_the_current_directory)
 {
-	pexec_loaded *p;
+	pexec_loaded_plugin *p;
 
 	cr_assert_eq(chdir(PLUGINS_DIR), 0);
 	/* Ends in ".so", so it is a path, not a bare name for the search. */
@@ -134,7 +134,7 @@ Test(loader, loads_a_relative_so_name_from_the_current_directory)
 
 Test(loader, finds_a_bare_name_in_PEXEC_PLUGIN_PATH)
 {
-	pexec_loaded *p;
+	pexec_loaded_plugin *p;
 
 	cr_assert_eq(setenv("PEXEC_PLUGIN_PATH", PLUGINS_DIR, 1), 0);
 	p = load_ok("factorial", NULL);
@@ -145,7 +145,7 @@ Test(loader, finds_a_bare_name_in_PEXEC_PLUGIN_PATH)
 
 Test(loader, searches_every_directory_of_PEXEC_PLUGIN_PATH_in_order)
 {
-	pexec_loaded *p;
+	pexec_loaded_plugin *p;
 
 	cr_assert_eq(setenv("PEXEC_PLUGIN_PATH",
 	                    "/nonexistent/dir::" FIXTURES_DIR ":" PLUGINS_DIR, 1), 0);
@@ -159,7 +159,7 @@ Test(loader, searches_every_directory_of_PEXEC_PLUGIN_PATH_in_order)
 
 Test(loader, finds_a_bare_name_in_the_fallback_dir)
 {
-	pexec_loaded *p;
+	pexec_loaded_plugin *p;
 
 	cr_assert_eq(unsetenv("PEXEC_PLUGIN_PATH"), 0);
 	p = load_ok("factorial", PLUGINS_DIR);
@@ -171,7 +171,7 @@ Test(loader, finds_a_bare_name_in_the_fallback_dir)
 Test(loader, PEXEC_PLUGIN_PATH_comes_before_the_fallback_dir)
 {
 	char link[128];
-	pexec_loaded *p;
+	pexec_loaded_plugin *p;
 
 	/* A "factorial" in the path that is really the noisy fixture. */
 	snprintf(link, sizeof(link), "%s/factorial.so", scratch);
@@ -184,7 +184,7 @@ Test(loader, PEXEC_PLUGIN_PATH_comes_before_the_fallback_dir)
 
 Test(loader, keeps_optional_hooks_a_plugin_has)
 {
-	pexec_loaded *p = load_ok(FIXTURE("config_echo"), NULL);
+	pexec_loaded_plugin *p = load_ok(FIXTURE("config_echo"), NULL);
 	const pexec_descriptor *d = pexec_plugin_descriptor(p);
 
 	cr_expect_not_null(d->init);
@@ -219,7 +219,7 @@ Test(loader, rejects_a_text_file)
 	load_fails(path, NULL, PARTS("cannot load '", "/text.so'", "not a loadable shared object"));
 	/* dlerror()'s own words come along. */
 	{
-		pexec_loaded *p;
+		pexec_loaded_plugin *p;
 		pexec_error err = { { 0 } };
 
 		cr_assert_eq(pexec_plugin_load(path, NULL, &p, &err), PEXEC_ELOAD);
@@ -299,7 +299,7 @@ Test(loader, unloads_a_refused_plugin)
 	};
 
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		pexec_loaded *p;
+		pexec_loaded_plugin *p;
 		pexec_error err = { { 0 } };
 		const char *base = strrchr(refused[i], '/');
 
@@ -310,7 +310,7 @@ Test(loader, unloads_a_refused_plugin)
 
 Test(loader, free_unloads_and_accepts_null)
 {
-	pexec_loaded *p = load_ok(FIXTURE("faulty"), NULL);
+	pexec_loaded_plugin *p = load_ok(FIXTURE("faulty"), NULL);
 
 	cr_expect(is_mapped("/faulty.so"));
 	pexec_plugin_free(p);

@@ -1,7 +1,7 @@
 /*
  * test_source.c - pexec_run() with a source that is fed from elsewhere: one
  * that answers PEXEC_NEXT_WAIT until its descriptor is readable, and one that
- * cuts chunks with PEXEC_NEXT_CUT.  pexec-mpi's pool servers are such sources;
+ * cuts chunks with PEXEC_NEXT_BOUNDARY.  pexec-mpi's pool servers are such sources;
  * these tests hold the contract without MPI.
  *
  * The source here makes its descriptor readable with a timerfd armed for a
@@ -61,7 +61,7 @@ static int feed_next(void *ctx, const char **data, size_t *len, pexec_error *err
 		return 0;
 	if (f->cut_every && f->given > 0 && f->given % f->cut_every == 0 && f->cuts < f->given) {
 		f->cuts = f->given; /* once per boundary */
-		return PEXEC_NEXT_CUT;
+		return PEXEC_NEXT_BOUNDARY;
 	}
 	f->given++;
 	*len = (size_t)snprintf(f->text, sizeof(f->text), "%d", f->given);
@@ -101,7 +101,7 @@ static int keep(void *ctx, const pexec_result *r, pexec_error *err)
 static pexec_code run_feed(const char *plugin, pexec_opts *opts, struct feed *f,
                            struct results *res, pexec_error *err)
 {
-	pexec_loaded *p;
+	pexec_loaded_plugin *p;
 	pexec_code rc;
 
 	res->n = f->n;
@@ -174,7 +174,7 @@ Test(source, serial_sleeps_on_the_source_too)
 
 Test(source, wait_without_a_source_fd_is_refused)
 {
-	pexec_loaded *p;
+	pexec_loaded_plugin *p;
 	pexec_error err;
 	struct feed f = { .n = 10, .wait_every = 1 };
 	struct results res = { .n = 10 };

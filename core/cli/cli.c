@@ -17,7 +17,6 @@
 #include "report.h"
 #include "new.h"
 #include "tools.h"
-#include "job/job.h"
 #include "pexec.h"
 
 #ifndef PEXEC_PLUGIN_DIR
@@ -469,8 +468,11 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 	cli.job.on_progress = cli_report_progress;
 	cli.job.on_progress_ctx = &cli.report;
 
-	rc = pexec__job_run(&cli.job, engine ? engine->run : NULL, engine ? engine->ctx : NULL,
-	                    NULL, &err);
+	if (engine) {
+		cli.job.engine = engine->run;
+		cli.job.engine_ctx = engine->ctx;
+	}
+	rc = pexec_job_run(&cli.job, NULL, &err);
 	free(dirs);
 	status = rc == PEXEC_ECANCELED ? 128 + stop_signal : pexec_exit_status(rc);
 	if (cli_report_close(&cli.report, rc, status) && status < 2)

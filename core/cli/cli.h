@@ -5,7 +5,7 @@
 #ifndef PEXEC_CLI_H
 #define PEXEC_CLI_H
 
-#include "job/job.h"
+#include "pexec.h"
 
 /* What pexec-mpi changes: the name in messages, and the engine under the job. */
 struct pexec__cli_engine {
@@ -14,7 +14,7 @@ struct pexec__cli_engine {
 	 * the job (MPI rank 0), or the exit status to end with (the other ranks,
 	 * which serve rank 0 until it lets them go). */
 	int (*start)(void *ctx, const pexec_job *job);
-	pexec__run_fn run;
+	pexec_engine_fn run;
 	void *ctx;
 	/* Called after the job with its code and exit status; returns the exit
 	 * status to end with. */

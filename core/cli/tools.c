@@ -20,10 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pexec.h"
 #include "tools.h"
-#include "split/split.h"
-#include "util.h"
-#include "worker.h"
 
 #define CHECK_TIMEOUT_S 60
 
@@ -57,22 +55,12 @@ static void verdict(struct check *c, int ok, const char *fmt, ...)
 	fflush(c->out);
 }
 
-/* Whether `text` is exactly one JSON value, by pexec's own strict splitter. */
+/* Whether `text` is exactly one JSON value on one line (NDJSON's rule). */
 static int valid_json(const char *text, size_t len)
 {
-	pexec__splitter *s;
 	pexec_error err;
-	const char *item;
-	size_t item_len;
-	int ok;
 
-	s = pexec__split_mem(text, len, "result", PEXEC_FORMAT_NDJSON);
-	if (!s)
-		return 0;
-	ok = pexec__split_next(s, &item, &item_len, &err) == 1 && item_len <= len &&
-	     pexec__split_next(s, &item, &item_len, &err) == 0 && !memchr(text, '\n', len);
-	pexec__split_free(s);
-	return ok;
+	return pexec_json_check(text, len, &err) == 0 && !memchr(text, '\n', len);
 }
 
 static void excerpt(char *out, size_t size, const char *data, size_t len)
@@ -86,45 +74,11 @@ static void excerpt(char *out, size_t size, const char *data, size_t len)
 			*p = ' ';
 }
 
-/* Reads a result back and writes it again: the bytes must be the same.
- * Only where results and inputs are values of one kind (cJSON trees, or a
- * reducing plugin's own values, which cross back through deserialize);
- * elsewhere deserialize reads another kind of value.  Returns 1 if checked,
- * 0 if not applicable, -1 with `err` filled if it failed. */
-static int round_trip(const pexec_descriptor *d, void *state, const pexec_buf *out,
-                      pexec_buf *again, pexec_error *err)
-{
-	void *v = NULL;
-	int rc;
-
-	if (!d->deserialize != !d->serialize || (d->deserialize && !d->reduce))
-		return 0;
-	again->len = 0;
-	if (d->deserialize) {
-		if (d->deserialize(state, out->data, out->len, &v, err)) {
-			pexec_error_set(err, "deserialize refused it: %s", err->msg);
-			return -1;
-		}
-	} else if (!(v = cJSON_ParseWithLength(out->data, out->len))) {
-		pexec_error_set(err, "cJSON cannot read it back");
-		return -1;
-	}
-	rc = pexec__fold_finish(d, state, &v, again, err);
-	if (rc)
-		return -1;
-	if (again->len != out->len || memcmp(again->data, out->data, out->len)) {
-		pexec_error_set(err, "written again it reads %.*s",
-		                (int)(again->len < 60 ? again->len : 60), again->data);
-		return -1;
-	}
-	return 1;
-}
-
 /* Runs each sample item through the hooks, twice. */
-static void check_samples(struct check *c, const pexec_descriptor *d, void *state)
+static void check_samples(struct check *c, pexec_instance *in)
 {
-	pexec__splitter *s;
-	pexec_buf item, out, again;
+	pexec_splitter *s;
+	pexec_buf out, again;
 	pexec_error err;
 	const char *data;
 	size_t len;
@@ -135,24 +89,19 @@ static void check_samples(struct check *c, const pexec_descriptor *d, void *stat
 		verdict(c, 0, "read samples '%s': %s", c->sample, strerror(errno));
 		return;
 	}
-	s = pexec__split_fd(fd, c->sample, c->format);
-	pexec__buf_init(&item);
-	pexec__buf_init(&out);
-	pexec__buf_init(&again);
-	while (s && (rc = pexec__split_next(s, &data, &len, &err)) == 1) {
+	s = pexec_splitter_open(fd, c->sample, c->format);
+	pexec_buf_init(&out);
+	pexec_buf_init(&again);
+	while (s && (rc = pexec_splitter_next(s, &data, &len, &err)) == 1) {
 		char in_text[48], out_text[48];
 		pexec_stage stage;
 		int rt;
 
-		if (pexec_buf_reserve(&item, len + 1))
-			break;
-		memcpy(item.data, data, len);
-		item.data[len] = '\0';
 		excerpt(in_text, sizeof(in_text), data, len);
 		fprintf(c->out, "..    sample %llu: %s\n", (unsigned long long)index, in_text);
 		fflush(c->out);
 		out.len = again.len = 0;
-		stage = pexec__item_run(d, state, item.data, len, &out, &err, NULL);
+		stage = pexec_instance_map(in, data, len, &out, &err);
 		if (stage != PEXEC_STAGE_NONE) {
 			verdict(c, 0, "sample %llu: %s failed: %s", (unsigned long long)index,
 			        pexec_stage_str(stage), err.msg);
@@ -160,12 +109,12 @@ static void check_samples(struct check *c, const pexec_descriptor *d, void *stat
 			excerpt(out_text, sizeof(out_text), out.data, out.len);
 			verdict(c, 0, "sample %llu: the result is not one valid JSON value: %s",
 			        (unsigned long long)index, out_text);
-		} else if (pexec__item_run(d, state, item.data, len, &again, &err, NULL) !=
-		                   PEXEC_STAGE_NONE ||
+		} else if (pexec_instance_map(in, data, len, &again, &err) != PEXEC_STAGE_NONE ||
 		           again.len != out.len || memcmp(again.data, out.data, out.len)) {
 			verdict(c, 0, "sample %llu: a second run gave other bytes (serialize must "
 			        "write a value the same way each time)", (unsigned long long)index);
-		} else if ((rt = round_trip(d, state, &out, &again, &err)) < 0) {
+		} else if ((again.len = 0, rt = pexec_instance_rewrite(in, out.data, out.len, &again,
+		                                                      &err)) < 0) {
 			verdict(c, 0, "sample %llu: the result does not round-trip: %s",
 			        (unsigned long long)index, err.msg);
 		} else {
@@ -181,10 +130,9 @@ static void check_samples(struct check *c, const pexec_descriptor *d, void *stat
 		verdict(c, 0, "read samples: %s", err.msg);
 	else if (index == 0)
 		verdict(c, 0, "read samples '%s': no items", c->sample);
-	pexec__split_free(s);
-	pexec__buf_release(&item);
-	pexec__buf_release(&out);
-	pexec__buf_release(&again);
+	pexec_splitter_free(s);
+	pexec_buf_release(&out);
+	pexec_buf_release(&again);
 	close(fd);
 }
 
@@ -193,9 +141,9 @@ static void check_samples(struct check *c, const pexec_descriptor *d, void *stat
 static void __attribute__((noreturn)) check_child(struct check *c, int info)
 {
 	const pexec_descriptor *d;
-	pexec_loaded *plugin;
+	pexec_loaded_plugin *plugin;
+	pexec_instance *in;
 	pexec_error err;
-	void *state = NULL;
 	char *manifest;
 
 	fprintf(c->out, "..    load '%s'\n", c->spec);
@@ -228,9 +176,9 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 		fprintf(c->out, "..    init\n");
 		fflush(c->out);
 	}
-	if (pexec__plugin_init(d, c->config, &state, &err)) {
-		verdict(c, 0, "init%s%s: %s", c->config ? " with --config " : "",
-		        c->config ? c->config : "", err.msg);
+	if (pexec_instance_open(plugin, c->config, &in, &err)) {
+		verdict(c, 0, "%s%s%s%s", err.msg, c->config ? " (with --config " : "",
+		        c->config ? c->config : "", c->config ? ")" : "");
 		fprintf(c->out, "..    done\n");
 		fflush(c->out);
 		_exit(1);
@@ -239,13 +187,13 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 		verdict(c, 1, "init%s%s", c->config ? " with --config " : "",
 		        c->config ? c->config : "");
 	if (c->sample)
-		check_samples(c, d, state);
-	if (d->fini) {
+		check_samples(c, in);
+	if (d->fini)
 		fprintf(c->out, "..    fini\n");
-		fflush(c->out);
-		pexec__plugin_fini(d, state);
+	fflush(c->out);
+	pexec_instance_close(in);
+	if (d->fini)
 		verdict(c, 1, "fini");
-	}
 	fprintf(c->out, "%d of %d checks passed\n..    done\n", c->checks - c->failed, c->checks);
 	fflush(c->out);
 	free(manifest);
@@ -291,7 +239,9 @@ static int run_check(struct check *c, int info)
 			kill(pid, SIGKILL);
 			break;
 		}
-		n = pexec__read_some(pipefd[0], buf + have, sizeof(buf) - 1 - have);
+		n = read(pipefd[0], buf + have, sizeof(buf) - 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		have += (size_t)n;

@@ -58,7 +58,10 @@ int pexec_exit_status(pexec_code code);
 
 /* ---- plugins ---- */
 
-typedef struct pexec_loaded pexec_loaded;
+/* A plugin loaded into this process (dlopen()ed, its descriptor checked). */
+typedef struct pexec_loaded_plugin pexec_loaded_plugin;
+/* The name 0.1 gave it; kept so that programs written for 0.1 still build. */
+typedef pexec_loaded_plugin pexec_loaded;
 
 /* Loads a plugin by path (anything containing '/', or ending in ".so") or by
  * bare name, found as NAME.so in each directory of $PEXEC_PLUGIN_PATH
@@ -66,13 +69,13 @@ typedef struct pexec_loaded pexec_loaded;
  * and the required hooks.  On failure returns PEXEC_ELOAD with a message that
  * names the file. */
 pexec_code pexec_plugin_load(const char *spec, const char *fallback_dir,
-                             pexec_loaded **out, pexec_error *err);
-const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded *plugin);
-const char *pexec_plugin_path(const pexec_loaded *plugin);
-void pexec_plugin_free(pexec_loaded *plugin);
+                             pexec_loaded_plugin **out, pexec_error *err);
+const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded_plugin *plugin);
+const char *pexec_plugin_path(const pexec_loaded_plugin *plugin);
+void pexec_plugin_free(pexec_loaded_plugin *plugin);
 /* The plugin's manifest as JSON text (see plugin.schema.json), malloc'd;
  * NULL when out of memory. */
-char *pexec_plugin_manifest(const pexec_loaded *plugin);
+char *pexec_plugin_manifest(const pexec_loaded_plugin *plugin);
 
 /* ---- the pool ---- */
 
@@ -133,12 +136,10 @@ typedef struct pexec_result {
  * call), 0 at the end, or a negative pexec_code (-PEXEC_EINPUT, ...) with
  * `err` filled.  A source fed from elsewhere (a socket) may also return
  * PEXEC_NEXT_WAIT: no item yet; the run asks again once opts.source_fd is
- * readable, and goes on with its workers meanwhile. */
+ * readable, and goes on with its workers meanwhile.  (A source may also
+ * return PEXEC_NEXT_BOUNDARY: see opts.partial_sink.) */
 typedef int (*pexec_next_fn)(void *ctx, const char **data, size_t *len, pexec_error *err);
 #define PEXEC_NEXT_WAIT 2
-/* Also possible: no item here, but the items before and after must not share
- * a chunk (a fold's boundary); the run asks again at once. */
-#define PEXEC_NEXT_CUT 3
 /* Takes one result; returns 0, or a negative pexec_code to stop the run.
  * Called with result == NULL when the pool is about to wait with nothing
  * else to do: the moment to flush buffered output. */
@@ -198,7 +199,23 @@ typedef struct pexec_opts {
 	/* Where the source returns PEXEC_NEXT_WAIT: the descriptor that becomes
 	 * readable when it may have more. */
 	int source_fd;
+
+	/* ---- appended in 0.2 ---- */
+
+	/* With `reduce`: hand the partial results to this callback, in input
+	 * order, instead of folding them into one value (a program that folds
+	 * further itself, as pexec-mpi's ranks do; see pexec_instance_fold).
+	 * Each partial is the JSON text of the fold of `items` successful
+	 * results (a worker's chunk; in --serial, one item).  Returns 0, or a
+	 * negative pexec_code to stop the run.  No reduced result is handed to
+	 * the sink then.  A source may return PEXEC_NEXT_BOUNDARY between two
+	 * items: no chunk, and so no partial result, spans them. */
+	int (*partial_sink)(void *ctx, uint32_t items, const char *data, size_t len,
+	                    pexec_error *err);
+	void *partial_ctx;
 } pexec_opts;
+
+#define PEXEC_NEXT_BOUNDARY 3
 
 typedef struct pexec_stats {
 	uint64_t items;       /* items read from the source */
@@ -216,7 +233,7 @@ typedef struct pexec_stats {
  * succeeded, PEXEC_EITEM when some failed (each was handed to the sink with
  * ok == 0), or another code with `err` filled when the run itself failed.
  * `stats` may be NULL. */
-pexec_code pexec_run(const pexec_loaded *plugin, const pexec_opts *opts,
+pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
                      pexec_next_fn next, void *next_ctx,
                      pexec_result_fn sink, void *sink_ctx,
                      pexec_stats *stats, pexec_error *err);
@@ -231,6 +248,12 @@ typedef enum pexec_format {
 	PEXEC_FORMAT_JSON = 0, /* one top-level array; its elements are the items */
 	PEXEC_FORMAT_NDJSON,   /* one JSON value per line */
 } pexec_format;
+
+/* pexec_run()'s contract, with a context: the engine under a job. */
+typedef pexec_code (*pexec_engine_fn)(void *ctx, const pexec_loaded_plugin *plugin,
+                                      const pexec_opts *opts, pexec_next_fn next,
+                                      void *next_ctx, pexec_result_fn sink, void *sink_ctx,
+                                      pexec_stats *stats, pexec_error *err);
 
 typedef struct pexec_job {
 	const char *plugin;        /* path or bare name */
@@ -259,6 +282,15 @@ typedef struct pexec_job {
 	 * README, "Resuming"); with retry_failed, also run its failed items again. */
 	int resume;
 	int retry_failed;
+
+	/* ---- appended in 0.2 ---- */
+
+	/* What turns the items into results: pexec_run() when NULL, or a
+	 * function with its contract (pexec-mpi brings one that spreads the
+	 * items over MPI ranks).  It may be called more than once for one job
+	 * (--retry-failed runs a second pass). */
+	pexec_engine_fn engine;
+	void *engine_ctx;
 } pexec_job;
 
 /* Where a job stands, for progress displays. */
@@ -271,7 +303,65 @@ typedef struct pexec_progress {
 	int done;                  /* the last call */
 } pexec_progress;
 
+/* Runs a whole job: loads its plugin, splits its input into items, runs them
+ * through job->engine (pexec_run() by default), writes the output.  Returns
+ * what pexec_run() returns, or the code of what failed around it. */
 pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err);
+
+/* ---- appended in 0.2: the parts of a job, for programs that build their own ---- */
+
+/* Makes `buf` an empty growable buffer (for pexec_instance_map and friends,
+ * whose results are appended to it); pexec_buf_release frees its bytes. */
+void pexec_buf_init(pexec_buf *buf);
+void pexec_buf_release(pexec_buf *buf);
+
+/* Whether `text` is exactly one JSON value, by RFC 8259 and strict UTF-8
+ * (whitespace around it allowed): 0, or -1 with `err` saying what is wrong
+ * and where ("at byte 5: unexpected end of input"). */
+int pexec_json_check(const char *text, size_t len, pexec_error *err);
+
+/* The input splitter: cuts a JSON array or an NDJSON stream read from `fd`
+ * into items, checking the syntax (RFC 8259, UTF-8) as it goes, in bounded
+ * memory.  `name` is how messages call the input.  NULL when out of memory.
+ * pexec_splitter_next has pexec_next_fn's contract, so a splitter can be a
+ * pexec_run() source as it is: 1 and the item's exact bytes (valid until the
+ * next call), 0 at the clean end, -PEXEC_EINPUT with "malformed input 'NAME'
+ * at line L, column C, byte B: why", or -PEXEC_ESYS when reading fails. */
+typedef struct pexec_splitter pexec_splitter;
+pexec_splitter *pexec_splitter_open(int fd, const char *name, pexec_format format);
+int pexec_splitter_next(void *splitter, const char **data, size_t *len, pexec_error *err);
+/* Bytes of the input consumed so far. */
+uint64_t pexec_splitter_offset(const pexec_splitter *splitter);
+void pexec_splitter_free(pexec_splitter *splitter);
+
+/* A plugin's hooks in this process: what `pexec check` drives, and what a
+ * program needs to fold partial results itself.  Opening runs the plugin's
+ * init here (with `config`, JSON text or NULL); closing runs fini. */
+typedef struct pexec_instance pexec_instance;
+pexec_code pexec_instance_open(const pexec_loaded_plugin *plugin, const char *config,
+                               pexec_instance **out, pexec_error *err);
+/* One item (`len` bytes, NUL-terminated or not) through deserialize, map and
+ * serialize: its result's JSON text is appended to `out`.  Returns
+ * PEXEC_STAGE_NONE, or the stage that failed, with `err` filled and `out`
+ * as it was. */
+pexec_stage pexec_instance_map(pexec_instance *instance, const char *data, size_t len,
+                               pexec_buf *out, pexec_error *err);
+/* Reads a result back through deserialize and writes it again through
+ * serialize (into `out`), where the plugin's inputs and results are values
+ * of one kind (cJSON trees, or a reducing plugin's own values).  Returns 1
+ * when done, 0 where it does not apply, -1 with `err` filled. */
+int pexec_instance_rewrite(pexec_instance *instance, const char *text, size_t len,
+                           pexec_buf *out, pexec_error *err);
+/* --reduce here: folds a partial result (the JSON text of a value of the
+ * plugin's kind, as partial_sink gets them) into the instance's value, which
+ * starts as the plugin's reduce_initial.  PEXEC_OK, or PEXEC_ESTOPPED with
+ * the reason in `err` (the plugin's message, or why the text did not read). */
+pexec_code pexec_instance_fold(pexec_instance *instance, const char *text, size_t len,
+                               pexec_error *err);
+/* Appends the folded value's JSON text to `out`; the fold starts over. */
+pexec_code pexec_instance_fold_take(pexec_instance *instance, pexec_buf *out,
+                                    pexec_error *err);
+void pexec_instance_close(pexec_instance *instance);
 
 #ifdef __cplusplus
 }

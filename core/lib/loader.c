@@ -19,7 +19,7 @@
 #include "pexec.h"
 #include "util.h"
 
-struct pexec_loaded {
+struct pexec_loaded_plugin {
 	void *handle;
 	char *path;
 	pexec_descriptor desc;
@@ -122,9 +122,9 @@ static pexec_code check(const char *path, const pexec_descriptor *d, pexec_error
 }
 
 pexec_code pexec_plugin_load(const char *spec, const char *fallback_dir,
-                             pexec_loaded **out, pexec_error *err)
+                             pexec_loaded_plugin **out, pexec_error *err)
 {
-	pexec_loaded *p = NULL;
+	pexec_loaded_plugin *p = NULL;
 	const pexec_descriptor *d;
 	char *path = NULL;
 	void *handle = NULL;
@@ -184,17 +184,17 @@ out:
 	return rc;
 }
 
-const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded *plugin)
+const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded_plugin *plugin)
 {
 	return &plugin->desc;
 }
 
-const char *pexec_plugin_path(const pexec_loaded *plugin)
+const char *pexec_plugin_path(const pexec_loaded_plugin *plugin)
 {
 	return plugin->path;
 }
 
-void pexec_plugin_free(pexec_loaded *plugin)
+void pexec_plugin_free(pexec_loaded_plugin *plugin)
 {
 	if (!plugin)
 		return;

@@ -32,7 +32,7 @@ static void add_declaration(cJSON *m, const char *key, const char *description,
 	add_json(d, "schema", schema);
 }
 
-char *pexec_plugin_manifest(const pexec_loaded *plugin)
+char *pexec_plugin_manifest(const pexec_loaded_plugin *plugin)
 {
 	const pexec_descriptor *d = pexec_plugin_descriptor(plugin);
 	cJSON *m = cJSON_CreateObject(), *hooks;

@@ -81,10 +81,8 @@ static int reducer_fold(void *ctx, uint32_t items, const char *data, size_t len,
 	pexec_error why;
 
 	(void)items;
-	if (pexec__fold_text(red->d, red->state, &red->acc, data, len, &why)) {
-		pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
-		return -1;
-	}
+	if (pexec__fold_text(red->d, red->state, &red->acc, data, len, &why))
+		return -pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 	return 0;
 }
 
@@ -122,129 +120,170 @@ static pexec_code pool_reduce(const pexec_descriptor *d, const pexec_opts *opts,
 	return rc;
 }
 
-static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
-                             pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
-                             void *sink_ctx, pexec_stats *stats, pexec_error *err)
-{
-	pexec_buf item, out;
-	pexec_error item_err;
-	void *state = NULL;
-	pexec_code rc = PEXEC_OK;
-	void *acc = NULL;
-	uint64_t index = 0, next_tick = 0, t0 = 0;
-	const int pid = (int)getpid();
-	struct timespec wall;
-	const uint64_t tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u;
+/* ---- --serial ---- */
 
+/* A --serial run: the items through the hooks in this process, one by one. */
+struct serial {
+	const pexec_descriptor *d;
+	const pexec_opts *opts;
+	pexec_result_fn sink;
+	void *sink_ctx;
+	pexec_stats *stats;
+	pexec_error *err;
+	void *state;
+	void *acc;           /* --reduce folded here (not with partial_sink) */
+	int folding;
+	pexec_buf item;      /* the item, with the NUL hooks are promised */
+	pexec_buf out;
+	pexec_error item_err;
+	uint64_t index;
+	uint64_t next_tick, tick_ns;
+	int pid;
+};
+
+static pexec_code serial_refuse(const pexec_opts *opts, pexec_error *err)
+{
 	if (opts->timeout > 0 || opts->retries || opts->memory_limit || opts->max_tasks_per_worker)
 		return pexec__fail(err, PEXEC_EUSAGE,
 		                   "--timeout, --retries, --memory-limit and --max-tasks-per-worker "
 		                   "need worker processes: drop --serial");
-	pexec__buf_init(&item);
-	pexec__buf_init(&out);
-	if (pexec__plugin_init(d, opts->config, &state, &item_err))
-		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s", d->name,
-		                   item_err.msg);
-	if (opts->reduce && pexec__fold_start(d, state, &acc, err)) {
-		pexec__plugin_fini(d, state);
-		return PEXEC_EUSAGE;
+	return PEXEC_OK;
+}
+
+/* Every 64 items: a cancel, and the tick.  Returns PEXEC_OK to go on. */
+static pexec_code serial_poll(struct serial *s)
+{
+	const pexec_opts *opts = s->opts;
+
+	if (s->index & 63)
+		return PEXEC_OK;
+	if (opts->cancel_fd > 0 && cancelled(opts->cancel_fd))
+		return pexec__fail(s->err, PEXEC_ECANCELED, "cancelled");
+	if (opts->on_tick && pexec__now_ns() >= s->next_tick) {
+		opts->on_tick(opts->tick_ctx, s->stats);
+		s->next_tick = pexec__now_ns() + s->tick_ns;
 	}
-	for (;;) {
-		pexec_result r = { .index = index };
+	return PEXEC_OK;
+}
+
+/* Runs one item and hands on its result: to the sink, or into the fold.
+ * Returns PEXEC_OK to go on, or the code that ends the run. */
+static pexec_code serial_item(struct serial *s, const char *data, size_t len)
+{
+	const pexec_opts *opts = s->opts;
+	pexec_result r = { .index = s->index, .attempts = 1, .pid = s->pid, .seconds = -1 };
+	uint64_t t0 = 0;
+	int rc = 0;
+
+	s->stats->items++;
+	s->item.len = s->out.len = 0;
+	if (pexec_buf_reserve(&s->item, len + 1))
+		return pexec__fail(s->err, PEXEC_ESYS, "out of memory");
+	memcpy(s->item.data, data, len);
+	s->item.data[len] = '\0';
+	if (opts->item_times) {
+		t0 = pexec__now_ns();
+		r.started = pexec__now_real();
+	}
+	r.stage = s->folding ? pexec__item_fold(s->d, s->state, s->item.data, len, &s->acc,
+	                                        &s->item_err, NULL)
+	                     : pexec__item_run(s->d, s->state, s->item.data, len, &s->out,
+	                                       &s->item_err, NULL);
+	if (opts->item_times)
+		r.seconds = (double)(pexec__now_ns() - t0) / 1e9;
+	r.input = s->item.data;
+	r.input_len = len;
+	r.ok = r.stage == PEXEC_STAGE_NONE;
+	r.status = r.ok ? PEXEC_STATUS_OK : PEXEC_STATUS_ERROR;
+	s->stats->by_status[r.status]++;
+	if (r.ok) {
+		r.data = s->out.data;
+		r.len = s->out.len;
+		s->stats->ok++;
+	} else {
+		r.message = s->item_err.msg;
+		s->stats->failed++;
+	}
+	if (opts->reduce && r.ok)
+		rc = opts->partial_sink ? opts->partial_sink(opts->partial_ctx, 1, r.data, r.len,
+		                                             s->err)
+		                        : 0;
+	else if (s->sink)
+		rc = s->sink(s->sink_ctx, &r, s->err);
+	if (rc < 0)
+		return (pexec_code)-rc;
+	if (!r.ok && opts->fail_fast)
+		return pexec__fail(s->err, PEXEC_ESTOPPED,
+		                   "stopped at the first failure (--fail-fast): item %llu",
+		                   (unsigned long long)s->index);
+	s->index++;
+	return PEXEC_OK;
+}
+
+/* Asks the source for items until it ends or the run stops. */
+static pexec_code serial_loop(struct serial *s, pexec_next_fn next, void *next_ctx)
+{
+	pexec_code rc = PEXEC_OK;
+
+	while (rc == PEXEC_OK && (rc = serial_poll(s)) == PEXEC_OK) {
 		const char *data;
 		size_t len;
-		int got;
+		int got = next(next_ctx, &data, &len, s->err);
 
-		if ((index & 63) == 0) {
-			if (opts->cancel_fd > 0 && cancelled(opts->cancel_fd)) {
-				rc = pexec__fail(err, PEXEC_ECANCELED, "cancelled");
-				break;
-			}
-			if (opts->on_tick && pexec__now_ns() >= next_tick) {
-				opts->on_tick(opts->tick_ctx, stats);
-				next_tick = pexec__now_ns() + tick_ns;
-			}
-		}
-		got = next(next_ctx, &data, &len, err);
-		if (got == PEXEC_NEXT_CUT)
+		if (got == PEXEC_NEXT_BOUNDARY)
 			continue;
 		if (got == PEXEC_NEXT_WAIT) {
-			if (source_wait(opts, sink, sink_ctx, &rc, err))
+			if (source_wait(s->opts, s->sink, s->sink_ctx, &rc, s->err))
 				break;
 			continue;
 		}
-		if (got < 0) {
-			rc = (pexec_code)-got;
-			break;
-		}
-		if (got == 0)
-			break;
-		stats->items++;
-		/* Hooks are promised a NUL after the item's bytes. */
-		item.len = 0;
-		out.len = 0;
-		if (pexec_buf_reserve(&item, len + 1)) {
-			rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
-			break;
-		}
-		memcpy(item.data, data, len);
-		item.data[len] = '\0';
-		if (opts->item_times) {
-			t0 = pexec__now_ns();
-			clock_gettime(CLOCK_REALTIME, &wall);
-			r.started = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
-		}
-		r.stage = opts->reduce
-		                  ? pexec__item_fold(d, state, item.data, len, &acc, &item_err, NULL)
-		                  : pexec__item_run(d, state, item.data, len, &out, &item_err, NULL);
-		r.seconds = opts->item_times ? (double)(pexec__now_ns() - t0) / 1e9 : -1;
-		r.input = item.data;
-		r.input_len = len;
-		r.attempts = 1;
-		r.pid = pid;
-		r.ok = r.stage == PEXEC_STAGE_NONE;
-		r.status = r.ok ? PEXEC_STATUS_OK : PEXEC_STATUS_ERROR;
-		stats->by_status[r.status]++;
-		if (r.ok) {
-			r.data = out.data;
-			r.len = out.len;
-			stats->ok++;
-		} else {
-			r.message = item_err.msg;
-			stats->failed++;
-		}
-		if (sink && !(opts->reduce && r.ok)) {
-			int s = sink(sink_ctx, &r, err);
-			if (s < 0) {
-				rc = (pexec_code)-s;
-				break;
-			}
-		}
-		if (!r.ok && opts->fail_fast) {
-			rc = pexec__fail(err, PEXEC_ESTOPPED,
-			                 "stopped at the first failure (--fail-fast): item %llu",
-			                 (unsigned long long)index);
-			break;
-		}
-		index++;
+		if (got <= 0)
+			return got < 0 ? (pexec_code)-got : PEXEC_OK;
+		rc = serial_item(s, data, len);
 	}
-	if (opts->reduce && rc == PEXEC_OK) {
-		out.len = 0;
-		if (pexec__fold_finish(d, state, &acc, &out, &item_err))
-			rc = pexec__fail(err, PEXEC_ESTOPPED, "reduce failed: %s", item_err.msg);
+	return rc;
+}
+
+static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
+                             pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
+                             void *sink_ctx, pexec_stats *stats, pexec_error *err)
+{
+	struct serial s = {
+		.d = d, .opts = opts, .sink = sink, .sink_ctx = sink_ctx, .stats = stats,
+		.err = err, .folding = opts->reduce && !opts->partial_sink, .pid = (int)getpid(),
+		.tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u,
+	};
+	pexec_code rc = serial_refuse(opts, err);
+
+	if (rc)
+		return rc;
+	if (pexec__plugin_init(d, opts->config, &s.state, &s.item_err))
+		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s", d->name,
+		                   s.item_err.msg);
+	if (s.folding && pexec__fold_start(d, s.state, &s.acc, err)) {
+		pexec__plugin_fini(d, s.state);
+		return PEXEC_EUSAGE;
+	}
+	pexec__buf_init(&s.item);
+	pexec__buf_init(&s.out);
+	rc = serial_loop(&s, next, next_ctx);
+	if (s.folding && rc == PEXEC_OK) {
+		s.out.len = 0;
+		if (pexec__fold_finish(d, s.state, &s.acc, &s.out, &s.item_err))
+			rc = pexec__fail(err, PEXEC_ESTOPPED, "reduce failed: %s", s.item_err.msg);
 		else
-			rc = reduced(sink, sink_ctx, stats, out.data, out.len, err);
+			rc = reduced(sink, sink_ctx, stats, s.out.data, s.out.len, err);
 	}
-	pexec__fold_free(d, state, acc);
-	pexec__plugin_fini(d, state);
-	pexec__buf_release(&item);
-	pexec__buf_release(&out);
+	pexec__fold_free(d, s.state, s.acc);
+	pexec__plugin_fini(d, s.state);
+	pexec__buf_release(&s.item);
+	pexec__buf_release(&s.out);
 	if (rc == PEXEC_OK && stats->failed)
 		rc = PEXEC_EITEM;
 	return rc;
 }
 
-pexec_code pexec_run(const pexec_loaded *plugin, const pexec_opts *opts,
+pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
                      pexec_next_fn next, void *next_ctx,
                      pexec_result_fn sink, void *sink_ctx,
                      pexec_stats *stats, pexec_error *err)
@@ -289,6 +328,9 @@ pexec_code pexec_run(const pexec_loaded *plugin, const pexec_opts *opts,
 		                 "--reduce folds results in input order: drop --unordered");
 	else if (opts->serial)
 		rc = serial_run(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
+	else if (opts->reduce && opts->partial_sink)
+		rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, opts->partial_sink,
+		                     opts->partial_ctx, stats, err);
 	else if (opts->reduce)
 		rc = pool_reduce(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
 	else

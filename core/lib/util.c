@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -81,6 +82,16 @@ void pexec__buf_release(pexec_buf *buf)
 	pexec__buf_init(buf);
 }
 
+void pexec_buf_init(pexec_buf *buf)
+{
+	pexec__buf_init(buf);
+}
+
+void pexec_buf_release(pexec_buf *buf)
+{
+	pexec__buf_release(buf);
+}
+
 int pexec__buf_grow(pexec_buf *buf, size_t need)
 {
 	size_t cap = buf->cap ? buf->cap : 256;
@@ -96,4 +107,20 @@ int pexec__buf_grow(pexec_buf *buf, size_t need)
 	buf->data = data;
 	buf->cap = cap;
 	return 0;
+}
+
+uint64_t pexec__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double pexec__now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -1,11 +1,12 @@
 /*
  * util.h - small helpers shared by libpexec's files: the EINTR-safe I/O
- * loops, error setting, and growable byte buffers.
+ * loops, error setting, growable byte buffers and the clocks.
  */
 #ifndef PEXEC_UTIL_H
 #define PEXEC_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "pexec.h"
@@ -27,5 +28,10 @@ pexec_code pexec__fail(pexec_error *err, pexec_code code, const char *fmt, ...)
 void pexec__buf_init(pexec_buf *buf);
 void pexec__buf_release(pexec_buf *buf);
 int pexec__buf_grow(pexec_buf *buf, size_t need);
+
+/* CLOCK_MONOTONIC in ns, for durations and deadlines; the time of day in
+ * seconds, for pexec_result.started. */
+uint64_t pexec__now_ns(void);
+double pexec__now_real(void);
 
 #endif

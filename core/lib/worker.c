@@ -83,8 +83,7 @@ static void set_stage(struct pexec__progress *progress, pexec_stage stage)
 		atomic_store_explicit(&progress->stage, stage, memory_order_relaxed);
 }
 
-/* Makes a value from JSON text: with the deserialize hook, or as cJSON. */
-static int value_from_text(const pexec_descriptor *d, void *state, const char *data,
+int pexec__value_from_text(const pexec_descriptor *d, void *state, const char *data,
                            size_t len, void **value, pexec_error *err)
 {
 	if (d->deserialize)
@@ -106,7 +105,7 @@ static pexec_stage item_map(const pexec_descriptor *d, void *state, const char *
 {
 	*in = *res = NULL;
 	err->msg[0] = '\0';
-	if (value_from_text(d, state, data, len, in, err))
+	if (pexec__value_from_text(d, state, data, len, in, err))
 		return PEXEC_STAGE_DESERIALIZE;
 	set_stage(progress, PEXEC_STAGE_MAP);
 	if (d->map(state, *in, res, err))
@@ -174,7 +173,7 @@ int pexec__fold_start(const pexec_descriptor *d, void *state, void **acc, pexec_
 	*acc = NULL;
 	if (!strcmp(text, "null"))
 		return 0;
-	if (value_from_text(d, state, text, strlen(text), acc, err)) {
+	if (pexec__value_from_text(d, state, text, strlen(text), acc, err)) {
 		char why[PEXEC_ERROR_MAX];
 		snprintf(why, sizeof(why), "%s", err->msg);
 		pexec__fail(err, PEXEC_EUSAGE, "plugin '%s': its reduce_initial '%.80s' is not a "
@@ -219,7 +218,7 @@ int pexec__fold_text(const pexec_descriptor *d, void *state, void **acc, const c
 	err->msg[0] = '\0';
 	if (len == 4 && !memcmp(text, "null", 4))
 		return pexec__fold_value(d, state, acc, NULL, err);
-	if (value_from_text(d, state, text, len, &v, err))
+	if (pexec__value_from_text(d, state, text, len, &v, err))
 		return -1;
 	return pexec__fold_value(d, state, acc, v, err);
 }
@@ -265,14 +264,6 @@ pexec_stage pexec__item_fold(const pexec_descriptor *d, void *state, const char 
 	if (pexec__fold_value(d, state, acc, res, err))
 		return failed(PEXEC_STAGE_REDUCE, err);
 	return PEXEC_STAGE_NONE;
-}
-
-uint64_t pexec__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Writes a frame with a message payload (INITFAIL). */

@@ -45,6 +45,11 @@ int pexec__plugin_init(const pexec_descriptor *d, const char *config, void **sta
                        pexec_error *err);
 void pexec__plugin_fini(const pexec_descriptor *d, void *state);
 
+/* Makes a value from JSON text (`data[len]` must be NUL): with the
+ * deserialize hook, or as a cJSON tree.  Returns 0, or -1 with `err` filled. */
+int pexec__value_from_text(const pexec_descriptor *d, void *state, const char *data,
+                           size_t len, void **value, pexec_error *err);
+
 /* Runs one item (`data[len]` must be NUL) through deserialize, map and
  * serialize, appending the result's JSON text to `out`.  Returns
  * PEXEC_STAGE_NONE on success; otherwise the failed stage, with `out` as it
@@ -80,7 +85,5 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
                         struct pexec__progress *progress, const struct pexec__arena *arena,
                         int timed)
 	__attribute__((noreturn));
-
-uint64_t pexec__now_ns(void);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * coord.c - pexec-mpi's rank 0: the engine under the pexec job
- * (pexec__run_fn).  It reads items from the job's source into chunks, hands
+ * (a pexec_engine_fn).  It reads items from the job's source into chunks, hands
  * them to the ranks' pool servers on demand, each rank's share sized to what
  * it has been finishing, and hands the results to the job's sink in input
  * order (or as they come, --unordered) within a bounded window.
@@ -14,8 +14,6 @@
 #include <unistd.h>
 
 #include "mpi_internal.h"
-#include "util.h"
-#include "worker.h"
 
 /* A chunk's share of a rank's time, and how much a rank keeps in hand. */
 #define CHUNK_SECONDS 0.05
@@ -154,7 +152,7 @@ nomem:
 /* Hands out chunks to the ranks that have room, the emptiest first. */
 static void dispatch(struct mpi *m)
 {
-	uint64_t now = pexec__now_ns();
+	uint64_t now = pexec__mpi_now_ns();
 
 	while (!m->stop && !m->source_done) {
 		int best = -1;
@@ -183,11 +181,7 @@ static void fold_partial(struct mpi *m, const char *data, size_t len)
 {
 	pexec_error why;
 
-	if (!m->acc && pexec__fold_start(m->d, m->state, &m->acc, &why)) {
-		fail(m, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
-		return;
-	}
-	if (pexec__fold_text(m->d, m->state, &m->acc, data, len, &why))
+	if (pexec_instance_fold(m->fold, data, len, &why))
 		fail(m, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 }
 
@@ -324,7 +318,7 @@ static void slot_free(struct mpi *m, struct chunk *c)
 	c->results_len = 0;
 	c->used = 0;
 	if (c->msg.cap > CHUNK_BYTES_MAX / 4)
-		pexec__buf_release(&c->msg);
+		pexec_buf_release(&c->msg);
 	c->msg.len = 0;
 }
 
@@ -541,36 +535,10 @@ static pexec_code await_hellos(struct mpi *m)
 	return m->stop;
 }
 
-pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin, const pexec_opts *opts,
-                             pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
-                             void *sink_ctx, pexec_stats *stats, pexec_error *err)
+/* What a run over the ranks refuses, as pexec_run() would. */
+static pexec_code refuse(struct mpi *m)
 {
-	struct mpi *m = ctx;
-	pexec_stats local;
-	pexec_error why;
-	long idle = 0;
-	int stopping = 0;
-	pexec_code rc;
-
-	if (!stats)
-		stats = &local;
-	memset(stats, 0, sizeof(*stats));
-	err->msg[0] = '\0';
-	m->d = pexec_plugin_descriptor(plugin);
-	m->opts = opts;
-	m->next = next;
-	m->next_ctx = next_ctx;
-	m->sink = sink;
-	m->sink_ctx = sink_ctx;
-	m->stats = stats;
-	m->err = err;
-	m->stop = PEXEC_OK;
-	m->source_done = 0;
-	m->next_seq = m->deliver_seq = m->delivered = 0;
-	m->next_index = 0;
-	m->buffered = 0;
-	m->acc = m->state = NULL;
-	m->next_tick = pexec__now_ns();
+	const pexec_opts *opts = m->opts;
 
 	if (opts->reduce && !m->d->reduce)
 		return fail(m, PEXEC_EUSAGE, "plugin '%s' has no reduce hook: --reduce needs one",
@@ -587,25 +555,30 @@ pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin, const pe
 		return fail(m, PEXEC_EUSAGE,
 		            "--timeout, --retries, --memory-limit and --max-tasks-per-worker "
 		            "need worker processes: drop --serial");
-	if (opts->reduce) {
-		if (pexec__plugin_init(m->d, opts->config, &m->state, &why))
-			return fail(m, PEXEC_EINIT, "plugin '%s' init failed: %s", m->d->name,
-			            why.msg);
-		m->inited = 1;
-	}
-	rc = await_hellos(m);
-	if (rc)
-		goto out;
+	return PEXEC_OK;
+}
 
+/* Every server starts the run (its BEGIN). */
+static void begin_run(struct mpi *m)
+{
 	for (int r = 0; r < m->nranks; r++) {
 		struct peer *p = &m->peers[r];
 		p->inflight = p->done_items = p->first_ns = 0;
 		p->running = 1;
 		memset(&p->counters, 0, sizeof(p->counters));
-		pexec__mpi_send(m, r, PEXEC__MSG_BEGIN, opts->item_times ? PEXEC__RUN_TIMES : 0, 0, 0, NULL,
-		         0);
+		pexec__mpi_send(m, r, PEXEC__MSG_BEGIN, m->opts->item_times ? PEXEC__RUN_TIMES : 0, 0,
+		                0, NULL, 0);
 	}
 	m->running = m->nranks;
+}
+
+/* Deals chunks out and takes results in until every server has answered
+ * END (or STOP, once the run stops) with DONE. */
+static void run_loop(struct mpi *m)
+{
+	const pexec_opts *opts = m->opts;
+	long idle = 0;
+	int stopping = 0;
 
 	for (;;) {
 		int ended;
@@ -631,9 +604,10 @@ pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin, const pe
 		}
 		if (stopping && m->running == 0)
 			break;
-		if (opts->on_tick && pexec__now_ns() >= m->next_tick) {
-			opts->on_tick(opts->tick_ctx, stats);
-			m->next_tick = pexec__now_ns() + (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u;
+		if (opts->on_tick && pexec__mpi_now_ns() >= m->next_tick) {
+			opts->on_tick(opts->tick_ctx, m->stats);
+			m->next_tick = pexec__mpi_now_ns() +
+			               (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u;
 		}
 		pexec__mpi_flush(m);
 		if (receive(m)) {
@@ -642,6 +616,13 @@ pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin, const pe
 		}
 		pexec__mpi_wait(m, m->cancelled ? -1 : opts->cancel_fd, &idle);
 	}
+}
+
+/* The run's figures from every rank, and a reducing run's one value. */
+static pexec_code finish_run(struct mpi *m)
+{
+	pexec_stats *stats = m->stats;
+	pexec_code rc;
 
 	for (int r = 0; r < m->nranks; r++) {
 		stats->workers_started += m->peers[r].counters.workers_started;
@@ -653,31 +634,69 @@ pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin, const pe
 		if (m->slots[i].used)
 			slot_free(m, &m->slots[i]);
 	rc = m->stop;
-	if (rc == PEXEC_OK && opts->reduce) {
+	if (rc == PEXEC_OK && m->opts->reduce) {
 		pexec_buf out;
-		pexec__buf_init(&out);
-		if ((!m->acc && pexec__fold_start(m->d, m->state, &m->acc, &why)) ||
-		    pexec__fold_finish(m->d, m->state, &m->acc, &out, &why)) {
+		pexec_error why;
+
+		pexec_buf_init(&out);
+		if (pexec_instance_fold_take(m->fold, &out, &why)) {
 			rc = fail(m, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
-		} else if (sink) {
+		} else if (m->sink) {
 			pexec_result r = {
 				.index = stats->items, .ok = 1, .data = out.data, .len = out.len,
 				.reduced = 1, .attempts = 1, .seconds = -1,
 			};
-			int s = sink(sink_ctx, &r, err);
+			int s = m->sink(m->sink_ctx, &r, m->err);
 			if (s < 0)
 				rc = (pexec_code)-s;
 		}
-		pexec__buf_release(&out);
+		pexec_buf_release(&out);
 	}
 	if (rc == PEXEC_OK && stats->failed)
 		rc = PEXEC_EITEM;
-out:
-	if (m->inited) {
-		pexec__fold_free(m->d, m->state, m->acc);
-		pexec__plugin_fini(m->d, m->state);
-		m->inited = 0;
+	return rc;
+}
+
+pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded_plugin *plugin,
+                                 const pexec_opts *opts, pexec_next_fn next, void *next_ctx,
+                                 pexec_result_fn sink, void *sink_ctx, pexec_stats *stats,
+                                 pexec_error *err)
+{
+	struct mpi *m = ctx;
+	pexec_stats local;
+	pexec_code rc;
+
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	err->msg[0] = '\0';
+	m->d = pexec_plugin_descriptor(plugin);
+	m->opts = opts;
+	m->next = next;
+	m->next_ctx = next_ctx;
+	m->sink = sink;
+	m->sink_ctx = sink_ctx;
+	m->stats = stats;
+	m->err = err;
+	m->stop = PEXEC_OK;
+	m->source_done = 0;
+	m->next_seq = m->deliver_seq = m->delivered = 0;
+	m->next_index = 0;
+	m->buffered = 0;
+	m->next_tick = pexec__mpi_now_ns();
+	m->fold = NULL;
+
+	rc = refuse(m);
+	if (!rc && opts->reduce && (rc = pexec_instance_open(plugin, opts->config, &m->fold, err)))
+		m->stop = rc;
+	if (!rc)
+		rc = await_hellos(m);
+	if (!rc) {
+		begin_run(m);
+		run_loop(m);
+		rc = finish_run(m);
 	}
-	m->acc = m->state = NULL;
+	pexec_instance_close(m->fold);
+	m->fold = NULL;
 	return rc;
 }

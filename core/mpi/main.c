@@ -3,11 +3,14 @@
  *
  *   mpirun -np 4 build/pexec-mpi --plugin factorial -o out.json in.json
  *
- * Every rank forks a pool server (remote.c) before MPI_Init, so that no
+ * Every rank forks a pool server (server.c) before MPI_Init, so that no
  * process that forks has MPI in it.  Rank 0 runs the whole pexec job (input,
- * journal, output, reports: job.c and cli.c, unchanged) with the coordinator
- * (mpi_coord.c) as its engine; the other ranks relay between their server
- * and rank 0 (below).  Messages: mpi_link.c.
+ * journal, output, reports: pexec_job_run() and the command's main, as they
+ * are) with the coordinator (coord.c) as the job's engine; the other ranks
+ * relay between their server and rank 0 (below).  Messages: link.c.
+ *
+ * pexec-mpi uses libpexec through its public API only (pexec.h), and the
+ * command's main through core/cli/cli.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +28,6 @@
 
 #include "cli.h"
 #include "mpi_internal.h"
-#include "util.h"
 
 /* ---- the other ranks: relays ---- */
 
@@ -176,7 +178,7 @@ static void release_all(struct mpi *m)
 {
 	if (m->slots) {
 		for (unsigned i = 0; i < WINDOW_CHUNKS; i++) {
-			pexec__buf_release(&m->slots[i].msg);
+			pexec_buf_release(&m->slots[i].msg);
 			free(m->slots[i].results);
 		}
 	}
@@ -187,9 +189,9 @@ static void release_all(struct mpi *m)
 	free(m->done_idx);
 	free(m->texts);
 	free(m->inputs);
-	pexec__buf_release(&m->in);
-	pexec__buf_release(&m->out);
-	pexec__buf_release(&m->msgbuf);
+	pexec_buf_release(&m->in);
+	pexec_buf_release(&m->out);
+	pexec_buf_release(&m->msgbuf);
 	m->slots = NULL;
 	m->peers = NULL;
 	m->sends = NULL;
@@ -226,9 +228,9 @@ static int on_start(void *ctx, const pexec_job *job)
 	}
 	MPI_Comm_rank(MPI_COMM_WORLD, &m->rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &m->nranks);
-	pexec__buf_init(&m->in);
-	pexec__buf_init(&m->out);
-	pexec__buf_init(&m->msgbuf);
+	pexec_buf_init(&m->in);
+	pexec_buf_init(&m->out);
+	pexec_buf_init(&m->msgbuf);
 	if (m->rank != 0) {
 		status = relay(m);
 		MPI_Finalize();
@@ -243,7 +245,7 @@ static int on_start(void *ctx, const pexec_job *job)
 		MPI_Abort(MPI_COMM_WORLD, 3);
 	}
 	for (unsigned i = 0; i < WINDOW_CHUNKS; i++)
-		pexec__buf_init(&m->slots[i].msg);
+		pexec_buf_init(&m->slots[i].msg);
 	return -1;
 }
 

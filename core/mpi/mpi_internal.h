@@ -16,7 +16,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "job/job.h"
+#include "pexec.h"
 #include "remote.h"
 
 /* How far a run may get ahead of its oldest unfinished chunk: chunks out,
@@ -92,18 +92,20 @@ struct mpi {
 	uint64_t next_index;
 	uint64_t buffered;   /* bytes held: chunks out, and results waiting for order */
 	int running;         /* peers whose DONE is awaited */
-	void *state, *acc;   /* --reduce */
+	pexec_instance *fold; /* --reduce: the chunks' partial results folded */
 	pexec_buf msgbuf;    /* failure messages, NUL-terminated */
 	struct iovec *texts, *inputs; /* a run of successes for the batch sink */
 	size_t iov_cap;
-	int inited;          /* --reduce: init ran in this process */
 	uint64_t next_tick;
 	int warned_binding;
 	/* For PEXEC_MPI_STATS: what rank 0 moved. */
 	uint64_t chunks_out, bytes_out, bytes_in;
 };
 
-/* ---- mpi_link.c ---- */
+/* ---- link.c ---- */
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t pexec__mpi_now_ns(void);
 
 /* Sends a message to rank `to`'s pool server (this rank's: through the
  * socket): the header, then the payload.  Returns 0, or -1. */
@@ -129,10 +131,10 @@ void pexec__mpi_wait(struct mpi *m, int extra, long *idle);
 /* Why this rank's pool server is gone (its socket reached EOF), once reaped. */
 void pexec__mpi_server_death(struct mpi *m, char *buf, size_t size);
 
-/* ---- mpi_coord.c ---- */
+/* ---- coord.c ---- */
 
-/* pexec_run()'s contract across the ranks (pexec__run_fn). */
-pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin,
+/* pexec_run()'s contract across the ranks (a pexec_engine_fn). */
+pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded_plugin *plugin,
                                  const pexec_opts *opts, pexec_next_fn next, void *next_ctx,
                                  pexec_result_fn sink, void *sink_ctx, pexec_stats *stats,
                                  pexec_error *err);

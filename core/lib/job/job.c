@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "job.h"
 #include "journal.h"
 #include "output.h"
 #include "split/split.h"
@@ -29,7 +28,7 @@
 
 struct job_ctx {
 	const pexec_job *job;
-	pexec__run_fn run;   /* the engine: pexec_run() or the caller's */
+	pexec_engine_fn run; /* the engine: pexec_run() or the job's own */
 	void *run_ctx;
 	const char *input_name;
 	pexec__splitter *split;
@@ -249,7 +248,7 @@ static uint64_t hash_file(const char *path)
 }
 
 /* What identifies a run for --resume: everything that shapes its output. */
-static char *journal_header(const pexec_job *job, const pexec_loaded *plugin, uint64_t in_size,
+static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plugin, uint64_t in_size,
                             const struct timespec *in_mtime)
 {
 	const pexec_descriptor *d = pexec_plugin_descriptor(plugin);
@@ -344,7 +343,7 @@ static pexec_code skip_done(struct job_ctx *j, uint64_t n, uint64_t want_hash, p
 }
 
 /* Sets up the partial output and the journal: anew, or continuing a run. */
-static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded *plugin,
+static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded_plugin *plugin,
                                         pexec_error *err)
 {
 	const pexec_job *job = j->job;
@@ -393,7 +392,7 @@ static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded *p
 
 /* --retry-failed over a finished run: recompute its failed items, then write
  * the output again with their new results in their places. */
-static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded *plugin, pexec_error *err)
+static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded_plugin *plugin, pexec_error *err)
 {
 	const pexec_job *job = j->job;
 	struct pexec__journal *jr = &j->journal;
@@ -544,7 +543,7 @@ static pexec_code finish_journaled(struct job_ctx *j, pexec_code rc, pexec_error
 	}
 }
 
-static pexec_code local_run(void *ctx, const pexec_loaded *plugin, const pexec_opts *opts,
+static pexec_code local_run(void *ctx, const pexec_loaded_plugin *plugin, const pexec_opts *opts,
                             pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
                             void *sink_ctx, pexec_stats *stats, pexec_error *err)
 {
@@ -554,16 +553,11 @@ static pexec_code local_run(void *ctx, const pexec_loaded *plugin, const pexec_o
 
 pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err)
 {
-	return pexec__job_run(job, NULL, NULL, stats, err);
-}
-
-pexec_code pexec__job_run(const pexec_job *job, pexec__run_fn run, void *run_ctx,
-                          pexec_stats *stats, pexec_error *err)
-{
 	struct job_ctx j = {
-		.job = job, .errors_fd = -1, .run = run ? run : local_run, .run_ctx = run_ctx,
+		.job = job, .errors_fd = -1, .run = job->engine ? job->engine : local_run,
+		.run_ctx = job->engine_ctx,
 	};
-	pexec_loaded *plugin = NULL;
+	pexec_loaded_plugin *plugin = NULL;
 	pexec_stats local;
 	pexec_opts opts = job->opts;
 	const char *name = job->input && strcmp(job->input, "-") ? job->input : "<stdin>";

@@ -99,7 +99,7 @@ struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
 		goto nomem;
 	while (count < want && c->items.len < CHUNK_BYTES + PEXEC_FRAME_HEADER_SIZE) {
 		rc = p->next(p->next_ctx, &data, &len, p->err);
-		if (rc == PEXEC_NEXT_CUT && count == 0)
+		if (rc == PEXEC_NEXT_BOUNDARY && count == 0)
 			continue;
 		if (rc != 1)
 			break;
@@ -283,8 +283,10 @@ static int chunk_emit_batch(struct pool *p, struct chunk *c)
 /* Folds a partial result into the run's value (--reduce), in input order. */
 static void fold(struct pool *p, uint32_t items, const char *data, size_t len)
 {
-	if (p->fold(p->fold_ctx, items, data, len, p->err))
-		p->stop = PEXEC_ESTOPPED;
+	int rc = p->fold(p->fold_ctx, items, data, len, p->err);
+
+	if (rc < 0)
+		p->stop = (pexec_code)-rc;
 }
 
 /* Hands a done chunk's results to the sink and frees its slot. */

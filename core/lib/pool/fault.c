@@ -160,7 +160,7 @@ void pexec__pool_worker_lost(struct pool *p, struct worker *w)
 		                         : atomic_load(&pr->frame_started);
 		double ago = began && began <= now ? (double)(now - began) / 1e9 : -1;
 
-		meta = (struct item_meta){ pid, ago >= 0 ? pexec__pool_now_real() - ago : 0, ago };
+		meta = (struct item_meta){ pid, ago >= 0 ? pexec__now_real() - ago : 0, ago };
 	}
 	if (w->kill_reason)
 		snprintf(how, sizeof(how), "%s", w->kill_reason);

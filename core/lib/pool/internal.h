@@ -212,7 +212,4 @@ void pexec__pool_worker_lost(struct pool *p, struct worker *w);
  * a replacement while work remains. */
 void pexec__pool_worker_retired(struct pool *p, struct worker *w);
 
-/* The time of day in seconds, for pexec_result.started. */
-double pexec__pool_now_real(void);
-
 #endif

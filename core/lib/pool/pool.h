@@ -7,9 +7,10 @@
 
 #include "pexec.h"
 
-/* Folds a partial result's text into a --reduce run's value, in input order;
- * it stands for `items` successful items (a worker chunk's, or one).
- * Returns 0, or -1 with `err` filled to stop the run. */
+/* Takes a partial result's text in a --reduce run, in input order; it stands
+ * for `items` successful items (a worker chunk's, or one).  Returns 0, or a
+ * negative pexec_code with `err` filled to stop the run (opts.partial_sink's
+ * contract). */
 typedef int (*pexec__fold_fn)(void *ctx, uint32_t items, const char *data, size_t len,
                               pexec_error *err);
 

@@ -224,20 +224,12 @@ static int ends_grow(struct pool *p, struct worker *w)
 
 /* ---- results ---- */
 
-double pexec__pool_now_real(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* When and by whom the items of a RESULTS frame were run. */
 static struct item_meta frame_meta(const struct worker *w, const struct pexec__frame_header *h)
 {
 	double busy = (double)h->aux / 1e9;
 
-	return (struct item_meta){ w->pid, pexec__pool_now_real() - busy, h->count ? busy / h->count : 0 };
+	return (struct item_meta){ w->pid, pexec__now_real() - busy, h->count ? busy / h->count : 0 };
 }
 
 static void note_timing(struct pool *p, const struct pexec__frame_header *h)

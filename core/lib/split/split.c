@@ -92,6 +92,59 @@ uint64_t pexec__split_offset(const pexec__splitter *s)
 	return s->base + s->pos;
 }
 
+/* ---- the public face (pexec.h) ---- */
+
+pexec_splitter *pexec_splitter_open(int fd, const char *name, pexec_format format)
+{
+	return pexec__split_fd(fd, name, format);
+}
+
+int pexec_splitter_next(void *splitter, const char **data, size_t *len, pexec_error *err)
+{
+	return pexec__split_next(splitter, data, len, err);
+}
+
+uint64_t pexec_splitter_offset(const pexec_splitter *splitter)
+{
+	return pexec__split_offset(splitter);
+}
+
+void pexec_splitter_free(pexec_splitter *splitter)
+{
+	pexec__split_free(splitter);
+}
+
+/* One value, checked as one NDJSON line would be (a raw newline can only
+ * be whitespace, so it is allowed around the value too). */
+int pexec_json_check(const char *text, size_t len, pexec_error *err)
+{
+	pexec__splitter *s = pexec__split_mem(text, len, "", PEXEC_FORMAT_NDJSON);
+	const char *item;
+	size_t n;
+	int rc;
+
+	if (!s) {
+		pexec__fail(err, PEXEC_ESYS, "out of memory");
+		return -1;
+	}
+	s->bare = 1;
+	rc = pexec__split_next(s, &item, &n, err);
+	if (rc == 1) {
+		rc = pexec__split_next(s, &item, &n, err);
+		if (rc == 1)
+			pexec__fail(err, PEXEC_EINPUT, "at byte %zu: a second value after the first",
+			            (size_t)(item - text));
+		rc = rc == 0 ? 0 : -1;
+	} else if (rc == 0) {
+		pexec__fail(err, PEXEC_EINPUT, "at byte %zu: no value", len);
+		rc = -1;
+	} else {
+		rc = -1;
+	}
+	pexec__split_free(s);
+	return rc;
+}
+
 /* ---- errors ---- */
 
 int pexec__split_fail_pos(pexec__splitter *s, uint64_t off, uint64_t line,
@@ -103,10 +156,13 @@ int pexec__split_fail_pos(pexec__splitter *s, uint64_t off, uint64_t line,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	pexec__fail(&s->err, PEXEC_EINPUT,
-	            "malformed input '%s' at line %" PRIu64 ", column %" PRIu64
-	            ", byte %" PRIu64 ": %s",
-	            s->name, line, off - line_start + 1, off, why);
+	if (s->bare)
+		pexec__fail(&s->err, PEXEC_EINPUT, "at byte %" PRIu64 ": %s", off, why);
+	else
+		pexec__fail(&s->err, PEXEC_EINPUT,
+		            "malformed input '%s' at line %" PRIu64 ", column %" PRIu64
+		            ", byte %" PRIu64 ": %s",
+		            s->name, line, off - line_start + 1, off, why);
 	return -PEXEC_EINPUT;
 }
 

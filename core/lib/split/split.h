@@ -18,7 +18,8 @@
 /* The largest single item accepted, in bytes. */
 #define PEXEC_ITEM_MAX ((size_t)1 << 30)
 
-typedef struct pexec__splitter pexec__splitter;
+/* The public pexec_splitter (pexec.h) is this splitter. */
+typedef struct pexec_splitter pexec__splitter;
 
 /* Splits what `fd` reads (not closed by the splitter).  `name` is how
  * messages refer to the input ("inputs.json", "<stdin>"). */

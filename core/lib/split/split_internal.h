@@ -55,7 +55,7 @@ enum state {
 	V_LIT,		/* in true, false or null */
 };
 
-struct pexec__splitter {
+struct pexec_splitter {
 	const unsigned char *buf;	/* the bytes being scanned */
 	unsigned char *own;		/* buf when reading an fd; NULL for memory */
 	size_t cap;
@@ -77,6 +77,7 @@ struct pexec__splitter {
 	uint64_t *stack;		/* container kinds, bit set: object */
 	size_t depth, stack_cap;	/* stack_cap in levels */
 	int code;			/* 0, or what every call now returns */
+	int bare;			/* messages give the byte alone (pexec_json_check) */
 	pexec_error err;
 	char name[];
 };

@@ -1,6 +1,7 @@
 /*
- * remote.c - a pool served over a byte stream (remote.h): the process each
- * pexec-mpi rank forks before MPI_Init, which runs the rank's workers.
+ * server.c - a pool served over a byte stream (remote.h): the process each
+ * pexec-mpi rank forks before MPI_Init, which runs the rank's workers.  It
+ * is built on libpexec's public API alone.
  *
  * A run is pexec_run() with a source that reads CHUNK messages from the
  * socket and never blocks (PEXEC_NEXT_WAIT while nothing has come), and a
@@ -11,16 +12,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "pool/pool.h"
+#include "pexec.h"
 #include "remote.h"
-#include "util.h"
-#include "worker.h"
 
 /* A chunk whose results are being gathered. */
 struct segment {
@@ -31,16 +32,7 @@ struct segment {
 	uint32_t emitted;          /* records written */
 };
 
-/* How --reduce folds (remote.h: the successes' records are empty, and the
- * chunk's partial result follows them). */
-enum fold_mode {
-	FOLD_NONE,
-	FOLD_HERE,  /* --serial: each success is folded here, as it comes */
-	FOLD_POOL,  /* workers fold, as in pexec: a fault in reduce fails its item */
-};
-
 struct server {
-	const pexec_descriptor *d;
 	int fd, cancel_fd;
 	unsigned flags;            /* PEXEC__RUN_*, from BEGIN */
 
@@ -48,7 +40,7 @@ struct server {
 	size_t in_at;
 	const char *cur, *cur_end; /* the chunk being given out */
 	uint32_t cur_left;
-	int cut;                   /* FOLD_POOL: a chunk was given out whole */
+	int cut;                   /* folding: a chunk was given out whole */
 	int ended;                 /* END seen: the source is done */
 	uint64_t local_next;       /* the run's index of the next chunk's first item */
 
@@ -56,10 +48,23 @@ struct server {
 	size_t segs_head, segs_len, segs_cap;
 	pexec_buf out;             /* the head chunk's RESULTS message */
 
-	/* --reduce: each chunk's partial results are folded here. */
-	void *state, *acc;
-	enum fold_mode folding;
+	/* --reduce: the pool hands over its partial results (workers fold, as
+	 * in pexec, so a fault in reduce fails its item), and each chunk's are
+	 * folded here into the chunk's own partial result (remote.h). */
+	pexec_instance *fold;
 };
+
+pexec_code pexec__mpi_fail(pexec_error *err, pexec_code code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
 
 int pexec__msg_valid(const struct pexec__msg *h)
 {
@@ -187,10 +192,9 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 	int got;
 
 	if (s->cut) {
-		/* Workers fold what they are given at once: a chunk of theirs
-		 * must not take items of two of ours. */
+		/* A partial result must not take items of two of our chunks. */
 		s->cut = 0;
-		return PEXEC_NEXT_CUT;
+		return PEXEC_NEXT_BOUNDARY;
 	}
 	while (s->cur_left == 0) {
 		if (s->ended)
@@ -201,17 +205,17 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 			if (got == 0)
 				return PEXEC_NEXT_WAIT;
 			if (got < 0)
-				return -pexec__fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi");
+				return -pexec__mpi_fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi");
 			continue;
 		}
 		if (got < 0)
-			return -pexec__fail(err, PEXEC_ESYS, "malformed message from pexec-mpi");
+			return -pexec__mpi_fail(err, PEXEC_ESYS, "malformed message from pexec-mpi");
 		switch (h.type) {
 		case PEXEC__MSG_CHUNK:
 			if (h.count == 0)
 				continue;
 			if (push_segment(s, &h))
-				return -pexec__fail(err, PEXEC_ESYS, "out of memory");
+				return -pexec__mpi_fail(err, PEXEC_ESYS, "out of memory");
 			s->cur = payload;
 			s->cur_end = payload + h.len;
 			s->cur_left = h.count;
@@ -220,9 +224,9 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 			s->ended = 1;
 			return 0;
 		case PEXEC__MSG_STOP:
-			return -pexec__fail(err, PEXEC_ECANCELED, "stopped by pexec-mpi");
+			return -pexec__mpi_fail(err, PEXEC_ECANCELED, "stopped by pexec-mpi");
 		default:
-			return -pexec__fail(err, PEXEC_ESYS, "unexpected message %u in a run",
+			return -pexec__mpi_fail(err, PEXEC_ESYS, "unexpected message %u in a run",
 			                    (unsigned)h.type);
 		}
 	}
@@ -234,11 +238,11 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 	*data = s->cur + sizeof(n);
 	*len = n;
 	s->cur += sizeof(n) + n;
-	if (--s->cur_left == 0 && s->folding == FOLD_POOL)
+	if (--s->cur_left == 0 && s->fold)
 		s->cut = 1;
 	return 1;
 torn:
-	return -pexec__fail(err, PEXEC_ESYS, "malformed chunk from pexec-mpi");
+	return -pexec__mpi_fail(err, PEXEC_ESYS, "malformed chunk from pexec-mpi");
 }
 
 #define RECORD_HEAD 8u
@@ -302,7 +306,7 @@ int pexec__record_get(const char **p, const char *end, struct pexec__record *rec
 }
 
 /* Empty records for the head chunk's successes up to item `upto` of it,
- * folded but not handed over one by one (FOLD_POOL). */
+ * folded but not handed over one by one (--reduce). */
 static int placeholders(struct server *s, struct segment *g, uint32_t upto)
 {
 	const struct pexec__record ok = {
@@ -334,8 +338,8 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 	struct pexec__msg h = { PEXEC__MSG_RESULTS, g->count, g->seq, g->first, 0 };
 
 	if (begin_results(s) || placeholders(s, g, g->count))
-		return pexec__fail(err, PEXEC_ESYS, "out of memory");
-	if (s->folding) {
+		return pexec__mpi_fail(err, PEXEC_ESYS, "out of memory");
+	if (s->fold) {
 		struct pexec__record rec = {
 			.flags = PEXEC__REC_OK | PEXEC__REC_PARTIAL, .status = PEXEC_STATUS_OK,
 			.attempts = 1, .seconds = -1,
@@ -344,26 +348,21 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 		pexec_error why;
 		int bad;
 
-		pexec__buf_init(&part);
-		if (!s->acc && pexec__fold_start(s->d, s->state, &s->acc, &why))
-			bad = 1;
-		else
-			bad = pexec__fold_finish(s->d, s->state, &s->acc, &part, &why) != 0;
-		if (bad) {
-			pexec__buf_release(&part);
-			return pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		pexec_buf_init(&part);
+		if (pexec_instance_fold_take(s->fold, &part, &why)) {
+			pexec_buf_release(&part);
+			return pexec__mpi_fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 		}
-		s->acc = NULL;
 		rec.len = (uint32_t)part.len;
 		bad = pexec__record_put(&s->out, &rec, part.data);
-		pexec__buf_release(&part);
+		pexec_buf_release(&part);
 		if (bad)
-			return pexec__fail(err, PEXEC_ESYS, "out of memory");
+			return pexec__mpi_fail(err, PEXEC_ESYS, "out of memory");
 	}
 	h.len = s->out.len - PEXEC__MSG_HEADER;
 	memcpy(s->out.data, &h, sizeof(h));
 	if (send_all(s->fd, s->out.data, s->out.len))
-		return pexec__fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi: %s",
+		return pexec__mpi_fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi: %s",
 		                   strerror(errno));
 	s->out.len = 0;
 	s->segs_head++;
@@ -377,23 +376,15 @@ static pexec_code add_result(struct server *s, uint64_t index, const struct pexe
                              const char *data, pexec_error *err)
 {
 	struct segment *g;
-	struct pexec__record r = *rec;
-	pexec_error why;
 
 	if (s->segs_len == 0 || index < s->segs[s->segs_head].local_first ||
 	    index - s->segs[s->segs_head].local_first >= s->segs[s->segs_head].count)
-		return pexec__fail(err, PEXEC_ESYS, "a result for no chunk");
+		return pexec__mpi_fail(err, PEXEC_ESYS, "a result for no chunk");
 	g = &s->segs[s->segs_head];
-	if (s->folding == FOLD_HERE && (r.flags & PEXEC__REC_OK)) {
-		if ((!s->acc && pexec__fold_start(s->d, s->state, &s->acc, &why)) ||
-		    pexec__fold_text(s->d, s->state, &s->acc, data, r.len, &why))
-			return pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
-		r.len = 0;
-	}
 	if (begin_results(s) ||
 	    placeholders(s, g, (uint32_t)(index - g->local_first)) ||
-	    pexec__record_put(&s->out, &r, data))
-		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	    pexec__record_put(&s->out, rec, data))
+		return pexec__mpi_fail(err, PEXEC_ESYS, "out of memory");
 	g->emitted++;
 	if (++g->done == g->count)
 		return finish_segment(s, err);
@@ -440,7 +431,7 @@ static int serve_batch(void *ctx, uint64_t first, uint32_t count, const struct i
 	return 0;
 }
 
-/* FOLD_POOL: a worker chunk's partial result, standing for `items` successes
+/* --reduce: a partial result from the pool, standing for `items` successes
  * of the head chunk (a partial of none is reduce's identity: nothing to do). */
 static int serve_fold(void *ctx, uint32_t items, const char *data, size_t len,
                       pexec_error *err)
@@ -451,23 +442,16 @@ static int serve_fold(void *ctx, uint32_t items, const char *data, size_t len,
 
 	if (items == 0)
 		return 0;
-	if (s->segs_len == 0) {
-		pexec__fail(err, PEXEC_ESYS, "a partial result for no chunk");
-		return -1;
-	}
+	if (s->segs_len == 0)
+		return -pexec__mpi_fail(err, PEXEC_ESYS, "a partial result for no chunk");
 	g = &s->segs[s->segs_head];
-	if ((!s->acc && pexec__fold_start(s->d, s->state, &s->acc, &why)) ||
-	    pexec__fold_text(s->d, s->state, &s->acc, data, len, &why)) {
-		pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
-		return -1;
-	}
+	if (pexec_instance_fold(s->fold, data, len, &why))
+		return -pexec__mpi_fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 	g->done += items;
-	if (g->done > g->count) {
-		pexec__fail(err, PEXEC_ESYS, "a partial result across chunks");
-		return -1;
-	}
-	if (g->done == g->count && finish_segment(s, err))
-		return -1;
+	if (g->done > g->count)
+		return -pexec__mpi_fail(err, PEXEC_ESYS, "a partial result across chunks");
+	if (g->done == g->count)
+		return -(int)finish_segment(s, err);
 	return 0;
 }
 
@@ -480,16 +464,16 @@ static void drain(int fd)
 }
 
 /* One run, from BEGIN to DONE. */
-static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_opts *base,
+static int serve_run(struct server *s, const pexec_loaded_plugin *plugin, const pexec_opts *base,
                      unsigned flags)
 {
 	pexec_opts o = *base;
 	pexec_stats stats;
-	pexec_error err = { { 0 } }, why;
+	pexec_error err = { { 0 } };
 	struct pexec__done done = { 0 };
 	pexec_buf reply;
 	pexec_code rc = PEXEC_OK;
-	int failed, inited = 0;
+	int failed;
 
 	drain(s->cancel_fd); /* a STOP that came after the last run ended */
 	s->flags = flags;
@@ -511,42 +495,29 @@ static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_o
 	o.batch_ctx = s;
 	s->cut = 0;
 	s->local_next = 0;
-	s->folding = !base->reduce ? FOLD_NONE : base->serial ? FOLD_HERE : FOLD_POOL;
 	memset(&stats, 0, sizeof(stats));
-	if (s->folding) {
-		if (pexec__plugin_init(s->d, base->config, &s->state, &why))
-			rc = pexec__fail(&err, PEXEC_EINIT, "plugin '%s' init failed: %s",
-			                 s->d->name, why.msg);
-		else
-			inited = 1;
-	}
-	if (rc == PEXEC_OK && s->folding == FOLD_POOL) {
-		/* As pexec_run() would, with this server's fold in place of its. */
+	if (base->reduce) {
+		/* The pool's partial results come here, to be folded by chunk. */
+		rc = pexec_instance_open(plugin, base->config, &s->fold, &err);
 		o.reduce = 1;
-		o.batch_sink = NULL;
-		rc = pexec__pool_run(s->d, &o, serve_next, s, serve_sink, s, serve_fold, s, &stats,
-		                     &err);
-		if (rc == PEXEC_OK && stats.failed)
-			rc = PEXEC_EITEM;
-	} else if (rc == PEXEC_OK) {
+		o.partial_sink = serve_fold;
+		o.partial_ctx = s;
+	}
+	if (rc == PEXEC_OK)
 		rc = pexec_run(plugin, &o, serve_next, s, serve_sink, s, &stats, &err);
-	}
-	if (inited) {
-		pexec__fold_free(s->d, s->state, s->acc);
-		pexec__plugin_fini(s->d, s->state);
-	}
-	s->acc = s->state = NULL;
+	pexec_instance_close(s->fold);
+	s->fold = NULL;
 	done.workers_started = stats.workers_started;
 	done.workers_lost = stats.workers_lost;
 	done.retried = stats.retried;
 	done.timed_out = stats.timed_out;
-	pexec__buf_init(&reply);
+	pexec_buf_init(&reply);
 	failed = pexec_buf_append(&reply, &done, sizeof(done)) ||
 	         (rc != PEXEC_OK && rc != PEXEC_EITEM &&
 	          pexec_buf_append(&reply, err.msg, strlen(err.msg)));
 	if (!failed)
 		failed = send_msg(s->fd, PEXEC__MSG_DONE, 0, (uint64_t)rc, 0, reply.data, reply.len);
-	pexec__buf_release(&reply);
+	pexec_buf_release(&reply);
 	return failed ? -1 : 0;
 }
 
@@ -554,7 +525,7 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
                  int cancel_fd)
 {
 	struct server s = { .fd = fd, .cancel_fd = cancel_fd };
-	pexec_loaded *loaded = NULL;
+	pexec_loaded_plugin *loaded = NULL;
 	pexec_error err = { { 0 } };
 	char host[256] = "?";
 	struct pexec__msg h;
@@ -573,10 +544,9 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 		send_msg(fd, PEXEC__MSG_HELLO, 0, (uint64_t)rc, 0, err.msg, strlen(err.msg));
 		return 1;
 	}
-	s.d = pexec_plugin_descriptor(loaded);
 	jobs = opts->serial ? 1 : opts->jobs ? opts->jobs : pexec_cpu_count();
-	pexec__buf_init(&s.in);
-	pexec__buf_init(&s.out);
+	pexec_buf_init(&s.in);
+	pexec_buf_init(&s.out);
 	online = sysconf(_SC_NPROCESSORS_ONLN);
 	if (send_msg(fd, PEXEC__MSG_HELLO, jobs, 0,
 	             (uint64_t)(online > 0 ? online : 1) << 32 | (uint32_t)getpid(), host,
@@ -602,8 +572,8 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 		/* Anything else between runs is left over from a stopped one. */
 	}
 out:
-	pexec__buf_release(&s.in);
-	pexec__buf_release(&s.out);
+	pexec_buf_release(&s.in);
+	pexec_buf_release(&s.out);
 	free(s.segs);
 	pexec_plugin_free(loaded);
 	return status;

@@ -1,6 +1,6 @@
 /*
- * remote.h - a pool served over a byte stream, for pexec-mpi (libpexec
- * internal).
+ * remote.h - a pool served over a byte stream: pexec-mpi's pool servers
+ * (server.c) and the messages they exchange with rank 0.
  *
  * pexec-mpi keeps MPI out of the processes that fork: on every rank a pool
  * server (pexec__serve) is forked before MPI_Init and talks to its rank's
@@ -106,6 +106,10 @@ struct pexec__done {
  * the exit status for the server process: 0 after QUIT, 1 otherwise. */
 int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *opts, int fd,
                  int cancel_fd);
+
+/* Sets err->msg from a printf format; returns `code` for tail calls. */
+pexec_code pexec__mpi_fail(pexec_error *err, pexec_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Whether `h` is a message a peer may send: a known type, a payload under
  * the limit. */
