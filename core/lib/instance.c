@@ -1,6 +1,6 @@
 /*
  * instance.c - a plugin's hooks driven in this process (pexec.h,
- * pexec_instance_*): the same item path and fold as the workers' (worker.h),
+ * pexec_instance_*): the same item path and fold as the workers' (item.h),
  * behind a handle that owns the plugin's state and a fold's value.
  *
  * `pexec check` drives plugins through this, and pexec-mpi folds partial
@@ -11,7 +11,7 @@
 
 #include "pexec.h"
 #include "util.h"
-#include "worker.h"
+#include "item.h"
 
 struct pexec_instance {
 	const pexec_descriptor *d;

@@ -12,7 +12,7 @@
 
 #include "pool/pool.h"
 #include "util.h"
-#include "worker.h"
+#include "item.h"
 
 static int cancelled(int fd)
 {

@@ -20,7 +20,7 @@
 #include "output.h"
 #include "split/split.h"
 #include "util.h"
-#include "worker.h"
+#include "item.h"
 
 /* The longest excerpt of a failed item's input in an --errors record. */
 #define EXCERPT_MAX 200

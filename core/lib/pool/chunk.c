@@ -1,23 +1,30 @@
 /*
  * chunk.c - the pool's reorder window: a ring of `nslots` chunk slots,
  * chunks built into them from the source (sized by the moving average of
- * time per item), and chunks handed to the sink once done: in input order
- * unless --unordered, by the batch path when every item of a chunk succeeded.
+ * time per item), their results recorded as they come, and done chunks
+ * handed to the sink in the collect phase: in input order unless
+ * --unordered, by the batch path when every item of a chunk succeeded.
  *
  * A chunk normally answers whole, as one RESULTS frame.  Once a fault splits
  * it (fault.c), its results arrive item by item as records, kept until
- * every item has one.
+ * every item has one; the items still due wait in the queue of tasks to
+ * send again.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 
-#include "frame.h"
 #include "internal.h"
 #include "util.h"
 
 /* ---- the window ---- */
+
+int pexec__pool_work_remains(const struct pool *p)
+{
+	return !p->source_done || p->nbusy > 0;
+}
 
 static struct chunk *slot_for(struct pool *p, uint64_t seq)
 {
@@ -45,7 +52,7 @@ static struct chunk *slot_take(struct pool *p)
 static void slot_release(struct pool *p, struct chunk *c)
 {
 	if (c->arena_owner) {
-		pexec__pool_arena_release(c->arena_owner, c->arena_frame);
+		pexec__arena_release(c->arena_owner, c->arena_frame);
 		c->arena_owner = NULL;
 	}
 	c->state = CHUNK_FREE;
@@ -178,8 +185,8 @@ int pexec__pool_chunk_split(struct pool *p, struct chunk *c)
 	return 0;
 }
 
-/* The bytes of item `i` of a split chunk. */
-void pexec__pool_chunk_item(const struct chunk *c, uint32_t i, const char **data, size_t *len)
+/* The bytes of item `i` of a split chunk, valid while its items are. */
+static void chunk_item(const struct chunk *c, uint32_t i, const char **data, size_t *len)
 {
 	struct pexec__frame_cursor cur = {
 		.p = c->items.data + c->item_off[i], .end = c->items.data + c->items.len,
@@ -328,7 +335,7 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 		if (!r.ok || p->opts->result_input) {
 			/* The input goes with a failure (or when asked): it costs a walk. */
 			if (c->split) {
-				pexec__pool_chunk_item(c, i, &r.input, &r.input_len);
+				chunk_item(c, i, &r.input, &r.input_len);
 			} else {
 				while (items_at <= i &&
 				       pexec__frame_next_item(&items, &r.input, &r.input_len) == 1)
@@ -370,25 +377,121 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 	slot_release(p, c);
 }
 
-static void emit_ready(struct pool *p, struct chunk *done)
+void pexec__pool_chunk_check_done(struct pool *p, struct chunk *c)
+{
+	if (c->pending == 0 && c->state == CHUNK_OPEN) {
+		c->state = CHUNK_DONE;
+		p->ndone++;
+	}
+}
+
+void pexec__pool_collect(struct pool *p)
 {
 	if (p->opts->unordered) {
-		chunk_emit(p, done);
+		for (unsigned i = 0; i < p->nslots && p->ndone > 0 && !p->stop; i++)
+			if (p->slots[i].state == CHUNK_DONE) {
+				p->ndone--;
+				chunk_emit(p, &p->slots[i]);
+			}
 		return;
 	}
 	while (!p->stop && p->emit_seq < p->next_seq) {
 		struct chunk *c = slot_for(p, p->emit_seq);
 		if (c->state != CHUNK_DONE || c->seq != p->emit_seq)
 			break;
+		p->ndone--;
 		chunk_emit(p, c);
 		p->emit_seq++;
 	}
 }
 
-void pexec__pool_chunk_check_done(struct pool *p, struct chunk *c)
+/* ---- tasks: whole chunks, or some items of one ---- */
+
+void pexec__pool_task_release(struct task *t)
 {
-	if (c->pending == 0 && c->state == CHUNK_OPEN) {
-		c->state = CHUNK_DONE;
-		emit_ready(p, c);
+	free(t->pos);
+	pexec__buf_release(&t->frame);
+	memset(t, 0, sizeof(*t));
+}
+
+const char *pexec__pool_task_data(const struct task *t)
+{
+	return t->pos ? t->frame.data : t->chunk->items.data;
+}
+
+size_t pexec__pool_task_len(const struct task *t)
+{
+	return t->pos ? t->frame.len : t->chunk->items.len;
+}
+
+static int queue_push(struct pool *p, struct task *t)
+{
+	if (p->queue_len == p->queue_cap) {
+		size_t cap = p->queue_cap ? 2 * p->queue_cap : 16;
+		struct task *q = realloc(p->queue, cap * sizeof(*q));
+		if (!q) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return -1;
+		}
+		p->queue = q;
+		p->queue_cap = cap;
 	}
+	p->queue[p->queue_len++] = *t;
+	return 0;
+}
+
+void pexec__pool_requeue(struct pool *p, struct chunk *c, const uint32_t *pos, uint32_t n,
+                         int one_by_one)
+{
+	struct task t = { .chunk = c };
+
+	for (uint32_t i = 0; i < n && !p->stop; i += t.n) {
+		t.n = one_by_one ? 1 : n;
+		t.isolating = one_by_one;
+		t.pos = malloc(t.n * sizeof(*t.pos));
+		if (!t.pos) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+			return;
+		}
+		memcpy(t.pos, pos + i, t.n * sizeof(*t.pos));
+		pexec__buf_init(&t.frame);
+		if (queue_push(p, &t))
+			free(t.pos);
+	}
+}
+
+/* Builds the CHUNK frame of a task made of some items of a chunk. */
+static int task_build_frame(struct pool *p, struct task *t)
+{
+	const char *data;
+	size_t len;
+
+	t->frame.len = 0;
+	if (pexec__frame_begin(&t->frame, PEXEC_FRAME_CHUNK,
+	                       (t->chunk->first + t->pos[0]) |
+	                               (p->opts->reduce ? PEXEC_CHUNK_FOLD_EACH : 0)))
+		goto nomem;
+	for (uint32_t i = 0; i < t->n; i++) {
+		chunk_item(t->chunk, t->pos[i], &data, &len);
+		if (pexec__frame_put_item(&t->frame, data, len))
+			goto nomem;
+	}
+	pexec__frame_end(&t->frame, 0, t->n);
+	return 0;
+nomem:
+	p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+	return -1;
+}
+
+int pexec__pool_requeued(struct pool *p, struct task *t)
+{
+	if (p->queue_len == 0 || p->stop)
+		return 0;
+	*t = p->queue[0];
+	memmove(p->queue, p->queue + 1, (p->queue_len - 1) * sizeof(*p->queue));
+	p->queue_len--;
+	if (task_build_frame(p, t) == 0)
+		return 1;
+	pexec__pool_task_release(t);
+	return 0;
 }

@@ -1,32 +1,39 @@
 /*
- * pool_internal.h - what the files of the process pool share, and nothing
+ * internal.h - what the files of the process pool share, and nothing
  * outside them may use: its tunables, the pool, worker, chunk and task
  * structs, and the pexec__pool_* functions one file calls in another.
  *
- *   pool.c         the run: setup, the poll() loop, dispatch, --timeout
- *                  deadlines, shutdown (its header tells how the pool works)
- *   pool_worker.c  a worker's process and pipes: fork, the child's setup,
- *                  reaping; frames read and written; the result arena
- *   pool_chunk.c   the reorder window: chunks built from the source, split
- *                  for item-by-item results, emitted to the sink in order
- *   pool_fault.c   a worker lost: blame for the item it was on, the rest
- *                  sent out again; retired workers replaced
+ *   loop.c    the run: setup, the loop in phases, dispatch, --timeout
+ *             deadlines, shutdown (its header tells how the pool works)
+ *   fault.c   a worker that ended unasked: the item it was on blamed, the
+ *             rest of what it held sent out again
+ *   worker.c  a worker's process and pipes: fork and the child's setup,
+ *             noticing its end, reaping; frames read (and their results
+ *             recorded) and tasks written
+ *   chunk.c   the reorder window: chunks built from the source, results
+ *             recorded, done chunks handed to the sink in order
+ *   arena.c   the shared-memory result arenas, both sides of them
+ *   child.c   the worker process itself: init, then chunks in, results out
  *
- * All of it runs in the parent, on the loop's one thread.  An error that
- * ends the run is mostly recorded in p->stop (with p->err) rather than
+ * Calls go one way: loop -> fault, worker, chunk, arena; fault -> worker,
+ * chunk; worker -> chunk, arena; chunk -> arena; child -> arena.
+ *
+ * All of it but child.c runs in the parent, on the loop's one thread.  An
+ * error that ends the run is recorded in p->stop (with p->err) rather than
  * returned up the stack: callers check p->stop.
  */
 #ifndef PEXEC_POOL_INTERNAL_H
 #define PEXEC_POOL_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "frame.h"
 #include "pexec.h"
 #include "pool.h"
-#include "worker.h"
 
 #define CHUNK_BYTES ((size_t)128 << 10)      /* items per chunk, in bytes */
 #define CHUNK_MAX_ITEMS 4096u
@@ -38,11 +45,44 @@
 #define PIPE_SIZE (1 << 20)
 #define SHUTDOWN_GRACE_MS 5000
 #define EXIT_WAIT_MS 200                     /* for a worker whose pipe closed */
-/* Result arenas: shared memory each worker serializes into (worker.h).  A
- * chunk's results are bounded by CHUNK_MAX_ITEMS, so 2 MiB holds several
- * frames; bigger frames go through the pipe.  The parent maps every arena,
- * so they add ARENA_SIZE per worker to its resident memory at most. */
+#define NO_PIDFD_POLL_MS 20                  /* where pidfds are refused */
+/* Result arenas: shared memory each worker serializes into.  A chunk's
+ * results are bounded by CHUNK_MAX_ITEMS, so 2 MiB holds several frames;
+ * bigger frames go through the pipe.  The parent maps every arena, so they
+ * add ARENA_SIZE per worker to its resident memory at most. */
 #define ARENA_SIZE ((size_t)2 << 20)
+
+/* ---- memory shared between the parent and one worker ---- */
+
+/* What a worker is doing (one per worker, on its own cache line).  The
+ * worker only stores; the parent reads it to learn which item was running
+ * when a worker died or overran --timeout, so that only that item is
+ * blamed. */
+struct pexec__progress {
+	_Atomic uint64_t frames;  /* CHUNK frames the worker has begun */
+	_Atomic uint32_t pos;     /* position of the current item in that frame */
+	_Atomic uint32_t stage;   /* its pexec_stage; NONE between items */
+	_Atomic uint64_t started; /* CLOCK_MONOTONIC ns it started (when timed) */
+	/* The result arena (struct pexec__arena): counts of bytes ever used,
+	 * the parent's releases, and where a new worker starts. */
+	_Atomic uint64_t arena_tail;
+	uint64_t arena_head;
+	_Atomic uint64_t frame_started; /* CLOCK_MONOTONIC ns the current frame began */
+	char pad[16];
+};
+
+/* A ring in shared memory into which a worker serializes its results, so
+ * that result bytes never go through a pipe: the pipe only carries a
+ * RESULTS_SHM notice of where the frame lies.  The worker owns the head, the
+ * parent the tail (progress->arena_tail); frames are released in the order
+ * they were written.  A frame that does not fit goes through the pipe
+ * instead, so a full ring never makes anyone wait. */
+struct pexec__arena {
+	char *base;
+	size_t size;
+};
+
+/* ---- the parent's records ---- */
 
 enum chunk_state { CHUNK_FREE = 0, CHUNK_OPEN, CHUNK_DONE };
 
@@ -53,6 +93,8 @@ struct item_meta {
 	double started;
 	double seconds;
 };
+
+struct worker;
 
 struct chunk {
 	enum chunk_state state;
@@ -77,6 +119,7 @@ struct chunk {
 	struct item_meta whole;
 };
 
+/* A worker's unit of work: a whole chunk, or some items of one. */
 struct task {
 	struct chunk *chunk;
 	uint32_t n;          /* items */
@@ -89,7 +132,8 @@ enum worker_state { WORKER_GONE = 0, WORKER_STARTING, WORKER_READY, WORKER_RETIR
 
 struct worker {
 	enum worker_state state;
-	pid_t pid;
+	pid_t pid;           /* also the process group of it and its descendants */
+	int pidfd;           /* readable once it has ended; -1 where refused */
 	int to_fd;           /* tasks go out here (non-blocking) */
 	int from_fd;         /* results come back here (non-blocking) */
 	struct task inflight[MAX_INFLIGHT];
@@ -103,6 +147,15 @@ struct worker {
 	char timeout_msg[64];
 	pexec_buf in;        /* bytes received, not yet a whole frame */
 	struct pexec__progress *progress;
+	/* What the last wait and read found: */
+	int readable;        /* from_fd has bytes or its end */
+	int exit_ready;      /* pidfd: the process has ended */
+	int writable;
+	int eof;             /* from_fd reached its end (or broke) */
+	uint64_t eof_ns;
+	int ended;           /* the process has ended and is reaped */
+	int status;          /* its wait status, once ended */
+	int closed;          /* killed for closing its pipe while alive */
 	/* The result arena of this worker slot, shared by its successive
 	 * processes.  Frames are numbered as announced; `ends` holds, for
 	 * frames not yet released, where each ends (0 once released, until
@@ -122,7 +175,7 @@ struct pool {
 	void *next_ctx;
 	pexec_result_fn sink;
 	void *sink_ctx;
-	pexec__fold_fn fold;      /* --reduce: folds results in input order */
+	pexec__fold_fn fold;      /* --reduce: takes partial results in input order */
 	void *fold_ctx;
 	pexec_stats *stats;
 	pexec_error *err;
@@ -136,6 +189,7 @@ struct pool {
 	uint64_t next_seq;   /* the next chunk to build */
 	uint64_t emit_seq;   /* ordered mode: the next chunk to hand over */
 	uint64_t next_index; /* the next item's index */
+	unsigned ndone;      /* chunks DONE, not yet emitted */
 	int source_done;
 	int source_wait;     /* the source said PEXEC_NEXT_WAIT: poll source_fd */
 	pexec_code stop;     /* set: stop dispatching and end the run with it */
@@ -155,35 +209,40 @@ struct pool {
 	pid_t parent;
 };
 
-/* ---- pool.c ---- */
+/* ---- fault.c ---- */
 
-/* Whether items remain to be built or to be answered. */
-int pexec__pool_work_remains(const struct pool *p);
-/* Frees a task's position list and partial frame and zeroes it; its chunk
- * is not touched. */
-void pexec__pool_task_release(struct task *t);
+/* Settles what a worker that ended unasked held (it died, was killed, broke
+ * the protocol): the item it was on is blamed, the rest go out again.  One
+ * that ends during init stops the run. */
+void pexec__pool_worker_lost(struct pool *p, struct worker *w);
 
-/* ---- pool_worker.c ---- */
+/* ---- worker.c ---- */
 
 /* Forks a process for worker slot `w`, with fresh pipes; returns PEXEC_OK,
  * or PEXEC_ESYS with p->err filled. */
 pexec_code pexec__pool_worker_spawn(struct pool *p, struct worker *w);
-/* Closes the parent's ends of the worker's pipes (idempotent). */
-void pexec__pool_worker_close(struct worker *w);
-/* Closes the pipes and collects the worker, killing it after `grace_ms`;
- * returns its wait status.  *by_itself (may be NULL): it ended unkilled. */
-int pexec__pool_worker_reap(struct worker *w, int grace_ms, int *by_itself);
-/* Reads what the worker sent and handles every whole frame; on EOF or a
- * protocol error, ends the worker (worker_lost or worker_retired). */
+/* Kills the worker and every process it started that is still in its
+ * process group (idempotent; its end is noticed later, by
+ * pexec__pool_worker_poll). */
+void pexec__pool_worker_kill(struct worker *w, const char *reason);
+/* Reads what the worker sent and records every whole frame; at the end of
+ * its pipe sets w->eof.  A worker that breaks the protocol is killed. */
 void pexec__pool_worker_read(struct pool *p, struct worker *w);
 /* Writes as much of the worker's unsent tasks as its pipe takes now. */
 void pexec__pool_worker_write(struct worker *w);
-/* Releases frame `frame` of the worker's result arena (in any order; the
- * tail the worker sees moves only past frames released in order). */
-void pexec__pool_arena_release(struct worker *w, uint64_t frame);
+/* Whether the worker has ended: reaps it if so (w->ended, w->status) and
+ * kills what it left in its process group.  Its pipes stay open. */
+int pexec__pool_worker_poll(struct worker *w);
+/* Closes the parent's ends of the worker's pipes (idempotent). */
+void pexec__pool_worker_close(struct worker *w);
+/* Waits up to `ms` for the worker to end by itself, then kills it; reaps
+ * it and closes its pipes.  Returns whether it ended by itself. */
+int pexec__pool_worker_end(struct worker *w, int ms);
 
-/* ---- pool_chunk.c ---- */
+/* ---- chunk.c ---- */
 
+/* Whether items remain to be built or to be answered. */
+int pexec__pool_work_remains(const struct pool *p);
 /* Whether the reorder window has room for one more chunk. */
 int pexec__pool_window_has_room(const struct pool *p);
 /* Builds the next chunk from the source into a free slot, at most `limit`
@@ -192,24 +251,68 @@ int pexec__pool_window_has_room(const struct pool *p);
 struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit);
 /* Readies a chunk for item-by-item records (idempotent); -1 with p->stop. */
 int pexec__pool_chunk_split(struct pool *p, struct chunk *c);
-/* The bytes of item `i` of a split chunk, valid while its items are. */
-void pexec__pool_chunk_item(const struct chunk *c, uint32_t i, const char **data, size_t *len);
 /* Stores item `i`'s record in a split chunk; -1 with p->stop (out of memory). */
 int pexec__pool_chunk_put_record(struct pool *p, struct chunk *c, uint32_t i, int ok,
                                  pexec_stage stage, const char *data, size_t len);
-/* Once no item of `c` is pending, marks it done and emits what is ready. */
+/* Marks a chunk done once no item of it is pending (emitted by collect). */
 void pexec__pool_chunk_check_done(struct pool *p, struct chunk *c);
+/* The collect phase: hands every done chunk that is next in order (any
+ * done chunk, --unordered) to the sink, and frees its slot. */
+void pexec__pool_collect(struct pool *p);
+/* Queues items of a split chunk to run again, as one task or one by one. */
+void pexec__pool_requeue(struct pool *p, struct chunk *c, const uint32_t *pos, uint32_t n,
+                         int one_by_one);
+/* Takes the oldest task queued to run again, its CHUNK frame built; 0 when
+ * there is none (or p->stop). */
+int pexec__pool_requeued(struct pool *p, struct task *t);
+/* Frees a task's position list and partial frame and zeroes it; its chunk
+ * is not touched. */
+void pexec__pool_task_release(struct task *t);
+/* The CHUNK frame of a task, and its length. */
+const char *pexec__pool_task_data(const struct task *t);
+size_t pexec__pool_task_len(const struct task *t);
 
-/* ---- pool_fault.c ---- */
+/* ---- arena.c ---- */
 
-/* Builds the CHUNK frame of a task of some items of a chunk; -1 with p->stop. */
-int pexec__pool_task_build_frame(struct pool *p, struct task *t);
-/* A worker ended unasked (died, was killed, broke the protocol): reaps it,
- * blames the item it was on, queues the rest again and starts a replacement
- * while work remains.  One that ends during init stops the run. */
-void pexec__pool_worker_lost(struct pool *p, struct worker *w);
-/* A worker told to leave (--max-tasks-per-worker) ended: reaps it and starts
- * a replacement while work remains. */
-void pexec__pool_worker_retired(struct pool *p, struct worker *w);
+/* Maps slot `w`'s arena (none, where mmap refuses: results then come
+ * through the pipe); the ring of frame ends.  -1 when out of memory. */
+int pexec__arena_setup(struct worker *w, unsigned frames_max);
+void pexec__arena_release_all(struct worker *w);
+/* Takes a RESULTS_SHM notice: checks it and returns the frame it announces
+ * (its number in *frame_no), or NULL for a notice that lies. */
+const char *pexec__arena_take(struct pool *p, struct worker *w,
+                              const struct pexec__frame_header *notice, uint64_t *frame_no);
+/* Releases frame `frame` of the worker's arena (in any order; the tail the
+ * worker sees moves only past frames released in order). */
+void pexec__arena_release(struct worker *w, uint64_t frame);
+
+/* The worker's side: results being written into the arena while they fit,
+ * else on the heap (the frame then goes through the pipe). */
+struct pexec__results {
+	pexec_buf buf;       /* what serialize hooks append to */
+	pexec_buf heap;      /* the heap store, kept between frames */
+	const struct pexec__arena *arena;
+	struct pexec__progress *progress;
+	uint64_t head;       /* arena bytes ever used by this worker */
+	uint64_t start;      /* head where the current frame begins */
+	size_t last_len;     /* the previous frame's size: the next is likely alike */
+	int in_arena;
+};
+/* Starts a frame's results: in the arena if there is room for a frame like
+ * the last one, else on the heap. */
+void pexec__results_begin(struct pexec__results *r);
+/* Sends the finished frame: a notice for an arena frame, the bytes else.
+ * Returns 0, or -1 with errno set. */
+int pexec__results_send(struct pexec__results *r, int fd);
+
+/* ---- child.c ---- */
+
+/* The body of a worker process: init, READY, then CHUNK frames from `in_fd`
+ * answered by RESULTS frames on `out_fd` until EOF.  Reports each item in
+ * `progress`, with its start time when `timed`.  Never returns. */
+void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
+                        struct pexec__progress *progress, const struct pexec__arena *arena,
+                        int timed)
+	__attribute__((noreturn));
 
 #endif

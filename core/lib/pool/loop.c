@@ -1,12 +1,25 @@
 /*
- * pool.c - the process pool: forks workers, deals chunks of items out to them,
+ * loop.c - the process pool: forks workers, deals chunks of items out to them,
  * collects their results and hands them to the sink, in input order unless
  * asked otherwise.  A worker that dies costs only the item it was running.
  *
  * The parent frames and routes bytes; it never parses a value.  It never
  * blocks on a worker either: its pipe ends are non-blocking and one poll()
- * loop drives every transfer, so a worker writing a large result while the
+ * drives every transfer, so a worker writing a large result while the
  * parent writes it the next chunk cannot deadlock them.
+ *
+ * The loop runs in phases, each turn the same sequence (as git's
+ * run_processes_parallel does):
+ *   1. read: take in what every readable worker sent, and record it (a
+ *      result into its chunk, the end of a pipe as a flag) - nothing else;
+ *   2. ended: settle workers whose process has ended (fault.c);
+ *   3. collect: hand the done chunks that are next in order to the sink;
+ *   4. dispatch: start workers where a slot is empty, retire those that
+ *      have had their share, give idle ones work, write to their pipes;
+ *   5. sleep: kill what overran --timeout, tick, let the sink flush what it
+ *      holds, and wait for the next event or deadline.
+ * So a read never forks, emits, calls the user or syncs a file, and every
+ * worker is served before any of that happens.
  *
  * Memory is bounded by the reorder window: at most `nslots` chunks exist at
  * once (running, or done and waiting for an earlier one), each at most
@@ -26,13 +39,9 @@
  * (or, with --retries, runs again on its own), and every other item it held
  * goes out again.  A death that no item can be blamed for (the worker was
  * between items) sends the task's items out one at a time, so that the next
- * death names its item.  Either way no other item's result is lost.
- *
- * The pool is four files that share pool_internal.h: this one runs it
- * (setup, the poll() loop, dispatch, --timeout deadlines, shutdown);
- * pool_worker.c starts, feeds and reaps the worker processes; pool_chunk.c
- * keeps the reorder window and hands results to the sink; pool_fault.c
- * settles what a lost worker held.
+ * death names its item.  Either way no other item's result is lost.  A
+ * worker's end is known from its exit (a pidfd), whatever the processes it
+ * started hold open.
  */
 #include <errno.h>
 #include <poll.h>
@@ -46,15 +55,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pool.h"
 #include "internal.h"
 #include "util.h"
-#include "worker.h"
-
-int pexec__pool_work_remains(const struct pool *p)
-{
-	return !p->source_done || p->nbusy > 0;
-}
 
 /* Whether a worker has yet to report on its init: a run, even of no items,
  * ends only once every init is known to have succeeded. */
@@ -66,12 +68,68 @@ static int inits_pending(const struct pool *p)
 	return 0;
 }
 
-void pexec__pool_task_release(struct task *t)
+static int finished(const struct pool *p)
 {
-	free(t->pos);
-	pexec__buf_release(&t->frame);
-	memset(t, 0, sizeof(*t));
+	return p->stop || !(pexec__pool_work_remains(p) || inits_pending(p));
 }
+
+/* ---- 1. read ---- */
+
+static void read_phase(struct pool *p)
+{
+	for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
+		struct worker *w = &p->workers[i];
+
+		if (w->state != WORKER_GONE && w->readable)
+			pexec__pool_worker_read(p, w);
+		w->readable = 0;
+	}
+}
+
+/* ---- 2. ended ---- */
+
+/* A worker whose pipe reached its end while it lives on (it closed the pipe,
+ * or a process it started holds it) is killed after a grace period, in which
+ * a dying worker's exit status comes in. */
+static void closed_while_alive(struct worker *w, uint64_t now)
+{
+	/* One told to leave has longer, for its fini. */
+	uint64_t grace_ms = w->state == WORKER_RETIRING ? SHUTDOWN_GRACE_MS : EXIT_WAIT_MS;
+
+	if (w->eof && !w->kill_reason && !w->closed &&
+	    now - w->eof_ns >= grace_ms * 1000000u) {
+		w->closed = 1;
+		pexec__pool_worker_kill(w, NULL);
+	}
+}
+
+static void ended_phase(struct pool *p)
+{
+	uint64_t now = pexec__now_ns();
+
+	for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
+		struct worker *w = &p->workers[i];
+
+		if (w->state == WORKER_GONE)
+			continue;
+		if (!(w->pidfd < 0 || w->exit_ready) || !pexec__pool_worker_poll(w)) {
+			closed_while_alive(w, now);
+			continue;
+		}
+		/* Ended: what it wrote before it did is the last to read. */
+		pexec__pool_worker_read(p, w);
+		if (w->state == WORKER_RETIRING) {
+			if (w->closed || !WIFEXITED(w->status) || WEXITSTATUS(w->status) != 0)
+				p->stats->workers_lost++;
+		} else if (!p->stop) {
+			pexec__pool_worker_lost(p, w);
+		}
+		pexec__pool_worker_close(w);
+		w->state = WORKER_GONE;
+	}
+}
+
+/* ---- 4. dispatch ---- */
 
 /* --max-tasks-per-worker: a worker that has had its share and holds nothing
  * is told to leave (EOF on its input: it runs fini and exits). */
@@ -83,6 +141,7 @@ static void maybe_retire(struct pool *p, struct worker *w)
 		close(w->to_fd);
 		w->to_fd = -1;
 		w->state = WORKER_RETIRING;
+		w->eof_ns = pexec__now_ns();
 	}
 }
 
@@ -92,12 +151,8 @@ static int next_task(struct pool *p, struct worker *w, struct task *t)
 	uint64_t max = p->opts->max_tasks_per_worker;
 	uint64_t room = max ? max - w->items_given : 0;
 
-	if (p->queue_len > 0) {
-		*t = p->queue[0];
-		memmove(p->queue, p->queue + 1, (p->queue_len - 1) * sizeof(*p->queue));
-		p->queue_len--;
-		return pexec__pool_task_build_frame(p, t) == 0;
-	}
+	if (pexec__pool_requeued(p, t))
+		return 1;
 	if (p->stop || p->source_done || p->source_wait || !pexec__pool_window_has_room(p))
 		return 0;
 	memset(t, 0, sizeof(*t));
@@ -110,7 +165,7 @@ static int next_task(struct pool *p, struct worker *w, struct task *t)
 
 /* Gives idle workers work: first one task each, then, when chunks are quick,
  * a second one queued so that no worker waits on the parent between them. */
-static void dispatch(struct pool *p)
+static void give_work(struct pool *p)
 {
 	unsigned depth = p->item_ns > 0 && p->item_ns * p->chunk_items < PREFETCH_BELOW_NS &&
 	                                 !p->timeout_ns
@@ -136,35 +191,65 @@ static void dispatch(struct pool *p)
 	}
 }
 
+static void dispatch_phase(struct pool *p)
+{
+	for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
+		struct worker *w = &p->workers[i];
+
+		if (w->state == WORKER_GONE && pexec__pool_work_remains(p))
+			p->stop = pexec__pool_worker_spawn(p, w);
+		else
+			maybe_retire(p, w);
+	}
+	give_work(p);
+	for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
+		struct worker *w = &p->workers[i];
+
+		if (w->state != WORKER_GONE && w->writable && w->nsent < w->ninflight)
+			pexec__pool_worker_write(w);
+		w->writable = 0;
+	}
+}
+
+/* ---- 5. sleep ---- */
+
+/* The deadline of a worker's current item or init (UINT64_MAX: none). */
+static uint64_t deadline_of(const struct pool *p, const struct worker *w)
+{
+	uint64_t started;
+
+	if (w->kill_reason || w->ended)
+		return UINT64_MAX;
+	if (w->state == WORKER_STARTING) {
+		started = w->spawned_ns;
+	} else {
+		if (w->state != WORKER_READY || w->ninflight == 0 ||
+		    atomic_load_explicit(&w->progress->stage, memory_order_acquire) ==
+		            PEXEC_STAGE_NONE)
+			return UINT64_MAX;
+		started = atomic_load_explicit(&w->progress->started, memory_order_relaxed);
+	}
+	return started + p->timeout_ns;
+}
+
 /* --timeout: kills workers whose current item has run too long, and returns
  * how long poll() may sleep before the next deadline (-1: no deadline). */
-static int check_deadlines(struct pool *p)
+static int check_deadlines(struct pool *p, uint64_t now)
 {
-	uint64_t now = pexec__now_ns(), next = UINT64_MAX;
+	uint64_t next = UINT64_MAX;
 
 	if (!p->timeout_ns)
 		return -1;
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		struct worker *w = &p->workers[i];
-		uint64_t started, deadline;
+		uint64_t deadline;
 
-		if (w->kill_reason)
+		if (w->state == WORKER_GONE || (deadline = deadline_of(p, w)) == UINT64_MAX)
 			continue;
-		if (w->state == WORKER_STARTING) {
-			started = w->spawned_ns;
-		} else {
-			if (w->state != WORKER_READY || w->ninflight == 0 ||
-			    atomic_load_explicit(&w->progress->stage, memory_order_acquire) ==
-			            PEXEC_STAGE_NONE)
-				continue;
-			started = atomic_load_explicit(&w->progress->started, memory_order_relaxed);
-		}
-		deadline = started + p->timeout_ns;
 		if (now >= deadline) {
 			snprintf(w->timeout_msg, sizeof(w->timeout_msg), "timed out after %g s",
 			         p->opts->timeout);
-			w->kill_reason = w->timeout_msg;
-			kill(w->pid, SIGKILL);
+			pexec__pool_worker_kill(w, w->timeout_msg);
 			continue;
 		}
 		if (deadline < next)
@@ -175,121 +260,154 @@ static int check_deadlines(struct pool *p)
 	return (int)((next - now) / 1000000) + 1;
 }
 
-static pexec_code loop(struct pool *p)
+static int min_timeout(int a, int b)
 {
-	struct pollfd *fds = calloc(2 * (size_t)p->nworkers + 2, sizeof(*fds));
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
 
-	if (!fds)
-		return pexec__fail(p->err, PEXEC_ESYS, "out of memory");
-	while (!p->stop && (pexec__pool_work_remains(p) || inits_pending(p))) {
-		nfds_t n = 0, source_at = 0;
-		int timeout;
+/* How long the wait may last: deadlines, ticks, and the workers whose end
+ * must be looked for (no pidfd; a pipe closed while alive). */
+static int sleep_timeout(struct pool *p)
+{
+	uint64_t now = pexec__now_ns();
+	int timeout = check_deadlines(p, now);
 
-		dispatch(p);
-		for (unsigned i = 0; i < p->nworkers; i++)
-			maybe_retire(p, &p->workers[i]);
-		if (p->stop || !(pexec__pool_work_remains(p) || inits_pending(p)))
-			break;
-		timeout = check_deadlines(p);
-		if (p->opts->on_tick) {
-			uint64_t now = pexec__now_ns();
-			int until;
+	if (p->opts->on_tick) {
+		if (now >= p->next_tick) {
+			p->opts->on_tick(p->opts->tick_ctx, p->stats);
+			p->next_tick = now + p->tick_ns;
+		}
+		timeout = min_timeout(timeout, (int)((p->next_tick - now) / 1000000) + 1);
+	}
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		const struct worker *w = &p->workers[i];
+		if (w->state == WORKER_GONE)
+			continue;
+		if (w->pidfd < 0)
+			timeout = min_timeout(timeout, NO_PIDFD_POLL_MS);
+		if (w->eof && !w->closed)
+			timeout = min_timeout(timeout, EXIT_WAIT_MS / 4);
+	}
+	return timeout;
+}
 
-			if (now >= p->next_tick) {
-				p->opts->on_tick(p->opts->tick_ctx, p->stats);
-				p->next_tick = now + p->tick_ns;
-			}
-			until = (int)((p->next_tick - now) / 1000000) + 1;
-			if (timeout < 0 || until < timeout)
-				timeout = until;
-		}
-		if (p->emitted && p->sink) {
-			/* About to wait: let the sink push out what it holds. */
-			int rc = p->sink(p->sink_ctx, NULL, p->err);
-			p->emitted = 0;
-			if (rc < 0) {
-				p->stop = (pexec_code)-rc;
-				break;
-			}
-		}
-		if (p->opts->cancel_fd > 0)
-			fds[n++] = (struct pollfd){ .fd = p->opts->cancel_fd, .events = POLLIN };
-		if (p->source_wait) {
-			source_at = n;
-			fds[n++] = (struct pollfd){ .fd = p->opts->source_fd, .events = POLLIN };
-		}
-		for (unsigned i = 0; i < p->nworkers; i++) {
-			struct worker *w = &p->workers[i];
-			if (w->state == WORKER_GONE)
-				continue;
-			fds[n++] = (struct pollfd){ .fd = w->from_fd, .events = POLLIN };
-			if (w->nsent < w->ninflight && w->to_fd >= 0)
-				fds[n++] = (struct pollfd){ .fd = w->to_fd, .events = POLLOUT };
-		}
-		if (poll(fds, n, timeout) < 0 && errno != EINTR) {
-			p->stop = pexec__fail(p->err, PEXEC_ESYS, "poll: %s", strerror(errno));
-			break;
-		}
-		if (p->opts->cancel_fd > 0 && fds[0].revents) {
-			p->stop = pexec__fail(p->err, PEXEC_ECANCELED, "cancelled");
-			break;
-		}
-		if (p->source_wait && fds[source_at].revents)
-			p->source_wait = 0;
-		for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
-			struct worker *w = &p->workers[i];
-			if (w->state == WORKER_GONE)
-				continue;
-			if (w->nsent < w->ninflight)
-				pexec__pool_worker_write(w);
-			pexec__pool_worker_read(p, w);
+/* Fills `fds` for the wait; `at[i]` is where worker i's entries begin. */
+static nfds_t wait_set(struct pool *p, struct pollfd *fds, nfds_t *at)
+{
+	nfds_t n = 0;
+
+	if (p->opts->cancel_fd > 0)
+		fds[n++] = (struct pollfd){ .fd = p->opts->cancel_fd, .events = POLLIN };
+	if (p->source_wait)
+		fds[n++] = (struct pollfd){ .fd = p->opts->source_fd, .events = POLLIN };
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		const struct worker *w = &p->workers[i];
+
+		at[i] = n;
+		if (w->state == WORKER_GONE)
+			continue;
+		fds[n++] = (struct pollfd){ .fd = w->eof ? -1 : w->from_fd, .events = POLLIN };
+		fds[n++] = (struct pollfd){ .fd = w->pidfd, .events = POLLIN };
+		fds[n++] = (struct pollfd){
+			.fd = w->nsent < w->ninflight ? w->to_fd : -1, .events = POLLOUT,
+		};
+	}
+	return n;
+}
+
+static void sleep_phase(struct pool *p, struct pollfd *fds, nfds_t *at)
+{
+	int timeout = sleep_timeout(p);
+	nfds_t n, k = 0;
+
+	if (p->emitted && p->sink) {
+		/* About to wait: let the sink push out what it holds. */
+		int rc = p->sink(p->sink_ctx, NULL, p->err);
+		p->emitted = 0;
+		if (rc < 0) {
+			p->stop = (pexec_code)-rc;
+			return;
 		}
 	}
+	n = wait_set(p, fds, at);
+	if (poll(fds, n, timeout) < 0 && errno != EINTR) {
+		p->stop = pexec__fail(p->err, PEXEC_ESYS, "poll: %s", strerror(errno));
+		return;
+	}
+	if (p->opts->cancel_fd > 0 && fds[k++].revents) {
+		p->stop = pexec__fail(p->err, PEXEC_ECANCELED, "cancelled");
+		return;
+	}
+	if (p->source_wait && fds[k++].revents)
+		p->source_wait = 0;
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		struct worker *w = &p->workers[i];
+		if (w->state == WORKER_GONE)
+			continue;
+		w->readable = fds[at[i]].revents != 0;
+		w->exit_ready = fds[at[i] + 1].revents != 0;
+		w->writable = fds[at[i] + 2].revents != 0;
+	}
+}
+
+static pexec_code loop(struct pool *p)
+{
+	struct pollfd *fds = calloc(3 * (size_t)p->nworkers + 2, sizeof(*fds));
+	nfds_t *at = calloc(p->nworkers, sizeof(*at));
+
+	if (!fds || !at) {
+		free(fds);
+		free(at);
+		return pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+	}
+	for (;;) {
+		read_phase(p);
+		ended_phase(p);
+		pexec__pool_collect(p);
+		if (finished(p))
+			break;
+		dispatch_phase(p);
+		if (finished(p))
+			break;
+		sleep_phase(p, fds, at);
+	}
 	free(fds);
+	free(at);
 	return p->stop;
 }
+
+/* ---- setup and shutdown ---- */
 
 /* Ends every worker: politely (EOF on its input, then up to a grace period
  * for fini) after a complete run, at once otherwise. */
 static void shutdown_workers(struct pool *p, int now)
 {
-	struct timespec tick = { 0, 2 * 1000 * 1000 };
-	int left = 0;
+	uint64_t until = pexec__now_ns() + (uint64_t)SHUTDOWN_GRACE_MS * 1000000u;
 
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		struct worker *w = &p->workers[i];
 		if (w->state == WORKER_GONE)
 			continue;
-		if (now) {
-			kill(w->pid, SIGKILL);
-			pexec__pool_worker_reap(w, 0, NULL);
-			continue;
-		}
+		if (now)
+			pexec__pool_worker_kill(w, NULL);
 		if (w->to_fd >= 0)
 			close(w->to_fd);
 		w->to_fd = -1;
-		left++;
 	}
-	for (int ms = 0; left > 0 && ms < SHUTDOWN_GRACE_MS; ms += 2) {
-		for (unsigned i = 0; i < p->nworkers; i++) {
-			struct worker *w = &p->workers[i];
-			int status;
-			if (w->state == WORKER_GONE || waitpid(w->pid, &status, WNOHANG) != w->pid)
-				continue;
-			pexec__pool_worker_close(w);
-			w->state = WORKER_GONE;
-			if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-				p->stats->workers_lost++;
-			left--;
-		}
-		if (left > 0)
-			nanosleep(&tick, NULL);
-	}
-	for (unsigned i = 0; i < p->nworkers; i++)
-		if (p->workers[i].state != WORKER_GONE) {
-			pexec__pool_worker_reap(&p->workers[i], 0, NULL);
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		struct worker *w = &p->workers[i];
+		uint64_t t = pexec__now_ns();
+		int left_ms = t >= until ? 0 : (int)((until - t) / 1000000);
+
+		if (w->state == WORKER_GONE)
+			continue;
+		if (now)
+			pexec__pool_worker_end(w, 0);
+		else if (!pexec__pool_worker_end(w, left_ms) ||
+		         !(WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0))
 			p->stats->workers_lost++;
-		}
+		w->state = WORKER_GONE;
+	}
 }
 
 static void pool_release(struct pool *p)
@@ -300,9 +418,7 @@ static void pool_release(struct pool *p)
 			for (unsigned k = 0; k < MAX_INFLIGHT; k++)
 				pexec__pool_task_release(&w->inflight[k]);
 			pexec__buf_release(&w->in);
-			if (w->arena.base)
-				munmap(w->arena.base, w->arena.size);
-			free(w->ends);
+			pexec__arena_release_all(w);
 		}
 	if (p->slots)
 		for (unsigned i = 0; i < p->nslots; i++) {
@@ -325,6 +441,39 @@ static void pool_release(struct pool *p)
 		munmap(p->progress, p->nworkers * sizeof(*p->progress));
 }
 
+/* The pool's memory: workers, chunk slots, the shared progress records and
+ * the result arenas.  Workers start in the first dispatch phase. */
+static pexec_code pool_setup(struct pool *p)
+{
+	void *shm;
+
+	p->nworkers = p->opts->jobs ? p->opts->jobs : pexec_cpu_count();
+	p->nslots = 4 * p->nworkers < 8 ? 8 : 4 * p->nworkers;
+	p->workers = calloc(p->nworkers, sizeof(*p->workers));
+	p->slots = calloc(p->nslots, sizeof(*p->slots));
+	shm = mmap(NULL, p->nworkers * sizeof(*p->progress), PROT_READ | PROT_WRITE,
+	           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shm != MAP_FAILED)
+		p->progress = shm;
+	if (!p->workers || !p->slots || !p->progress)
+		return pexec__fail(p->err, PEXEC_ESYS, "out of memory for %u workers", p->nworkers);
+	for (unsigned i = 0; i < p->nslots; i++) {
+		pexec__buf_init(&p->slots[i].items);
+		pexec__buf_init(&p->slots[i].results);
+	}
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		struct worker *w = &p->workers[i];
+
+		w->to_fd = w->from_fd = w->pidfd = -1;
+		w->progress = &p->progress[i];
+		pexec__buf_init(&w->in);
+		if (pexec__arena_setup(w, p->nslots + MAX_INFLIGHT + 1))
+			return pexec__fail(p->err, PEXEC_ESYS, "out of memory for %u workers",
+			                   p->nworkers);
+	}
+	return PEXEC_OK;
+}
+
 pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
                            pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
                            void *sink_ctx, pexec__fold_fn fold, void *fold_ctx,
@@ -338,56 +487,14 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 		.timeout_ns = (uint64_t)(opts->timeout * 1e9),
 		.tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u,
 	};
-	pexec_code rc = PEXEC_OK;
-	size_t arena_size;
-	void *shm;
+	pexec_code rc = pool_setup(&p);
 
-	p.nworkers = opts->jobs ? opts->jobs : pexec_cpu_count();
-	p.nslots = 4 * p.nworkers < 8 ? 8 : 4 * p.nworkers;
-	p.workers = calloc(p.nworkers, sizeof(*p.workers));
-	p.slots = calloc(p.nslots, sizeof(*p.slots));
-	shm = mmap(NULL, p.nworkers * sizeof(*p.progress), PROT_READ | PROT_WRITE,
-	           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (shm != MAP_FAILED)
-		p.progress = shm;
-	if (!p.workers || !p.slots || !p.progress) {
-		rc = pexec__fail(err, PEXEC_ESYS, "out of memory for %u workers", p.nworkers);
-		goto out;
-	}
-	for (unsigned i = 0; i < p.nslots; i++) {
-		pexec__buf_init(&p.slots[i].items);
-		pexec__buf_init(&p.slots[i].results);
-	}
-	arena_size = ARENA_SIZE;
-	for (unsigned i = 0; i < p.nworkers; i++) {
-		struct worker *w = &p.workers[i];
-		void *base;
-
-		w->to_fd = w->from_fd = -1;
-		w->progress = &p.progress[i];
-		pexec__buf_init(&w->in);
-		/* Without an arena (mmap refused) results come through the pipe. */
-		base = mmap(NULL, arena_size, PROT_READ | PROT_WRITE,
-		            MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (base != MAP_FAILED) {
-			w->arena.base = base;
-			w->arena.size = arena_size;
-		}
-		w->nends = p.nslots + MAX_INFLIGHT + 1;
-		w->ends = calloc(w->nends, sizeof(*w->ends));
-		if (!w->ends) {
-			rc = pexec__fail(err, PEXEC_ESYS, "out of memory for %u workers", p.nworkers);
-			goto out;
-		}
-	}
-	for (unsigned i = 0; i < p.nworkers && !rc; i++)
-		rc = pexec__pool_worker_spawn(&p, &p.workers[i]);
 	if (!rc)
 		rc = loop(&p);
-	shutdown_workers(&p, rc != PEXEC_OK);
+	if (p.workers)
+		shutdown_workers(&p, rc != PEXEC_OK);
 	if (rc == PEXEC_OK && stats->failed)
 		rc = PEXEC_EITEM;
-out:
 	pool_release(&p);
 	return rc;
 }

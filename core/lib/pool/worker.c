@@ -1,16 +1,22 @@
 /*
- * worker.c - the pool's side of one worker: starting its process (the
- * fork and the child's setup before pexec__worker_main), ending and reaping
- * it, and moving frames through its two non-blocking pipes: CHUNK frames out,
- * RESULTS frames (or RESULTS_SHM notices of frames in its result arena) in.
+ * worker.c - the pool's side of one worker: starting its process (the fork
+ * and the child's setup before pexec__worker_main), noticing its end and
+ * reaping it, and moving frames through its two non-blocking pipes: CHUNK
+ * frames out, RESULTS frames (or RESULTS_SHM notices of frames in its result
+ * arena) in.
  *
- * Results become chunk records here; chunk.c emits them once a chunk is
- * complete.  When the pipe says the worker is gone, fault.c decides
- * what its items cost.  The arena bookkeeping lives here too: a frame in the
- * arena stays there until the chunk that reads it is emitted.
+ * Reading only records: results become chunk records (chunk.c), the end of
+ * the pipe becomes w->eof.  What a worker's end costs is fault.c's to say,
+ * in its own phase of the loop.
+ *
+ * A worker leads a process group of its own, so that whatever it starts (a
+ * plugin may fork, or run a helper) ends with it: killing a worker kills its
+ * group.  Its end is known from its exit (a pidfd), not from the end of its
+ * pipe, which a process it started may hold open.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,18 +24,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "frame.h"
 #include "internal.h"
 #include "util.h"
-#include "worker.h"
 
-/* ---- starting and ending workers ---- */
+/* ---- starting workers ---- */
 
 static void set_nonblock(int fd)
 {
@@ -47,33 +52,15 @@ static void close_from(int lowfd)
 		close((int)fd);
 }
 
-/* In the child, between fork() and the worker loop: a clean signal state, a
- * death tied to the parent's, and only the descriptors a worker needs: 0 from
- * /dev/null, 1 onto stderr (a plugin's prints never reach pexec's output), 2,
- * and the two pipes as 3 and 4. */
-static void __attribute__((noreturn))
-child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigset_t *mask)
+/* In the child: the two pipes as 3 and 4, close-on-exec (a helper a plugin
+ * execs holds none of pexec's descriptors), 0 from /dev/null, 1 onto stderr
+ * (a plugin's prints never reach pexec's output), 2, and nothing else. */
+static void child_descriptors(int in_fd, int out_fd)
 {
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	int a, b, null_fd;
+	int a = fcntl(in_fd, F_DUPFD, 5), b = fcntl(out_fd, F_DUPFD, 5), null_fd;
 
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != p->parent)
-		_exit(3);
-	sigprocmask(SIG_SETMASK, mask, NULL);
-	/* Other workers' arenas are none of this one's business. */
-	for (unsigned i = 0; i < p->nworkers; i++)
-		if (&p->workers[i] != w && p->workers[i].arena.base)
-			munmap(p->workers[i].arena.base, p->workers[i].arena.size);
-	if (p->opts->memory_limit) {
-		struct rlimit rl = { p->opts->memory_limit, p->opts->memory_limit };
-		setrlimit(RLIMIT_AS, &rl);
-	}
-
-	a = fcntl(in_fd, F_DUPFD, 5);
-	b = fcntl(out_fd, F_DUPFD, 5);
-	if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0)
+	if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 ||
+	    fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || fcntl(4, F_SETFD, FD_CLOEXEC) < 0)
 		_exit(3);
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd >= 0 && null_fd != 0) {
@@ -84,10 +71,60 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 	if (fcntl(2, F_GETFD) >= 0)
 		dup2(2, 1);
 	close_from(5);
+}
+
+/* In the child, between fork() and the worker loop: a clean signal state, a
+ * death tied to the parent's, a process group of its own, and only the
+ * descriptors a worker needs. */
+static void __attribute__((noreturn))
+child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigset_t *mask)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != p->parent)
+		_exit(3);
+	setpgid(0, 0);
+	/* Out of the terminal's foreground group, a worker must still be able
+	 * to write to it (stty tostop). */
+	signal(SIGTTOU, SIG_IGN);
+	sigprocmask(SIG_SETMASK, mask, NULL);
+	/* Other workers' arenas are none of this one's business. */
+	for (unsigned i = 0; i < p->nworkers; i++)
+		if (&p->workers[i] != w && p->workers[i].arena.base)
+			munmap(p->workers[i].arena.base, p->workers[i].arena.size);
+	if (p->opts->memory_limit) {
+		struct rlimit rl = { p->opts->memory_limit, p->opts->memory_limit };
+		setrlimit(RLIMIT_AS, &rl);
+	}
+	child_descriptors(in_fd, out_fd);
 	/* Buffered output of the parent's, copied by fork(), is not ours to write. */
 	__fpurge(stdout);
 	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, &w->arena,
 	                   p->timeout_ns != 0);
+}
+
+/* The slot's fields for a new process. */
+static void worker_reset(struct pool *p, struct worker *w, pid_t pid, int to_fd, int from_fd)
+{
+	w->pid = pid;
+	/* Where pidfds are refused (an old kernel, a seccomp filter), the end
+	 * is polled for with waitpid(). */
+	w->pidfd = pidfd_open(pid, 0);
+	w->to_fd = to_fd;
+	w->from_fd = from_fd;
+	w->state = WORKER_STARTING;
+	w->ninflight = w->nsent = 0;
+	w->sent_off = 0;
+	w->frames_done = 0;
+	w->items_given = 0;
+	w->kill_reason = NULL;
+	w->readable = w->writable = w->exit_ready = w->eof = w->ended = w->closed = 0;
+	w->status = 0;
+	w->spawned_ns = pexec__now_ns();
+	w->in.len = 0;
+	p->stats->workers_started++;
 }
 
 pexec_code pexec__pool_worker_spawn(struct pool *p, struct worker *w)
@@ -123,22 +160,13 @@ pexec_code pexec__pool_worker_spawn(struct pool *p, struct worker *w)
 		pexec__fail(p->err, PEXEC_ESYS, "cannot start a worker: fork: %s", strerror(errno));
 		goto fail;
 	}
+	/* Both sides set the group, so it is there whichever runs first. */
+	setpgid(pid, pid);
 	close(down[0]);
 	close(up[1]);
 	set_nonblock(down[1]);
 	set_nonblock(up[0]);
-	w->pid = pid;
-	w->to_fd = down[1];
-	w->from_fd = up[0];
-	w->state = WORKER_STARTING;
-	w->ninflight = w->nsent = 0;
-	w->sent_off = 0;
-	w->frames_done = 0;
-	w->items_given = 0;
-	w->kill_reason = NULL;
-	w->spawned_ns = pexec__now_ns();
-	w->in.len = 0;
-	p->stats->workers_started++;
+	worker_reset(p, w, pid, down[1], up[0]);
 	return PEXEC_OK;
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -150,6 +178,16 @@ fail:
 	return PEXEC_ESYS;
 }
 
+/* ---- ending workers ---- */
+
+void pexec__pool_worker_kill(struct worker *w, const char *reason)
+{
+	if (reason && !w->kill_reason)
+		w->kill_reason = reason;
+	kill(-w->pid, SIGKILL);
+	kill(w->pid, SIGKILL);
+}
+
 void pexec__pool_worker_close(struct worker *w)
 {
 	if (w->to_fd >= 0)
@@ -159,67 +197,55 @@ void pexec__pool_worker_close(struct worker *w)
 	w->to_fd = w->from_fd = -1;
 }
 
-/* Collects a worker that is ending.  With `grace_ms`, waits that long for it
- * to end by itself (returns 1 in *by_itself) before killing it. */
-int pexec__pool_worker_reap(struct worker *w, int grace_ms, int *by_itself)
+/* A reaped worker: what it started goes with it.  Its pipes stay open, for
+ * the last of what it wrote to be read. */
+static void reaped(struct worker *w, int status)
 {
-	struct timespec tick = { 0, 1000 * 1000 };
-	int status = 0;
+	w->ended = 1;
+	w->status = status;
+	kill(-w->pid, SIGKILL);
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	w->pidfd = -1;
+}
+
+int pexec__pool_worker_poll(struct worker *w)
+{
+	int status;
 	pid_t r;
 
-	pexec__pool_worker_close(w);
-	if (by_itself)
-		*by_itself = 1;
-	for (int ms = 0; ms < grace_ms; ms++) {
+	if (w->ended)
+		return 1;
+	do
 		r = waitpid(w->pid, &status, WNOHANG);
-		if (r == w->pid)
-			goto out;
-		if (r < 0 && errno != EINTR)
-			goto out;
-		nanosleep(&tick, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r == w->pid || (r < 0 && errno == ECHILD)) {
+		reaped(w, r == w->pid ? status : 0);
+		return 1;
 	}
-	if (by_itself)
-		*by_itself = 0;
-	kill(w->pid, SIGKILL);
-	while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-		;
-out:
-	w->state = WORKER_GONE;
-	return status;
-}
-
-/* ---- the result arena ---- */
-
-/* Releases arena frame `frame` of worker `w`, and moves the tail past every
- * frame released in order. */
-void pexec__pool_arena_release(struct worker *w, uint64_t frame)
-{
-	w->ends[frame % w->nends] |= 1;
-	while (w->frames_released < w->frames_announced &&
-	       (w->ends[w->frames_released % w->nends] & 1)) {
-		w->arena_tail = w->ends[w->frames_released % w->nends] >> 1;
-		w->frames_released++;
-	}
-	atomic_store_explicit(&w->progress->arena_tail, w->arena_tail, memory_order_release);
-}
-
-/* Makes room for more frames awaiting release (small ones released out of
- * order can queue up behind one that is not). */
-static int ends_grow(struct pool *p, struct worker *w)
-{
-	unsigned n = 2 * w->nends;
-	uint64_t *ends = calloc(n, sizeof(*ends));
-
-	if (!ends) {
-		p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
-		return -1;
-	}
-	for (uint64_t f = w->frames_released; f < w->frames_announced; f++)
-		ends[f % n] = w->ends[f % w->nends];
-	free(w->ends);
-	w->ends = ends;
-	w->nends = n;
 	return 0;
+}
+
+int pexec__pool_worker_end(struct worker *w, int ms)
+{
+	struct timespec tick = { 0, 1000 * 1000 };
+	int status = 0, by_itself;
+
+	for (int waited = 0; waited < ms && !pexec__pool_worker_poll(w); waited++) {
+		if (w->pidfd >= 0)
+			poll(&(struct pollfd){ .fd = w->pidfd, .events = POLLIN }, 1, 1);
+		else
+			nanosleep(&tick, NULL);
+	}
+	by_itself = w->ended;
+	if (!w->ended) {
+		pexec__pool_worker_kill(w, NULL);
+		while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		reaped(w, status);
+	}
+	pexec__pool_worker_close(w);
+	return by_itself;
 }
 
 /* ---- results ---- */
@@ -237,8 +263,10 @@ static void note_timing(struct pool *p, const struct pexec__frame_header *h)
 	double per_item = (double)h->aux / (h->count ? h->count : 1);
 
 	p->item_ns = p->item_ns > 0 ? 0.7 * p->item_ns + 0.3 * per_item : per_item;
+	p->fruitless_deaths = 0;
 }
 
+/* The oldest task is answered: it leaves the worker. */
 static void worker_pop(struct worker *w)
 {
 	pexec__pool_task_release(&w->inflight[0]);
@@ -275,7 +303,30 @@ static int put_task_records(struct pool *p, struct worker *w, struct task *t,
 	return 0;
 }
 
-/* Takes a whole RESULTS frame of `len` bytes from the front of w->in. */
+/* A whole chunk answered through the pipe: the frame's bytes become the
+ * chunk's results, and any bytes after them move to the chunk's old results
+ * buffer, which becomes w->in (no copy, no allocation per chunk). */
+static void take_whole(struct pool *p, struct worker *w, const struct pexec__frame_header *h,
+                       size_t len)
+{
+	struct chunk *c = w->inflight[0].chunk;
+	pexec_buf old = c->results;
+
+	old.len = 0;
+	if (w->in.len > len && pexec_buf_append(&old, w->in.data + len, w->in.len - len)) {
+		p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+		return;
+	}
+	c->results = w->in;
+	c->results.len = len;
+	c->res = c->results.data;
+	c->res_len = len;
+	c->whole = frame_meta(w, h);
+	w->in = old;
+	c->pending = 0;
+}
+
+/* Records a RESULTS frame of `len` bytes from the front of w->in. */
 static int take_results(struct pool *p, struct worker *w, const struct pexec__frame_header *h,
                         size_t len)
 {
@@ -285,24 +336,8 @@ static int take_results(struct pool *p, struct worker *w, const struct pexec__fr
 	if (h->count != t->n)
 		return -1;
 	note_timing(p, h);
-	p->fruitless_deaths = 0;
 	if (!t->pos) {
-		/* The whole chunk answered at once: its bytes become the chunk's
-		 * results, and any bytes after them move to the chunk's old results
-		 * buffer, which becomes w->in (no copy, no allocation per chunk). */
-		pexec_buf old = c->results;
-		old.len = 0;
-		if (w->in.len > len && pexec_buf_append(&old, w->in.data + len, w->in.len - len)) {
-			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
-			return 0;
-		}
-		c->results = w->in;
-		c->results.len = len;
-		c->res = c->results.data;
-		c->res_len = len;
-		c->whole = frame_meta(w, h);
-		w->in = old;
-		c->pending = 0;
+		take_whole(p, w, h, len);
 	} else {
 		if (put_task_records(p, w, t, h, w->in.data, len))
 			return -1;
@@ -314,48 +349,35 @@ static int take_results(struct pool *p, struct worker *w, const struct pexec__fr
 	return 0;
 }
 
-/* Takes a RESULTS frame announced in the worker's arena: a whole chunk's
+/* Records a RESULTS frame announced in the worker's arena: a whole chunk's
  * results are read where they lie until the chunk is emitted; a partial
  * task's are copied out and the frame released at once. */
 static int take_arena_results(struct pool *p, struct worker *w,
                               const struct pexec__frame_header *notice)
 {
-	const struct pexec__arena *a = &w->arena;
-	struct pexec__frame_header h;
-	pexec_error perr;
-	uint64_t end = notice->aux, len = notice->count, frame_no;
-	const char *frame;
 	struct task *t = &w->inflight[0];
 	struct chunk *c = t->chunk;
-	size_t off;
+	struct pexec__frame_header h;
+	pexec_error perr;
+	uint64_t frame_no;
+	const char *frame = pexec__arena_take(p, w, notice, &frame_no);
 
-	if (!a->base || len < PEXEC_FRAME_HEADER_SIZE || end < w->arena_end + len ||
-	    end - w->arena_tail > a->size)
+	if (!frame)
+		return p->stop ? 0 : -1;
+	pexec__frame_parse_header(frame, &h, &perr);
+	if (h.count != t->n)
 		return -1;
-	if (w->frames_announced - w->frames_released >= w->nends && ends_grow(p, w))
-		return 0;
-	off = (size_t)((end - len) % a->size);
-	if (off + len > a->size)
-		return -1;
-	frame = a->base + off;
-	if (pexec__frame_parse_header(frame, &h, &perr) || h.type != PEXEC_FRAME_RESULTS ||
-	    h.payload_len != len - PEXEC_FRAME_HEADER_SIZE || h.count != t->n)
-		return -1;
-	w->arena_end = end;
-	frame_no = w->frames_announced++;
-	w->ends[frame_no % w->nends] = end << 1;
 	note_timing(p, &h);
-	p->fruitless_deaths = 0;
 	if (!t->pos) {
 		c->res = frame;
-		c->res_len = (size_t)len;
+		c->res_len = notice->count;
 		c->whole = frame_meta(w, &h);
 		c->arena_owner = w;
 		c->arena_frame = frame_no;
 		c->pending = 0;
 	} else {
-		int rc = put_task_records(p, w, t, &h, frame, (size_t)len);
-		pexec__pool_arena_release(w, frame_no);
+		int rc = put_task_records(p, w, t, &h, frame, notice->count);
+		pexec__arena_release(w, frame_no);
 		if (rc)
 			return -1;
 	}
@@ -366,7 +388,36 @@ static int take_arena_results(struct pool *p, struct worker *w,
 
 /* ---- the pipes ---- */
 
-/* Handles every whole frame at the front of w->in.  Returns -1 when the
+/* Records one whole frame of `len` bytes at the front of w->in.  Returns 1
+ * when the frame was consumed from w->in, 0 when it is still there, -1 when
+ * the worker broke the protocol. */
+static int take_frame(struct pool *p, struct worker *w, const struct pexec__frame_header *h,
+                      size_t len)
+{
+	switch (h->type) {
+	case PEXEC_FRAME_READY:
+		if (w->state == WORKER_STARTING)
+			w->state = WORKER_READY;
+		return 0;
+	case PEXEC_FRAME_INITFAIL:
+		p->stop = pexec__fail(p->err, PEXEC_EINIT, "plugin '%s' init failed: %.*s",
+		                      p->desc->name, (int)h->payload_len,
+		                      w->in.data + PEXEC_FRAME_HEADER_SIZE);
+		return 0;
+	case PEXEC_FRAME_RESULTS:
+		if (w->nsent == 0 || take_results(p, w, h, len))
+			return -1;
+		return 1;
+	case PEXEC_FRAME_RESULTS_SHM:
+		if (w->nsent == 0 || h->payload_len != 0 || take_arena_results(p, w, h))
+			return -1;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* Records every whole frame at the front of w->in.  Returns -1 when the
  * worker broke the protocol. */
 static int worker_frames(struct pool *p, struct worker *w)
 {
@@ -375,53 +426,50 @@ static int worker_frames(struct pool *p, struct worker *w)
 
 	while (!p->stop && w->in.len >= PEXEC_FRAME_HEADER_SIZE) {
 		size_t len;
+		int taken;
 
 		if (pexec__frame_parse_header(w->in.data, &h, &perr))
 			return -1;
 		len = PEXEC_FRAME_HEADER_SIZE + h.payload_len;
 		if (w->in.len < len)
 			return 0;
-		switch (h.type) {
-		case PEXEC_FRAME_READY:
-			if (w->state == WORKER_STARTING)
-				w->state = WORKER_READY;
-			break;
-		case PEXEC_FRAME_INITFAIL:
-			p->stop = pexec__fail(p->err, PEXEC_EINIT, "plugin '%s' init failed: %.*s",
-			                      p->desc->name, (int)h.payload_len,
-			                      w->in.data + PEXEC_FRAME_HEADER_SIZE);
-			return 0;
-		case PEXEC_FRAME_RESULTS:
-			if (w->nsent == 0 || take_results(p, w, &h, len))
-				return -1;
-			continue; /* take_results consumed the frame */
-		case PEXEC_FRAME_RESULTS_SHM:
-			if (w->nsent == 0 || h.payload_len != 0 || take_arena_results(p, w, &h))
-				return -1;
-			break;
-		default:
+		taken = take_frame(p, w, &h, len);
+		if (taken < 0)
 			return -1;
+		if (!taken) {
+			memmove(w->in.data, w->in.data + len, w->in.len - len);
+			w->in.len -= len;
 		}
-		memmove(w->in.data, w->in.data + len, w->in.len - len);
-		w->in.len -= len;
 	}
 	return 0;
 }
 
+/* How much to read: at least what the frame at the front still lacks. */
+static size_t read_want(const struct worker *w, int *broken)
+{
+	struct pexec__frame_header h;
+	pexec_error perr;
+	size_t want = READ_MIN;
+
+	*broken = 0;
+	if (w->in.len >= PEXEC_FRAME_HEADER_SIZE) {
+		if (pexec__frame_parse_header(w->in.data, &h, &perr))
+			*broken = 1;
+		else if (PEXEC_FRAME_HEADER_SIZE + h.payload_len - w->in.len > want)
+			want = PEXEC_FRAME_HEADER_SIZE + h.payload_len - w->in.len;
+	}
+	return want;
+}
+
 void pexec__pool_worker_read(struct pool *p, struct worker *w)
 {
-	for (;;) {
-		size_t want = READ_MIN;
+	while (!p->stop && !w->eof && w->from_fd >= 0) {
+		int broken;
+		size_t want = read_want(w, &broken);
 		ssize_t n;
 
-		if (w->in.len >= PEXEC_FRAME_HEADER_SIZE) {
-			struct pexec__frame_header h;
-			pexec_error perr;
-			if (pexec__frame_parse_header(w->in.data, &h, &perr))
-				goto broken;
-			if (PEXEC_FRAME_HEADER_SIZE + h.payload_len - w->in.len > want)
-				want = PEXEC_FRAME_HEADER_SIZE + h.payload_len - w->in.len;
-		}
+		if (broken)
+			goto broken;
 		if (pexec_buf_reserve(&w->in, want)) {
 			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory reading results");
 			return;
@@ -432,44 +480,31 @@ void pexec__pool_worker_read(struct pool *p, struct worker *w)
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {
-			if (w->state == WORKER_RETIRING)
-				pexec__pool_worker_retired(p, w);
-			else
-				pexec__pool_worker_lost(p, w);
+			w->eof = 1;
+			w->eof_ns = pexec__now_ns();
 			return;
 		}
 		w->in.len += (size_t)n;
 		if (worker_frames(p, w))
 			goto broken;
-		if (p->stop || w->state == WORKER_GONE)
-			return;
 	}
+	return;
 broken:
-	kill(w->pid, SIGKILL);
-	w->kill_reason = "sent a malformed message";
-	pexec__pool_worker_lost(p, w);
-}
-
-static const char *task_data(const struct task *t)
-{
-	return t->pos ? t->frame.data : t->chunk->items.data;
-}
-
-static size_t task_len(const struct task *t)
-{
-	return t->pos ? t->frame.len : t->chunk->items.len;
+	pexec__pool_worker_kill(w, "sent a malformed message");
+	w->eof = 1;
+	w->eof_ns = pexec__now_ns();
 }
 
 void pexec__pool_worker_write(struct worker *w)
 {
-	while (w->nsent < w->ninflight) {
+	while (w->nsent < w->ninflight && w->to_fd >= 0) {
 		struct task *t = &w->inflight[w->nsent];
-		size_t len = task_len(t);
-		ssize_t n = write(w->to_fd, task_data(t) + w->sent_off, len - w->sent_off);
+		size_t len = pexec__pool_task_len(t);
+		ssize_t n = write(w->to_fd, pexec__pool_task_data(t) + w->sent_off, len - w->sent_off);
 
 		if (n < 0) {
-			/* EAGAIN: later.  EPIPE: the worker is gone, which its EOF on
-			 * the other pipe will say. */
+			/* EAGAIN: later.  EPIPE: the worker is gone, which its end
+			 * will say. */
 			return;
 		}
 		w->sent_off += (size_t)n;

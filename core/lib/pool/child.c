@@ -1,0 +1,214 @@
+/*
+ * child.c - a worker process (pexec__worker_main): init, then one CHUNK
+ * frame after another, each answered with one RESULTS frame.
+ *
+ * A worker reads a whole CHUNK, answers it, and reads the next: it blocks on
+ * both pipes, which is safe because the parent never blocks on them (see
+ * loop.c).  The chunk's bytes stay untouched until its last item is
+ * serialized, which is what lets a deserialize hook point into them (the
+ * OWNERSHIP rule in pexec_plugin.h).  Before each item the worker says in
+ * shared memory which item it is on and at which stage, so that the parent
+ * can blame that item alone if the worker dies.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "item.h"
+#include "util.h"
+
+struct child {
+	const pexec_descriptor *d;
+	void *state;
+	int in_fd, out_fd;
+	int timed;           /* --timeout: each item's start time is told */
+	struct pexec__progress *progress;
+	struct pexec__results out;
+	pexec_buf chunk;     /* the CHUNK payload being answered */
+	pexec_error err;
+	uint64_t frames;
+	void *acc;           /* a folded chunk's value (PEXEC_CHUNK_FOLD) */
+};
+
+static void __attribute__((noreturn)) die(const char *what)
+{
+	/* The parent sees the end and reports the worker lost; say why here. */
+	fprintf(stderr, "pexec: worker %ld: %s: %s\n", (long)getpid(), what, strerror(errno));
+	_exit(3);
+}
+
+/* Writes a frame with a message payload (READY, INITFAIL). */
+static void send_message(int fd, uint32_t type, const char *msg)
+{
+	pexec_buf buf;
+
+	pexec__buf_init(&buf);
+	if (pexec__frame_begin(&buf, type, 0) == 0 && pexec_buf_puts(&buf, msg) == 0) {
+		pexec__frame_end(&buf, 0, 0);
+		pexec__write_full(fd, buf.data, buf.len);
+	}
+	pexec__buf_release(&buf);
+}
+
+/* Reads the next CHUNK frame into c->chunk.  Returns 0 at the end of the
+ * input (the parent is done with this worker), 1 with a chunk. */
+static int read_chunk(struct child *c, struct pexec__frame_header *h)
+{
+	char hdr[PEXEC_FRAME_HEADER_SIZE];
+	ssize_t n = pexec__read_full(c->in_fd, hdr, sizeof(hdr));
+
+	if (n == 0)
+		return 0;
+	if (n < 0)
+		die("cannot read from pexec");
+	if ((size_t)n < sizeof(hdr)) {
+		errno = EPIPE;
+		die("torn frame header");
+	}
+	if (pexec__frame_parse_header(hdr, h, &c->err) || h->type != PEXEC_FRAME_CHUNK) {
+		errno = EPROTO;
+		die("bad frame from pexec");
+	}
+	c->chunk.len = 0;
+	if (pexec_buf_reserve(&c->chunk, h->payload_len))
+		die("cannot hold a chunk");
+	n = pexec__read_full(c->in_fd, c->chunk.data, h->payload_len);
+	if (n < 0 || (uint64_t)n != h->payload_len) {
+		if (n >= 0)
+			errno = EPIPE;
+		die("cannot read a chunk");
+	}
+	c->chunk.len = h->payload_len;
+	return 1;
+}
+
+/* Folds one item on its own, from the starting value, and writes that
+ * partial result as the item's text (PEXEC_CHUNK_FOLD_EACH). */
+static pexec_stage fold_alone(struct child *c, const char *item, size_t len)
+{
+	void *one;
+	pexec_stage stage;
+
+	if (pexec__fold_start(c->d, c->state, &one, &c->err)) {
+		errno = EINVAL;
+		die(c->err.msg);
+	}
+	stage = pexec__item_fold(c->d, c->state, item, len, &one, &c->err, &c->progress->stage);
+	if (stage == PEXEC_STAGE_NONE && pexec__fold_finish(c->d, c->state, &one, &c->out.buf,
+	                                                    &c->err))
+		stage = PEXEC_STAGE_REDUCE;
+	pexec__fold_free(c->d, c->state, one);
+	return stage;
+}
+
+/* One item of the chunk, at position `pos`, into a record of its own. */
+static void run_item(struct child *c, const char *item, size_t len, uint32_t pos,
+                     uint64_t aux)
+{
+	pexec_buf *res = &c->out.buf;
+	_Atomic uint32_t *stage_at = &c->progress->stage;
+	size_t at = pexec__frame_record_begin(res);
+	pexec_stage stage;
+
+	if (at == (size_t)-1)
+		die("cannot hold results");
+	atomic_store_explicit(&c->progress->pos, pos, memory_order_relaxed);
+	if (c->timed)
+		atomic_store_explicit(&c->progress->started, pexec__now_ns(), memory_order_relaxed);
+	atomic_store_explicit(stage_at, PEXEC_STAGE_DESERIALIZE, memory_order_release);
+	if (aux & PEXEC_CHUNK_FOLD)
+		stage = pexec__item_fold(c->d, c->state, item, len, &c->acc, &c->err, stage_at);
+	else if (aux & PEXEC_CHUNK_FOLD_EACH)
+		stage = fold_alone(c, item, len);
+	else
+		stage = pexec__item_run(c->d, c->state, item, len, res, &c->err, stage_at);
+	atomic_store_explicit(stage_at, PEXEC_STAGE_NONE, memory_order_release);
+	if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(res, c->err.msg))
+		die("cannot hold results");
+	pexec__frame_record_end(res, at, stage == PEXEC_STAGE_NONE, stage);
+}
+
+/* A folded chunk's partial result, in one more record after its items'. */
+static void put_partial(struct child *c)
+{
+	pexec_buf *res = &c->out.buf;
+	pexec_stage stage = PEXEC_STAGE_NONE;
+	size_t at = pexec__frame_record_begin(res);
+
+	if (at == (size_t)-1)
+		die("cannot hold results");
+	if (pexec__fold_finish(c->d, c->state, &c->acc, res, &c->err)) {
+		stage = PEXEC_STAGE_REDUCE;
+		if (pexec_buf_puts(res, c->err.msg))
+			die("cannot hold results");
+	}
+	pexec__frame_record_end(res, at, stage == PEXEC_STAGE_NONE, stage);
+}
+
+/* Answers the chunk in c->chunk with one RESULTS frame. */
+static void run_chunk(struct child *c, const struct pexec__frame_header *h)
+{
+	struct pexec__frame_cursor cur = { c->chunk.data, c->chunk.data + c->chunk.len };
+	uint64_t t0 = pexec__now_ns();
+	const char *item;
+	size_t len;
+	uint32_t count = 0;
+	int more;
+
+	atomic_store_explicit(&c->progress->pos, 0, memory_order_relaxed);
+	atomic_store_explicit(&c->progress->frame_started, t0, memory_order_relaxed);
+	atomic_store_explicit(&c->progress->frames, ++c->frames, memory_order_release);
+	if ((h->aux & PEXEC_CHUNK_FOLD) && pexec__fold_start(c->d, c->state, &c->acc, &c->err)) {
+		errno = EINVAL;
+		die(c->err.msg);
+	}
+	pexec__results_begin(&c->out);
+	if (pexec__frame_begin(&c->out.buf, PEXEC_FRAME_RESULTS, 0))
+		die("cannot hold results");
+	while ((more = pexec__frame_next_item(&cur, &item, &len)) == 1)
+		run_item(c, item, len, count++, h->aux);
+	if (more < 0 || count != h->count) {
+		errno = EPROTO;
+		die("malformed chunk from pexec");
+	}
+	if (h->aux & PEXEC_CHUNK_FOLD)
+		put_partial(c);
+	pexec__frame_end(&c->out.buf, 0, count);
+	atomic_store_explicit(&c->progress->pos, count, memory_order_relaxed);
+	pexec__frame_set_aux(&c->out.buf, 0, pexec__now_ns() - t0);
+	/* What the plugin printed goes out before its results do. */
+	fflush(stdout);
+	if (pexec__results_send(&c->out, c->out_fd))
+		die("cannot send results");
+}
+
+void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
+                        struct pexec__progress *progress, const struct pexec__arena *arena,
+                        int timed)
+{
+	struct child c = {
+		.d = d, .in_fd = in_fd, .out_fd = out_fd, .timed = timed, .progress = progress,
+		.out = { .arena = arena, .progress = progress, .head = progress->arena_head },
+	};
+	struct pexec__frame_header h;
+
+	if (pexec__plugin_init(d, config, &c.state, &c.err)) {
+		send_message(out_fd, PEXEC_FRAME_INITFAIL, c.err.msg);
+		_exit(2);
+	}
+	send_message(out_fd, PEXEC_FRAME_READY, "");
+	pexec__buf_init(&c.chunk);
+	pexec__buf_init(&c.out.heap);
+	while (read_chunk(&c, &h))
+		run_chunk(&c, &h);
+	pexec__plugin_fini(d, c.state);
+	fflush(stdout);
+	fflush(stderr);
+	pexec__buf_release(&c.chunk);
+	pexec__buf_release(&c.out.heap);
+	_exit(0);
+}
