@@ -55,8 +55,9 @@ void append(char **buf, size_t *len, const char *data, size_t n)
 	*buf = p;
 }
 
-/* Calls `fn` for every process whose parent is `parent`; returns how many. */
-int for_children(pid_t parent, void (*fn)(pid_t))
+/* The children of `parent` (all of them, or only its workers: not its
+ * warden, the helper a pool starts besides its workers). */
+static int children_of(pid_t parent, void (*fn)(pid_t), int workers_only)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
@@ -75,7 +76,8 @@ int for_children(pid_t parent, void (*fn)(pid_t))
 		if (!f)
 			continue;
 		if (fgets(buf, sizeof(buf), f) && (paren = strrchr(buf, ')')) &&
-		    sscanf(paren + 1, " %*c %ld", &ppid) == 1 && ppid == (long)parent) {
+		    sscanf(paren + 1, " %*c %ld", &ppid) == 1 && ppid == (long)parent &&
+		    !(workers_only && strstr(buf, "(pexec-warden)"))) {
 			n++;
 			if (fn)
 				fn((pid_t)atol(e->d_name));
@@ -84,6 +86,16 @@ int for_children(pid_t parent, void (*fn)(pid_t))
 	}
 	closedir(d);
 	return n;
+}
+
+int for_children(pid_t parent, void (*fn)(pid_t))
+{
+	return children_of(parent, fn, 0);
+}
+
+int for_workers(pid_t pexec, void (*fn)(pid_t))
+{
+	return children_of(pexec, fn, 1);
 }
 
 static void kill_pid(pid_t pid)
@@ -224,7 +236,7 @@ void run_spec(const struct proc_spec *s, struct proc *r)
 		}
 		if (left <= 0)
 			break;
-		if (s->kill_with_workers && !killed && for_children(pid, NULL) > 0) {
+		if (s->kill_with_workers && !killed && for_workers(pid, NULL) > 0) {
 			kill(pid, SIGKILL);
 			killed = 1;
 		}

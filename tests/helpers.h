@@ -84,6 +84,9 @@ void append(char **buf, size_t *len, const char *data, size_t n);
 /* Calls `fn` (may be NULL) for every process whose parent is `parent`;
  * returns how many. */
 int for_children(pid_t parent, void (*fn)(pid_t));
+/* The same for pexec's workers: its children but its warden (the process a
+ * pool starts to end the workers' process groups if pexec is killed). */
+int for_workers(pid_t pexec, void (*fn)(pid_t));
 
 /* Runs pexec as `s` says and collects what it did into `r` (released with
  * proc_release). */

@@ -282,7 +282,7 @@ static void stage_close_race(void *ctx, pid_t pexec, const struct proc *so_far)
 		/* Once it waits for work on a descriptor 3 of its own (until
 		 * the worker has set itself up, its 3 is one it got from pexec). */
 		seen_parent = pexec;
-		if (for_children(pexec, note_child) != 1 || proc_state(seen_child) != 'S' ||
+		if (for_workers(pexec, note_child) != 1 || proc_state(seen_child) != 'S' ||
 		    same_fd(pexec, seen_child, 3))
 			break;
 		c->worker = seen_child;

@@ -48,7 +48,7 @@ static void send_stop(void *ctx, pid_t pexec, const struct proc *so_far)
 	if (s->sent)
 		return;
 	if (s->wait_workers) {
-		if (s->at == 0 && for_children(pexec, NULL) >= s->wait_workers)
+		if (s->at == 0 && for_workers(pexec, NULL) >= s->wait_workers)
 			s->at = now_s() + 0.5;
 		if (s->at == 0 || now_s() < s->at)
 			return;
@@ -152,7 +152,7 @@ static void kill_pexec_when_busy(void *ctx, pid_t pexec, const struct proc *so_f
 		return;
 	seen_parent = pexec;
 	seen_least_ticks = LONG_MAX;
-	if (for_children(pexec, note_child) >= b->workers && seen_least_ticks >= 5) {
+	if (for_workers(pexec, note_child) >= b->workers && seen_least_ticks >= 5) {
 		cr_assert_eq(kill(pexec, SIGKILL), 0);
 		b->killed = 1;
 	}

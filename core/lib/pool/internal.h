@@ -14,9 +14,11 @@
  *             recorded, done chunks handed to the sink in order
  *   arena.c   the shared-memory result arenas, both sides of them
  *   child.c   the worker process itself: init, then chunks in, results out
+ *   contain.c what plugins start stays in the run: the subreaper, adopted
+ *             processes, the warden (contain.h)
  *
- * Calls go one way: loop -> fault, worker, chunk, arena; fault -> worker,
- * chunk; worker -> chunk, arena; chunk -> arena; child -> arena.
+ * Calls go one way: loop -> fault, worker, chunk, arena, contain; fault ->
+ * chunk; worker -> chunk, arena, contain; chunk -> arena; child -> arena.
  *
  * All of it but child.c runs in the parent, on the loop's one thread.  An
  * error that ends the run is recorded in p->stop (with p->err) rather than
@@ -31,6 +33,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "contain.h"
 #include "frame.h"
 #include "pexec.h"
 #include "pool.h"
@@ -46,6 +49,7 @@
 #define SHUTDOWN_GRACE_MS 5000
 #define EXIT_WAIT_MS 200                     /* for a worker whose pipe closed */
 #define NO_PIDFD_POLL_MS 20                  /* where pidfds are refused */
+#define SWEEP_NS 1000000000ull               /* adopted processes reaped this often */
 /* Result arenas: shared memory each worker serializes into.  A chunk's
  * results are bounded by CHUNK_MAX_ITEMS, so 2 MiB holds several frames;
  * bigger frames go through the pipe.  The parent maps every arena, so they
@@ -207,6 +211,9 @@ struct pool {
 	uint64_t timeout_ns;
 	uint64_t tick_ns, next_tick;
 	pid_t parent;
+
+	struct pexec__contain contain; /* what plugins start stays in the run */
+	uint64_t next_sweep;
 };
 
 /* ---- fault.c ---- */

@@ -125,6 +125,7 @@ static void ended_phase(struct pool *p)
 			pexec__pool_worker_lost(p, w);
 		}
 		pexec__pool_worker_close(w);
+		pexec__contain_forget(&p->contain, w->pid);
 		w->state = WORKER_GONE;
 	}
 }
@@ -315,11 +316,30 @@ static nfds_t wait_set(struct pool *p, struct pollfd *fds, nfds_t *at)
 	return n;
 }
 
+/* Reaps what the run adopted and has ended (the living are left to their
+ * work until the run ends). */
+static void sweep(struct pool *p)
+{
+	uint64_t now = pexec__now_ns();
+	pid_t pids[64];
+	unsigned n = 0;
+
+	if (!p->contain.subreaper || now < p->next_sweep)
+		return;
+	p->next_sweep = now + SWEEP_NS;
+	for (unsigned i = 0; i < p->nworkers && n < 64; i++)
+		if (p->workers[i].state != WORKER_GONE)
+			pids[n++] = p->workers[i].pid;
+	pexec__contain_sweep(&p->contain, pids, n, 0);
+}
+
 static void sleep_phase(struct pool *p, struct pollfd *fds, nfds_t *at)
 {
-	int timeout = sleep_timeout(p);
+	int timeout;
 	nfds_t n, k = 0;
 
+	sweep(p);
+	timeout = sleep_timeout(p);
 	if (p->emitted && p->sink) {
 		/* About to wait: let the sink push out what it holds. */
 		int rc = p->sink(p->sink_ctx, NULL, p->err);
@@ -406,6 +426,7 @@ static void shutdown_workers(struct pool *p, int now)
 		else if (!pexec__pool_worker_end(w, left_ms) ||
 		         !(WIFEXITED(w->status) && WEXITSTATUS(w->status) == 0))
 			p->stats->workers_lost++;
+		pexec__contain_forget(&p->contain, w->pid);
 		w->state = WORKER_GONE;
 	}
 }
@@ -489,10 +510,13 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 	};
 	pexec_code rc = pool_setup(&p);
 
+	pexec__contain_start(&p.contain);
+	p.next_sweep = pexec__now_ns() + SWEEP_NS;
 	if (!rc)
 		rc = loop(&p);
 	if (p.workers)
 		shutdown_workers(&p, rc != PEXEC_OK);
+	pexec__contain_end(&p.contain);
 	if (rc == PEXEC_OK && stats->failed)
 		rc = PEXEC_EITEM;
 	pool_release(&p);

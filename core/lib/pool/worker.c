@@ -162,6 +162,7 @@ pexec_code pexec__pool_worker_spawn(struct pool *p, struct worker *w)
 	}
 	/* Both sides set the group, so it is there whichever runs first. */
 	setpgid(pid, pid);
+	pexec__contain_add(&p->contain, pid);
 	close(down[0]);
 	close(up[1]);
 	set_nonblock(down[1]);
