@@ -19,6 +19,7 @@ struct pexec_instance {
 	void *acc;       /* the fold's value */
 	int acc_started; /* acc holds reduce_initial or more */
 	pexec_buf item;  /* the item with the NUL the hooks are promised */
+	pexec__splitter *check; /* results are checked as in workers */
 };
 
 pexec_code pexec_instance_open(const pexec_loaded_plugin *plugin, const char *config,
@@ -32,9 +33,15 @@ pexec_code pexec_instance_open(const pexec_loaded_plugin *plugin, const char *co
 		return pexec__fail(err, PEXEC_ESYS, "out of memory");
 	in->d = pexec_plugin_descriptor(plugin);
 	pexec__buf_init(&in->item);
+	in->check = pexec__split_checker();
+	if (!in->check) {
+		free(in);
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	}
 	if (pexec__plugin_init(in->d, config, &in->state, &why)) {
 		pexec_code rc = pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s",
 		                            in->d->name, why.msg);
+		pexec__split_free(in->check);
 		free(in);
 		return rc;
 	}
@@ -52,7 +59,7 @@ pexec_stage pexec_instance_map(pexec_instance *in, const char *data, size_t len,
 	}
 	memcpy(in->item.data, data, len);
 	in->item.data[len] = '\0';
-	return pexec__item_run(in->d, in->state, in->item.data, len, out, err, NULL);
+	return pexec__item_run(in->d, in->state, in->item.data, len, out, in->check, err, NULL);
 }
 
 int pexec_instance_rewrite(pexec_instance *in, const char *text, size_t len, pexec_buf *out,
@@ -80,7 +87,7 @@ int pexec_instance_rewrite(pexec_instance *in, const char *text, size_t len, pex
 		            d->deserialize ? "deserialize" : "cJSON", why);
 		return -1;
 	}
-	return pexec__fold_finish(d, in->state, &v, out, err) ? -1 : 1;
+	return pexec__fold_finish(d, in->state, &v, out, in->check, err) ? -1 : 1;
 }
 
 /* The fold's value starts as reduce_initial, made when first needed. */
@@ -111,7 +118,7 @@ pexec_code pexec_instance_fold_take(pexec_instance *in, pexec_buf *out, pexec_er
 	if (fold_begin(in, err))
 		return PEXEC_ESTOPPED;
 	in->acc_started = 0;
-	rc = pexec__fold_finish(in->d, in->state, &in->acc, out, err);
+	rc = pexec__fold_finish(in->d, in->state, &in->acc, out, in->check, err);
 	in->acc = NULL;
 	return rc ? PEXEC_ESTOPPED : PEXEC_OK;
 }
@@ -124,5 +131,6 @@ void pexec_instance_close(pexec_instance *in)
 		pexec__fold_free(in->d, in->state, in->acc);
 	pexec__plugin_fini(in->d, in->state);
 	pexec__buf_release(&in->item);
+	pexec__split_free(in->check);
 	free(in);
 }

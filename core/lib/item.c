@@ -10,6 +10,7 @@
 
 #include "frame.h"
 #include "item.h"
+#include "split/split.h"
 #include "util.h"
 
 int pexec__plugin_init(const pexec_descriptor *d, const char *config, void **state,
@@ -119,42 +120,66 @@ static pexec_stage failed(pexec_stage stage, pexec_error *err)
 	return stage;
 }
 
-pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
-                            size_t len, pexec_buf *out, pexec_error *err,
-                            _Atomic uint32_t *stage_at)
+/* The full check of a result the fast path could not tell valid (apart, so
+ * that its message buffer stays out of the item path's frame). */
+static __attribute__((noinline)) int check_result(pexec__splitter *check, const char *text,
+                                                  size_t len, pexec_error *err)
 {
-	size_t start = out->len;
-	void *in, *res;
-	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, stage_at);
+	pexec_error why;
+
+	if (pexec__split_check(check, text, len, &why) == 0)
+		return 0;
+	pexec__fail(err, PEXEC_EITEM, "result is not valid JSON %s", why.msg);
+	return -1;
+}
+
+/* Appends the JSON text of a result value to `out`: with the serialize hook,
+ * as cJSON, or "null".  Whatever made them, the bytes must be one JSON value
+ * by the splitter's own strict rules (with `check`): a plugin's garbage never
+ * reaches the output.  Returns 0, or -1 with `err` filled and `out` as it
+ * was. */
+static inline __attribute__((always_inline)) int
+serialize_value(const pexec_descriptor *d, void *state, const void *value,
+                pexec_buf *out, pexec__splitter *check, pexec_error *err)
+{
+	size_t start = out->len, n;
 	int rc;
 
-	if (stage != PEXEC_STAGE_NONE)
-		goto fail;
-	stage = PEXEC_STAGE_SERIALIZE;
-	set_stage(stage_at, stage);
-	if (!res)
+	if (!value)
 		rc = pexec_buf_append(out, "null", 4);
 	else if (!d->serialize)
-		rc = json_serialize(res, out, err);
+		rc = json_serialize(value, out, err);
 	else
-		rc = d->serialize(state, res, out, err);
+		rc = d->serialize(state, value, out, err);
+	n = out->len - start;
+	if (!rc && n == 0)
+		rc = pexec__fail(err, PEXEC_EITEM, "serialize wrote nothing (a result is one JSON "
+		                 "value)");
+	else if (!rc && n > PEXEC_RESULT_MAX)
+		rc = pexec__fail(err, PEXEC_EITEM, "result of %zu bytes is larger than the 1 GiB "
+		                 "limit", n);
+	else if (!rc && check && !pexec__split_check_fast(out->data + start, n))
+		rc = check_result(check, out->data + start, n, err);
 	if (rc)
-		goto fail;
-	if (out->len == start) {
-		pexec__fail(err, PEXEC_EITEM, "serialize wrote nothing (a result is one JSON value)");
-		goto fail;
-	}
-	if (out->len - start > PEXEC_RESULT_MAX) {
-		pexec__fail(err, PEXEC_EITEM, "result of %zu bytes is larger than the 1 GiB limit",
-		            out->len - start);
-		goto fail;
+		out->len = start;
+	return rc ? -1 : 0;
+}
+
+pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
+                            size_t len, pexec_buf *out, pexec__splitter *check,
+                            pexec_error *err, _Atomic uint32_t *stage_at)
+{
+	void *in, *res;
+	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, stage_at);
+
+	if (stage == PEXEC_STAGE_NONE) {
+		stage = PEXEC_STAGE_SERIALIZE;
+		set_stage(stage_at, stage);
+		if (serialize_value(d, state, res, out, check, err) == 0)
+			stage = PEXEC_STAGE_NONE;
 	}
 	item_free(d, state, in, res);
-	return PEXEC_STAGE_NONE;
-fail:
-	out->len = start;
-	item_free(d, state, in, res);
-	return failed(stage, err);
+	return stage == PEXEC_STAGE_NONE ? stage : failed(stage, err);
 }
 
 int pexec__fold_start(const pexec_descriptor *d, void *state, void **acc, pexec_error *err)
@@ -216,26 +241,13 @@ int pexec__fold_text(const pexec_descriptor *d, void *state, void **acc, const c
 }
 
 int pexec__fold_finish(const pexec_descriptor *d, void *state, void **acc, pexec_buf *out,
-                       pexec_error *err)
+                       pexec__splitter *check, pexec_error *err)
 {
-	size_t start = out->len;
-	int rc;
+	int rc = serialize_value(d, state, *acc, out, check, err);
 
-	if (!*acc)
-		rc = pexec_buf_append(out, "null", 4);
-	else if (!d->serialize)
-		rc = json_serialize(*acc, out, err);
-	else
-		rc = d->serialize(state, *acc, out, err);
-	if (!rc && out->len == start) {
-		pexec__fail(err, PEXEC_EITEM, "serialize wrote nothing (a result is one JSON value)");
-		rc = -1;
-	}
-	if (rc)
-		out->len = start;
 	pexec__fold_free(d, state, *acc);
 	*acc = NULL;
-	return rc ? -1 : 0;
+	return rc;
 }
 
 pexec_stage pexec__item_fold(const pexec_descriptor *d, void *state, const char *data,

@@ -91,23 +91,26 @@ static pexec_code pool_reduce(const pexec_descriptor *d, const pexec_opts *opts,
                               void *sink_ctx, pexec_stats *stats, pexec_error *err)
 {
 	struct reducer red = { .d = d };
+	pexec__splitter *check = pexec__split_checker();
 	pexec_error why;
 	pexec_buf out;
 	pexec_code rc;
 
-	if (pexec__plugin_init(d, opts->config, &red.state, &why))
+	if (!check)
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	if (pexec__plugin_init(d, opts->config, &red.state, &why)) {
+		pexec__split_free(check);
 		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s", d->name,
 		                   why.msg);
-	if (pexec__fold_start(d, red.state, &red.acc, err)) {
-		pexec__plugin_fini(d, red.state);
-		return PEXEC_EUSAGE;
 	}
 	pexec__buf_init(&out);
-	rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, reducer_fold, &red, stats,
-	                     err);
+	rc = pexec__fold_start(d, red.state, &red.acc, err) ? PEXEC_EUSAGE : PEXEC_OK;
+	if (!rc)
+		rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, reducer_fold, &red,
+		                     stats, err);
 	if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
-		pexec_code done = PEXEC_OK;
-		if (pexec__fold_finish(d, red.state, &red.acc, &out, &why))
+		pexec_code done;
+		if (pexec__fold_finish(d, red.state, &red.acc, &out, check, &why))
 			done = pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 		else
 			done = reduced(sink, sink_ctx, stats, out.data, out.len, err);
@@ -117,6 +120,7 @@ static pexec_code pool_reduce(const pexec_descriptor *d, const pexec_opts *opts,
 	pexec__fold_free(d, red.state, red.acc);
 	pexec__plugin_fini(d, red.state);
 	pexec__buf_release(&out);
+	pexec__split_free(check);
 	return rc;
 }
 
@@ -135,6 +139,7 @@ struct serial {
 	int folding;
 	pexec_buf item;      /* the item, with the NUL hooks are promised */
 	pexec_buf out;
+	pexec__splitter *check; /* results are checked as in workers */
 	pexec_error item_err;
 	uint64_t index;
 	uint64_t next_tick, tick_ns;
@@ -188,7 +193,7 @@ static pexec_code serial_item(struct serial *s, const char *data, size_t len)
 	r.stage = s->folding ? pexec__item_fold(s->d, s->state, s->item.data, len, &s->acc,
 	                                        &s->item_err, NULL)
 	                     : pexec__item_run(s->d, s->state, s->item.data, len, &s->out,
-	                                       &s->item_err, NULL);
+	                                       s->check, &s->item_err, NULL);
 	if (opts->item_times)
 		r.seconds = (double)(pexec__now_ns() - t0) / 1e9;
 	r.input = s->item.data;
@@ -244,6 +249,15 @@ static pexec_code serial_loop(struct serial *s, pexec_next_fn next, void *next_c
 	return rc;
 }
 
+/* A --reduce run's end in --serial: the folded value to the sink. */
+static pexec_code serial_reduced(struct serial *s)
+{
+	s->out.len = 0;
+	if (pexec__fold_finish(s->d, s->state, &s->acc, &s->out, s->check, &s->item_err))
+		return pexec__fail(s->err, PEXEC_ESTOPPED, "reduce failed: %s", s->item_err.msg);
+	return reduced(s->sink, s->sink_ctx, s->stats, s->out.data, s->out.len, s->err);
+}
+
 static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
                              pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
                              void *sink_ctx, pexec_stats *stats, pexec_error *err)
@@ -257,29 +271,29 @@ static pexec_code serial_run(const pexec_descriptor *d, const pexec_opts *opts,
 
 	if (rc)
 		return rc;
-	if (pexec__plugin_init(d, opts->config, &s.state, &s.item_err))
-		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s", d->name,
-		                   s.item_err.msg);
-	if (s.folding && pexec__fold_start(d, s.state, &s.acc, err)) {
-		pexec__plugin_fini(d, s.state);
-		return PEXEC_EUSAGE;
-	}
+	if (!(s.check = pexec__split_checker()))
+		return pexec__fail(err, PEXEC_ESYS, "out of memory");
 	pexec__buf_init(&s.item);
 	pexec__buf_init(&s.out);
-	rc = serial_loop(&s, next, next_ctx);
-	if (s.folding && rc == PEXEC_OK) {
-		s.out.len = 0;
-		if (pexec__fold_finish(d, s.state, &s.acc, &s.out, &s.item_err))
-			rc = pexec__fail(err, PEXEC_ESTOPPED, "reduce failed: %s", s.item_err.msg);
-		else
-			rc = reduced(sink, sink_ctx, stats, s.out.data, s.out.len, err);
+	if (pexec__plugin_init(d, opts->config, &s.state, &s.item_err)) {
+		rc = pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s", d->name,
+		                 s.item_err.msg);
+		goto out;
 	}
+	if (s.folding && pexec__fold_start(d, s.state, &s.acc, err))
+		rc = PEXEC_EUSAGE;
+	if (!rc)
+		rc = serial_loop(&s, next, next_ctx);
+	if (s.folding && rc == PEXEC_OK)
+		rc = serial_reduced(&s);
 	pexec__fold_free(d, s.state, s.acc);
 	pexec__plugin_fini(d, s.state);
-	pexec__buf_release(&s.item);
-	pexec__buf_release(&s.out);
 	if (rc == PEXEC_OK && stats->failed)
 		rc = PEXEC_EITEM;
+out:
+	pexec__buf_release(&s.item);
+	pexec__buf_release(&s.out);
+	pexec__split_free(s.check);
 	return rc;
 }
 

@@ -32,6 +32,7 @@ struct child {
 	pexec_error err;
 	uint64_t frames;
 	void *acc;           /* a folded chunk's value (PEXEC_CHUNK_FOLD) */
+	pexec__splitter *check; /* every result is one valid JSON value */
 };
 
 static void __attribute__((noreturn)) die(const char *what)
@@ -99,7 +100,7 @@ static pexec_stage fold_alone(struct child *c, const char *item, size_t len)
 	}
 	stage = pexec__item_fold(c->d, c->state, item, len, &one, &c->err, &c->progress->stage);
 	if (stage == PEXEC_STAGE_NONE && pexec__fold_finish(c->d, c->state, &one, &c->out.buf,
-	                                                    &c->err))
+	                                                    c->check, &c->err))
 		stage = PEXEC_STAGE_REDUCE;
 	pexec__fold_free(c->d, c->state, one);
 	return stage;
@@ -125,7 +126,7 @@ static void run_item(struct child *c, const char *item, size_t len, uint32_t pos
 	else if (aux & PEXEC_CHUNK_FOLD_EACH)
 		stage = fold_alone(c, item, len);
 	else
-		stage = pexec__item_run(c->d, c->state, item, len, res, &c->err, stage_at);
+		stage = pexec__item_run(c->d, c->state, item, len, res, c->check, &c->err, stage_at);
 	atomic_store_explicit(stage_at, PEXEC_STAGE_NONE, memory_order_release);
 	if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(res, c->err.msg))
 		die("cannot hold results");
@@ -141,7 +142,7 @@ static void put_partial(struct child *c)
 
 	if (at == (size_t)-1)
 		die("cannot hold results");
-	if (pexec__fold_finish(c->d, c->state, &c->acc, res, &c->err)) {
+	if (pexec__fold_finish(c->d, c->state, &c->acc, res, c->check, &c->err)) {
 		stage = PEXEC_STAGE_REDUCE;
 		if (pexec_buf_puts(res, c->err.msg))
 			die("cannot hold results");
@@ -201,6 +202,9 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 		_exit(2);
 	}
 	send_message(out_fd, PEXEC_FRAME_READY, "");
+	c.check = pexec__split_checker();
+	if (!c.check)
+		die("cannot check results");
 	pexec__buf_init(&c.chunk);
 	pexec__buf_init(&c.out.heap);
 	while (read_chunk(&c, &h))
@@ -210,5 +214,6 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	fflush(stderr);
 	pexec__buf_release(&c.chunk);
 	pexec__buf_release(&c.out.heap);
+	pexec__split_free(c.check);
 	_exit(0);
 }

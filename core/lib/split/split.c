@@ -114,33 +114,60 @@ void pexec_splitter_free(pexec_splitter *splitter)
 	pexec__split_free(splitter);
 }
 
-/* One value, checked as one NDJSON line would be (a raw newline can only
- * be whitespace, so it is allowed around the value too). */
-int pexec_json_check(const char *text, size_t len, pexec_error *err)
+/* ---- one value at a time ---- */
+
+pexec__splitter *pexec__split_checker(void)
 {
-	pexec__splitter *s = pexec__split_mem(text, len, "", PEXEC_FORMAT_NDJSON);
+	pexec__splitter *s = split_new("", PEXEC_FORMAT_NDJSON);
+
+	if (s)
+		s->one_value = 1;
+	return s;
+}
+
+int pexec__split_check(pexec__splitter *s, const char *text, size_t len, pexec_error *err)
+{
 	const char *item;
 	size_t n;
 	int rc;
 
-	if (!s) {
-		pexec__fail(err, PEXEC_ESYS, "out of memory");
-		return -1;
-	}
-	s->bare = 1;
+	if (pexec__split_check_fast(text, len))
+		return 0;
+	/* The splitter starts over on these bytes, as one NDJSON line whose
+	 * value may span lines (no BOM: that is not part of a value). */
+	s->buf = (const unsigned char *)text;
+	s->end = s->cap = len;
+	s->pos = s->item_start = s->item_end = 0;
+	s->base = s->line_start = s->item_line_start = 0;
+	s->line = s->item_line = 1;
+	s->eof = 1;
+	s->in_item = 0;
+	s->depth = 0;
+	s->code = 0;
+	s->state = ST_ND_LINE;
 	rc = pexec__split_next(s, &item, &n, err);
 	if (rc == 1) {
 		rc = pexec__split_next(s, &item, &n, err);
 		if (rc == 1)
 			pexec__fail(err, PEXEC_EINPUT, "at byte %zu: a second value after the first",
 			            (size_t)(item - text));
-		rc = rc == 0 ? 0 : -1;
-	} else if (rc == 0) {
-		pexec__fail(err, PEXEC_EINPUT, "at byte %zu: no value", len);
-		rc = -1;
-	} else {
-		rc = -1;
+		return rc == 0 ? 0 : -1;
 	}
+	if (rc == 0)
+		pexec__fail(err, PEXEC_EINPUT, "at byte %zu: no value", len);
+	return -1;
+}
+
+int pexec_json_check(const char *text, size_t len, pexec_error *err)
+{
+	pexec__splitter *s = pexec__split_checker();
+	int rc;
+
+	if (!s) {
+		pexec__fail(err, PEXEC_ESYS, "out of memory");
+		return -1;
+	}
+	rc = pexec__split_check(s, text, len, err);
 	pexec__split_free(s);
 	return rc;
 }
@@ -156,7 +183,7 @@ int pexec__split_fail_pos(pexec__splitter *s, uint64_t off, uint64_t line,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (s->bare)
+	if (s->one_value)
 		pexec__fail(&s->err, PEXEC_EINPUT, "at byte %" PRIu64 ": %s", off, why);
 	else
 		pexec__fail(&s->err, PEXEC_EINPUT,
@@ -194,6 +221,6 @@ int pexec__split_rest_of_line(pexec__splitter *s, const unsigned char *p)
 
 	if (*p == 0 || (*p >= 0x80 && !is_utf8_lead(*p)) || *p == '/')
 		return pexec__split_unexpected(s, p, "");
-	return FAIL_AT(s, p, "unexpected %s after the value (expected end of line)",
-	               pexec__split_show(*p, b));
+	return FAIL_AT(s, p, "unexpected %s after the value%s", pexec__split_show(*p, b),
+	               s->one_value ? "" : " (expected end of line)");
 }

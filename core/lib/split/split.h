@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "pexec.h"
 
@@ -39,5 +40,57 @@ int pexec__split_next(pexec__splitter *s, const char **data, size_t *len, pexec_
 uint64_t pexec__split_offset(const pexec__splitter *s);
 
 void pexec__split_free(pexec__splitter *s);
+
+/* A splitter kept for checking values one at a time (a worker's results):
+ * NULL when out of memory; freed with pexec__split_free. */
+pexec__splitter *pexec__split_checker(void);
+/* Whether the 8 bytes at `p` are all ASCII digits: a byte outside '0'..'9'
+ * sets its high bit in one of the three words (a borrow or carry between
+ * bytes only happens where some byte is outside already). */
+static inline int pexec__split_digits8(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull;
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+	return ((w | (w + 0x46 * ones) | (w - 0x30 * ones)) & 0x8080808080808080ull) == 0;
+}
+
+/* The commonest results told valid without the state machine, inline: an
+ * integer (8 digits a step, the last step overlapping) and a short string
+ * of printable ASCII without escapes.  1: valid; 0: the full check decides. */
+static inline int pexec__split_check_fast(const char *text, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	size_t i = n > 0 && p[0] == '-';
+
+	if (i < n && (unsigned)(p[i] - '1') < 9u) {
+		if (n - i < 8) {
+			while (++i < n)
+				if ((unsigned)(p[i] - '0') > 9u)
+					return 0;
+			return 1;
+		}
+		for (; i + 8 < n; i += 8)
+			if (!pexec__split_digits8(p + i))
+				return 0;
+		return pexec__split_digits8(p + n - 8);
+	}
+	if (n == 1 && p[0] == '0')
+		return 1;
+	if (n >= 2 && n <= 64 && p[0] == '"' && p[n - 1] == '"') {
+		for (i = 1; i < n - 1; i++)
+			if (p[i] < 0x20 || p[i] > 0x7e || p[i] == '"' || p[i] == '\\')
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether the `len` bytes at `text` are exactly one JSON value by the same
+ * strict rules (a newline is whitespace in it, and around it): 0, or -1
+ * with "at byte B: why" in `err`. */
+int pexec__split_check(pexec__splitter *checker, const char *text, size_t len,
+                       pexec_error *err);
 
 #endif

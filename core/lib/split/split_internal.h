@@ -77,7 +77,8 @@ struct pexec_splitter {
 	uint64_t *stack;		/* container kinds, bit set: object */
 	size_t depth, stack_cap;	/* stack_cap in levels */
 	int code;			/* 0, or what every call now returns */
-	int bare;			/* messages give the byte alone (pexec_json_check) */
+	int one_value;			/* pexec__split_check: one value, in which a
+				 * newline is whitespace; messages give the byte */
 	pexec_error err;
 	char name[];
 };

@@ -137,7 +137,7 @@ static int scan(pexec__splitter *s)
 		if (!(cls[c] & C_WS)) \
 			break; \
 		if (c == '\n') { \
-			if (s->ndjson) \
+			if (s->ndjson && !s->one_value) \
 				return FAIL_AT(s, p, "unexpected end of line inside %s", \
 				               kind_name(s)); \
 			s->line++; \
