@@ -172,6 +172,8 @@ Test(contain, sigkill_of_pexec_takes_the_workers_groups_along)
 
 		unlink(scratch_path(0, "marker"));
 		run_and_signal(&r, spawns[i], SIGKILL, 3);
+		/* A helper left alive would hold pexec's stderr open: a hang. */
+		cr_expect_not(r.hung, "%s: its output never closed", r.cmd);
 		cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL, "%s", r.cmd);
 		cr_expect_gt(r.strays, 0, "%s: nothing was orphaned: the test proves nothing",
 		             r.cmd);
