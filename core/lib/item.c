@@ -70,10 +70,13 @@ static int json_serialize(const cJSON *value, pexec_buf *out, pexec_error *err)
 	return rc;
 }
 
-static void set_stage(_Atomic uint32_t *at, pexec_stage stage)
+static void set_stage(const struct pexec__stages *stages, pexec_stage stage)
 {
-	if (at)
-		atomic_store_explicit(at, stage, memory_order_relaxed);
+	if (!stages)
+		return;
+	if (stages->between)
+		stages->between(stages->ctx);
+	atomic_store_explicit(stages->at, stage, memory_order_relaxed);
 }
 
 int pexec__value_from_text(const pexec_descriptor *d, void *state, const char *data,
@@ -94,13 +97,13 @@ int pexec__value_from_text(const pexec_descriptor *d, void *state, const char *d
 /* Deserialize and map: *in and *res are set (res may be in itself). */
 static pexec_stage item_map(const pexec_descriptor *d, void *state, const char *data,
                             size_t len, void **in, void **res, pexec_error *err,
-                            _Atomic uint32_t *stage_at)
+                            const struct pexec__stages *stages)
 {
 	*in = *res = NULL;
 	err->msg[0] = '\0';
 	if (pexec__value_from_text(d, state, data, len, in, err))
 		return PEXEC_STAGE_DESERIALIZE;
-	set_stage(stage_at, PEXEC_STAGE_MAP);
+	set_stage(stages, PEXEC_STAGE_MAP);
 	if (d->map(state, *in, res, err))
 		return PEXEC_STAGE_MAP;
 	return PEXEC_STAGE_NONE;
@@ -167,14 +170,14 @@ serialize_value(const pexec_descriptor *d, void *state, const void *value,
 
 pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
                             size_t len, pexec_buf *out, pexec__splitter *check,
-                            pexec_error *err, _Atomic uint32_t *stage_at)
+                            pexec_error *err, const struct pexec__stages *stages)
 {
 	void *in, *res;
-	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, stage_at);
+	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, stages);
 
 	if (stage == PEXEC_STAGE_NONE) {
 		stage = PEXEC_STAGE_SERIALIZE;
-		set_stage(stage_at, stage);
+		set_stage(stages, stage);
 		if (serialize_value(d, state, res, out, check, err) == 0)
 			stage = PEXEC_STAGE_NONE;
 	}
@@ -252,10 +255,10 @@ int pexec__fold_finish(const pexec_descriptor *d, void *state, void **acc, pexec
 
 pexec_stage pexec__item_fold(const pexec_descriptor *d, void *state, const char *data,
                              size_t len, void **acc, pexec_error *err,
-                             _Atomic uint32_t *stage_at)
+                             const struct pexec__stages *stages)
 {
 	void *in, *res;
-	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, stage_at);
+	pexec_stage stage = item_map(d, state, data, len, &in, &res, err, stages);
 
 	if (stage != PEXEC_STAGE_NONE) {
 		item_free(d, state, in, res);
@@ -264,7 +267,7 @@ pexec_stage pexec__item_fold(const pexec_descriptor *d, void *state, const char 
 	/* The result goes into the fold; the input goes, unless it is the result. */
 	if (in != res)
 		value_free(d, state, in, !d->deserialize);
-	set_stage(stage_at, PEXEC_STAGE_REDUCE);
+	set_stage(stages, PEXEC_STAGE_REDUCE);
 	if (pexec__fold_value(d, state, acc, res, err))
 		return failed(PEXEC_STAGE_REDUCE, err);
 	return PEXEC_STAGE_NONE;

@@ -14,6 +14,15 @@
 #include "pexec.h"
 #include "split/split.h"
 
+/* Where a worker tells the stage each item is in, as it begins (memory the
+ * parent reads to blame an item), and a check it runs between stages (NULL:
+ * none; it may end the process). */
+struct pexec__stages {
+	_Atomic uint32_t *at;
+	void (*between)(void *ctx);
+	void *ctx;
+};
+
 /* Calls init (if the plugin has one) with `config` (JSON text or NULL). */
 int pexec__plugin_init(const pexec_descriptor *d, const char *config, void **state,
                        pexec_error *err);
@@ -28,12 +37,11 @@ int pexec__value_from_text(const pexec_descriptor *d, void *state, const char *d
  * serialize, appending the result's JSON text to `out`.  Returns
  * PEXEC_STAGE_NONE on success; otherwise the failed stage, with `out` as it
  * was and `err` filled.  With `check` (pexec__split_checker), a result that
- * is not one valid JSON value fails at serialize.  `stage` (may be NULL) is
- * told each stage as it begins: a worker's, in the memory the parent reads
- * to blame an item. */
+ * is not one valid JSON value fails at serialize.  `stages` (may be NULL)
+ * is told each stage as it begins. */
 pexec_stage pexec__item_run(const pexec_descriptor *d, void *state, const char *data,
                             size_t len, pexec_buf *out, pexec__splitter *check,
-                            pexec_error *err, _Atomic uint32_t *stage);
+                            pexec_error *err, const struct pexec__stages *stages);
 
 /* --reduce (the reduce hook in pexec_plugin.h).  A fold's value is of the
  * plugin's one value kind.  fold_start makes the starting value from
@@ -52,6 +60,6 @@ void pexec__fold_free(const pexec_descriptor *d, void *state, void *acc);
 /* Runs one item through deserialize and map and folds its result into *acc.
  * Returns PEXEC_STAGE_NONE, or the failed stage (REDUCE for the fold). */
 pexec_stage pexec__item_fold(const pexec_descriptor *d, void *state, const char *data,
-                             size_t len, void **acc, pexec_error *err, _Atomic uint32_t *stage);
+                             size_t len, void **acc, pexec_error *err, const struct pexec__stages *stages);
 
 #endif

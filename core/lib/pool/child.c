@@ -11,6 +11,7 @@
  * can blame that item alone if the worker dies.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,23 @@ struct child {
 	uint64_t frames;
 	void *acc;           /* a folded chunk's value (PEXEC_CHUNK_FOLD) */
 	pexec__splitter *check; /* every result is one valid JSON value */
+	struct pexec__stages stages;
+	int watch;           /* an item sent alone: its descriptors checked */
 };
+
+/* Between the stages of an item sent alone (a suspect, or a slow item,
+ * where two system calls cost nothing): a plugin that closed pexec's pipes
+ * is caught in the stage it did it in, which the parent then blames. */
+static void check_pipes(void *ctx)
+{
+	struct child *c = ctx;
+
+	if (!c->watch || (fcntl(c->in_fd, F_GETFD) >= 0 && fcntl(c->out_fd, F_GETFD) >= 0))
+		return;
+	atomic_store_explicit(&c->progress->lost_in, atomic_load(&c->progress->stage),
+	                      memory_order_release);
+	_exit(3);
+}
 
 static void __attribute__((noreturn)) die(const char *what)
 {
@@ -98,7 +115,7 @@ static pexec_stage fold_alone(struct child *c, const char *item, size_t len)
 		errno = EINVAL;
 		die(c->err.msg);
 	}
-	stage = pexec__item_fold(c->d, c->state, item, len, &one, &c->err, &c->progress->stage);
+	stage = pexec__item_fold(c->d, c->state, item, len, &one, &c->err, &c->stages);
 	if (stage == PEXEC_STAGE_NONE && pexec__fold_finish(c->d, c->state, &one, &c->out.buf,
 	                                                    c->check, &c->err))
 		stage = PEXEC_STAGE_REDUCE;
@@ -112,6 +129,7 @@ static void run_item(struct child *c, const char *item, size_t len, uint32_t pos
 {
 	pexec_buf *res = &c->out.buf;
 	_Atomic uint32_t *stage_at = &c->progress->stage;
+	const struct pexec__stages *st = &c->stages;
 	size_t at = pexec__frame_record_begin(res);
 	pexec_stage stage;
 
@@ -122,11 +140,12 @@ static void run_item(struct child *c, const char *item, size_t len, uint32_t pos
 		atomic_store_explicit(&c->progress->started, pexec__now_ns(), memory_order_relaxed);
 	atomic_store_explicit(stage_at, PEXEC_STAGE_DESERIALIZE, memory_order_release);
 	if (aux & PEXEC_CHUNK_FOLD)
-		stage = pexec__item_fold(c->d, c->state, item, len, &c->acc, &c->err, stage_at);
+		stage = pexec__item_fold(c->d, c->state, item, len, &c->acc, &c->err, st);
 	else if (aux & PEXEC_CHUNK_FOLD_EACH)
 		stage = fold_alone(c, item, len);
 	else
-		stage = pexec__item_run(c->d, c->state, item, len, res, c->check, &c->err, stage_at);
+		stage = pexec__item_run(c->d, c->state, item, len, res, c->check, &c->err, st);
+	check_pipes(c);
 	atomic_store_explicit(stage_at, PEXEC_STAGE_NONE, memory_order_release);
 	if (stage != PEXEC_STAGE_NONE && pexec_buf_puts(res, c->err.msg))
 		die("cannot hold results");
@@ -163,6 +182,7 @@ static void run_chunk(struct child *c, const struct pexec__frame_header *h)
 	atomic_store_explicit(&c->progress->pos, 0, memory_order_relaxed);
 	atomic_store_explicit(&c->progress->frame_started, t0, memory_order_relaxed);
 	atomic_store_explicit(&c->progress->frames, ++c->frames, memory_order_release);
+	c->watch = h->count == 1;
 	if ((h->aux & PEXEC_CHUNK_FOLD) && pexec__fold_start(c->d, c->state, &c->acc, &c->err)) {
 		errno = EINVAL;
 		die(c->err.msg);
@@ -195,6 +215,8 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 		.d = d, .in_fd = in_fd, .out_fd = out_fd, .timed = timed, .progress = progress,
 		.out = { .arena = arena, .progress = progress, .head = progress->arena_head },
 	};
+
+	c.stages = (struct pexec__stages){ &progress->stage, check_pipes, &c };
 	struct pexec__frame_header h;
 
 	if (pexec__plugin_init(d, config, &c.state, &c.err)) {

@@ -69,6 +69,7 @@ static struct item_meta death_meta(const struct pool *p, const struct worker *w,
 static void classify(const struct pool *p, const struct worker *w, struct death *d)
 {
 	int by_itself = !w->kill_reason && !w->closed, status = w->status;
+	pexec_stage lost_in = (pexec_stage)atomic_load(&w->progress->lost_in);
 	char *how = d->how;
 
 	d->frames = atomic_load(&w->progress->frames);
@@ -76,7 +77,12 @@ static void classify(const struct pool *p, const struct worker *w, struct death 
 	d->stage = by_itself || w->kill_reason ? (pexec_stage)atomic_load(&w->progress->stage)
 	                                       : PEXEC_STAGE_NONE;
 	d->meta = death_meta(p, w, d->stage);
-	if (w->kill_reason)
+	if (lost_in != PEXEC_STAGE_NONE) {
+		/* It said where, before it went. */
+		d->stage = lost_in;
+		snprintf(how, sizeof(d->how), "closed pexec's descriptors in %s",
+		         pexec_stage_str(lost_in));
+	} else if (w->kill_reason)
 		snprintf(how, sizeof(d->how), "%s", w->kill_reason);
 	else if (!by_itself)
 		snprintf(how, sizeof(d->how), "closed its connection to pexec");
@@ -84,7 +90,7 @@ static void classify(const struct pool *p, const struct worker *w, struct death 
 		describe_status(status, how, sizeof(d->how));
 	if (w->kill_reason == w->timeout_msg)
 		d->kind = PEXEC_STATUS_TIMEOUT;
-	else if (!by_itself)
+	else if (!by_itself || lost_in != PEXEC_STAGE_NONE)
 		d->kind = PEXEC_STATUS_LOST;
 	else if (WIFSIGNALED(status))
 		d->kind = WTERMSIG(status) == SIGKILL ? PEXEC_STATUS_KILLED : PEXEC_STATUS_CRASHED;

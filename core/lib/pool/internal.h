@@ -72,7 +72,10 @@ struct pexec__progress {
 	_Atomic uint64_t arena_tail;
 	uint64_t arena_head;
 	_Atomic uint64_t frame_started; /* CLOCK_MONOTONIC ns the current frame began */
-	char pad[16];
+	/* The stage an item sent alone was in when the plugin closed pexec's
+	 * pipes (NONE: it did not). */
+	_Atomic uint32_t lost_in;
+	char pad[12];
 };
 
 /* A ring in shared memory into which a worker serializes its results, so
