@@ -56,7 +56,8 @@ PLUGINS       := factorial identity sleep wordcount
 PLUGIN_SOS    := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 EXAMPLE_SOS   := $(BUILD)/examples/complex.so
 TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
-TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume.c tests/split_run.c tests/fault_checks.c
+TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume.c tests/split_run.c tests/fault_checks.c \
+                 tests/abi/layout_v1.c
 TEST_BIN      := $(BUILD)/tests/run-tests
 
 .PHONY: all test demo clean install deps deps-test check-deps

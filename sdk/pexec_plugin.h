@@ -47,6 +47,11 @@
  *    another one.  Within a major version the descriptor only grows at its end
  *    (struct_size tells pexec how much of it a plugin has); no field is ever
  *    reordered or removed.
+ *  - What is not the descriptor is frozen outright for a major version, since
+ *    plugins compile it in and say nothing of its size: pexec_buf's layout
+ *    (data, len, cap, grow, priv, which the inline helpers below read and
+ *    write) and PEXEC_ERROR_MAX (pexec_error_set writes up to that many
+ *    bytes).  Neither changes within ABI 1.
  */
 #ifndef PEXEC_PLUGIN_H
 #define PEXEC_PLUGIN_H
