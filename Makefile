@@ -32,6 +32,12 @@ CPPFLAGS += -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   := -lcjson -ldl
+ifeq ($(SANITIZE),1)
+# ASan's __cxa_throw interceptor looks libstdc++ up once, at start: a C++
+# plugin dlopen()ed later that throws would stop at its CHECK unless
+# libstdc++ is loaded from the start.  libubsan happens to bring it; say so.
+LDLIBS   += -Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state
+endif
 
 PLUGIN_CFLAGS := -std=c11 $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -Isdk
 PLUGIN_LDFLAGS := -shared $(SANFLAGS)
