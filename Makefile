@@ -41,6 +41,13 @@ endif
 
 PLUGIN_CFLAGS := -std=c11 $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -Isdk
 PLUGIN_LDFLAGS := -shared $(SANFLAGS)
+# C++ plugins (examples/cpp): C++20, for descriptors written as in C.
+CXX_WARN := -Wall -Wextra -Wpedantic -Wshadow -Wold-style-cast -Wformat=2 -Wno-format-nonliteral
+PLUGIN_CXXFLAGS := -std=c++20 $(OPT) $(CXX_WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -Isdk
+ifeq ($(SANITIZE),1)
+# g++ 12 under ASan warns, wrongly, of std::function inside libstdc++'s <regex>.
+PLUGIN_CXXFLAGS += -Wno-maybe-uninitialized
+endif
 
 # The directory bare plugin names are found in, compiled into the binary.
 PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
@@ -60,7 +67,7 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 PLUGINS       := factorial identity sleep wordcount
 PLUGIN_SOS    := $(PLUGINS:%=$(BUILD)/plugins/%.so)
-EXAMPLE_SOS   := $(BUILD)/examples/complex.so
+EXAMPLE_SOS   := $(BUILD)/examples/complex.so $(BUILD)/examples/cpp.so
 TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
 TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume.c tests/split_run.c tests/fault_checks.c \
                  tests/abi/layout_v1.c
@@ -94,6 +101,10 @@ $(BUILD)/plugins/%.so: plugins/%.c sdk/pexec_plugin.h
 $(BUILD)/examples/%.so: examples/%/plugin.c sdk/pexec_plugin.h
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
+
+$(BUILD)/examples/%.so: examples/%/plugin.cc sdk/pexec_plugin.h
+	@mkdir -p $(@D)
+	$(CXX) $(PLUGIN_CXXFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
 
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c sdk/pexec_plugin.h
 	@mkdir -p $(@D)

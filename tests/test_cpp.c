@@ -9,6 +9,11 @@
  * noexcept hook costs only its item.  The fixtures are sources in
  * tests/plugins/ (cpp_as_in_c.cc, cpp17.cpp, cpp_escape.cc), built here in a
  * scratch directory, with clang++ too where it is installed.
+ *
+ * Then examples/cpp (accesslog, built by make as build/examples/cpp.so)
+ * end to end: whole outputs against examples/cpp/expected.json, its
+ * exceptions reported as item failures (exit 1, null slots, every other item
+ * intact), --config, `pexec check`, and what it exports.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +25,8 @@
 
 #include "helpers.h"
 
+#define EXAMPLE_SO PEXEC_TEST_BUILD "/examples/cpp.so"
+#define EXAMPLE_DIR PEXEC_SRC_DIR "/examples/cpp"
 #define PLUGIN_MK PEXEC_SRC_DIR "/sdk/plugin.mk"
 
 /* Nested makes must not see the MAKEFLAGS of the `make test` running us. */
@@ -92,8 +99,8 @@ Test(cpp, descriptor_written_as_in_c_builds_clean_as_cpp20_and_runs)
 		cr_expect(strstr(out, " -std=c++20 "), "%s", out);
 		free(out);
 		expect_squares("./cpp_as_in_c.so", "cpp_as_in_c", "expected a number, got a string");
-		/* Exported; anything else exported is std:: code that libstdc++'s
-		 * headers make visible (GUIDE.md). */
+		/* Exported; anything else exported is std:: code (see the last
+		 * test). */
 		syms = shell_ok("nm", "nm -DC --defined-only cpp_as_in_c.so | grep -v 'std::' | "
 		                      "awk '{ print $2, $3 }'");
 		cr_expect_str_eq(syms, "D pexec_plugin\n", "%s", compilers[i]);
@@ -186,4 +193,118 @@ Test(cpp, exception_escaping_a_noexcept_hook_fails_only_its_item)
 	cr_expect(strstr(r.err, "what():  escaped"), "%s", r.err);
 	free(line);
 	proc_release(&r);
+}
+
+/* ---- examples/cpp ---- */
+
+Test(cpp, example_runs_end_to_end)
+{
+	static const char *const modes[] = { "-j2", "-j1", "--serial" };
+	static const char failures[] =
+		"pexec: item 6 failed in map: accesslog: not a Common Log Format line: "
+		"this line was cut off by a full disk\n"
+		"pexec: item 7 failed in map: accesslog: bytes 99999999999999999999999 does not "
+		"fit in 64 bits\n"
+		"pexec: item 9 failed in map: accesslog: expected a log line (a string)\n";
+	size_t want_len;
+	char *want = read_file(EXAMPLE_DIR "/expected.json", &want_len);
+	struct proc r;
+
+	cr_assert_not_null(want);
+	for (size_t i = 0; i < COUNT(modes); i++) {
+		run(&r, NULL, "--plugin", EXAMPLE_SO, modes[i], EXAMPLE_DIR "/inputs.json", NULL);
+		expect_exit(&r, 1);
+		expect_same_bytes(r.cmd, r.out, r.out_len, want, want_len);
+		expect_same_line_set(r.cmd, r.err, failures);
+		proc_release(&r);
+	}
+	free(want);
+}
+
+Test(cpp, example_config_chooses_fields_and_its_exceptions_fail_init)
+{
+	static const struct {
+		const char *config, *message;
+	} bad[] = {
+		{ "{\"fields\": [\"status\", \"size\"]}", "unknown field 'size' (host, ident, " },
+		{ "{\"fields\": []}", "config \"fields\" must be a non-empty array of names" },
+		{ "{\"fields\": [\"path\", \"path\"]}", "field 'path' named twice" },
+		{ "{\"field\": [\"path\"]}", "unknown config key 'field' (only \"fields\")" },
+		{ "[\"path\"]", "config must be an object" },
+	};
+	/* A path with a quote in it, which the result must escape. */
+	static const char in[] =
+		"[\"10.0.0.7 - alice [02/Dec/2024:07:02:40 +0000] \\\"POST /a\\\"b HTTP/1.1\\\" "
+		"201 -\", \"bad\"]";
+	struct proc r;
+
+	run(&r, in, "--plugin", EXAMPLE_SO, "--config",
+	    "{\"fields\": [\"status\", \"path\", \"bytes\", \"user\"]}", NULL);
+	expect_exit(&r, 1);
+	cr_expect_str_eq(r.out,
+	                 "[\n{\"status\":201,\"path\":\"/a\\\"b\",\"bytes\":null,"
+	                 "\"user\":\"alice\"},\nnull\n]\n",
+	                 "stderr: %s", r.err);
+	proc_release(&r);
+	for (size_t i = 0; i < COUNT(bad); i++) {
+		run(&r, in, "--plugin", EXAMPLE_SO, "--config", bad[i].config, NULL);
+		expect_exit(&r, 2);
+		cr_expect_str_eq(r.out, "", "%s", r.cmd);
+		cr_expect(strstr(r.err, "pexec: plugin 'accesslog' init failed: accesslog: "),
+		          "%s: %s", r.cmd, r.err);
+		cr_expect(strstr(r.err, bad[i].message), "%s: %s", r.cmd, r.err);
+		proc_release(&r);
+	}
+}
+
+Test(cpp, example_refuses_lines_too_long_for_its_regex)
+{
+	size_t n = 9000;
+	char *in = malloc(n + 5);
+	struct proc r;
+
+	cr_assert_not_null(in);
+	memcpy(in, "[\"", 2);
+	memset(in + 2, 'a', n);
+	strcpy(in + 2 + n, "\"]");
+	run(&r, in, "--plugin", EXAMPLE_SO, NULL);
+	expect_exit(&r, 1);
+	cr_expect_str_eq(r.out, "[\nnull\n]\n");
+	cr_expect_str_eq(r.err, "pexec: item 0 failed in map: accesslog: line of 9000 bytes "
+	                        "(at most 8192)\n");
+	proc_release(&r);
+	free(in);
+}
+
+Test(cpp, example_passes_pexec_check)
+{
+	struct proc r;
+
+	run(&r, NULL, "check", EXAMPLE_SO, EXAMPLE_DIR "/samples.json", NULL);
+	expect_exit(&r, 0);
+	cr_expect(strstr(r.out, "ok    loads: accesslog 1.0.0, plugin ABI 1"), "%s", r.out);
+	cr_expect(strstr(r.out, "ok    sample 2: "), "%s", r.out);
+	cr_expect(!strstr(r.out, "FAIL"), "%s", r.out);
+	proc_release(&r);
+	run(&r, NULL, "check", EXAMPLE_SO, EXAMPLE_DIR "/inputs.json", NULL);
+	expect_exit(&r, 1);
+	cr_expect(strstr(r.out, "FAIL  sample 7: map failed: accesslog: bytes "
+	                        "99999999999999999999999 does not fit in 64 bits\n"),
+	          "%s", r.out);
+	proc_release(&r);
+}
+
+/* GUIDE.md's word on `nm -D`: a C++ plugin exports pexec_plugin, and also
+ * the std:: template code it instantiated (libstdc++'s headers make it
+ * visible whatever -fvisibility says), and nothing else. */
+Test(cpp, example_exports_pexec_plugin_and_otherwise_only_std)
+{
+	char *syms = shell_ok("nm", "nm -DC --defined-only '%s' | grep -v 'std::' | "
+	                            "awk '{ print $2, $3 }'", EXAMPLE_SO);
+
+	cr_expect_str_eq(syms, "D pexec_plugin\n");
+	free(syms);
+	syms = shell_ok("nm", "nm -DC --defined-only '%s' | grep -c 'std::'", EXAMPLE_SO);
+	cr_expect_gt(atoi(syms), 0, "no std:: symbols at all: GUIDE.md says otherwise");
+	free(syms);
 }
