@@ -4,6 +4,8 @@
 #   make test            unit and end-to-end tests (Criterion)
 #   make demo            factorial over examples/factorial/inputs.json
 #   make SANITIZE=1 ...  the same with AddressSanitizer + UBSan (own build dir)
+#   make rust            the Rust example plugin, with cargo (make test builds it
+#                        where cargo is installed)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make uninstall PREFIX=/usr/local DESTDIR=
 
@@ -130,11 +132,14 @@ $(SCHEMA_TOOLS): tests/schema/package.json | deps-test
 deps-test:
 	@sh .ci/deps.sh test
 
-# pexec-mpi's tests run where Open MPI is installed (deps-test installs it
-# where it can), and skip, saying so, where it is not.
+# pexec-mpi's tests run where Open MPI is installed, and the Rust example's
+# where cargo is (deps-test installs both where it can); each skips, saying
+# so, where it is not.
 test: deps-test all $(TEST_PLUGINS) $(TEST_BIN) $(SCHEMA_TOOLS)
 	@if command -v $(MPICC) >/dev/null; then $(MAKE) --no-print-directory mpi; \
 	else echo "make test: no $(MPICC): the pexec-mpi tests will be skipped" >&2; fi
+	@if [ -n "$(CARGO)" ]; then $(MAKE) --no-print-directory rust; \
+	else echo "make test: no cargo: the Rust example's tests will be skipped" >&2; fi
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $$LSAN_OPTIONS" \
 		$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 
@@ -144,7 +149,8 @@ demo: deps all
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Not cargo's .d files (make rust), which are cargo's own business.
+-include $(shell find $(BUILD) -path $(BUILD)/cargo -prune -o -name '*.d' -print 2>/dev/null)
 
 # ---- hardening: libFuzzer and valgrind ----
 #
@@ -328,6 +334,26 @@ $(BUILD)/tests/test_install.o: CPPFLAGS += -DPEXEC_TEST_MAKEVARS='"BUILD=$(BUILD
 # A plugin built against the first published header (tests/abi/): it must
 # keep loading in every pexec of ABI 1.
 $(BUILD)/tests/plugins/abi_v1.so: tests/abi/pexec_plugin_v1.h
+
+# ---- the Rust example: examples/rust, a cdylib built with cargo ----
+#
+#   make rust            $(BUILD)/cargo/release/libcollatz.so, where cargo is
+#                        installed; nothing else in pexec needs Rust
+#
+# Debian's cargo comes first, with the rustc beside it rather than whichever
+# is first on PATH: CI has bookworm's (rustc 1.63), which the crate must
+# build with, and a rustup toolchain may be newer.  Cargo's output stays in
+# the build directory (CARGO_TARGET_DIR); only Cargo.lock, committed, is in
+# the crate.  Cargo decides for itself what to rebuild, so make always asks.
+CARGO ?= $(firstword $(wildcard /usr/bin/cargo) $(shell command -v cargo 2>/dev/null))
+RUSTC ?= $(wildcard $(dir $(CARGO))rustc)
+RUST_SO := $(BUILD)/cargo/release/libcollatz.so
+
+.PHONY: rust
+rust:
+	@test -n "$(CARGO)" || { echo "make rust: no cargo: install it (apt-get install cargo)" >&2; exit 2; }
+	CARGO_TARGET_DIR=$(abspath $(BUILD)/cargo) $(if $(RUSTC),RUSTC=$(RUSTC)) \
+		$(CARGO) build --release --offline --manifest-path examples/rust/Cargo.toml
 
 # ---- pexec-mpi: the same command across MPI ranks (Open MPI) ----
 #
