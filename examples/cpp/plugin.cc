@@ -55,7 +55,8 @@ constexpr std::size_t max_line = 8192;
 
 struct State {
 	/* host ident user [time] "method path protocol" status bytes */
-	std::regex pattern{R"re(^(\S+) (\S+) (\S+) \[([^\]]+)\] "([A-Z]+) (\S+) ([^"]+)" (\d{3}) (\d+|-)$)re"};
+	std::regex pattern{R"re(^(\S+) (\S+) (\S+) \[([^\]]+)\] )re"
+	                   R"re("([A-Z]+) (\S+) ([^"]+)" (\d{3}) (\d+|-)$)re"};
 	std::vector<Field> fields;  /* what a result holds, in this order */
 };
 
