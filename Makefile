@@ -4,6 +4,8 @@
 #   make test            unit and end-to-end tests (Criterion)
 #   make demo            factorial over examples/factorial/inputs.json
 #   make SANITIZE=1 ...  the same with AddressSanitizer + UBSan (own build dir)
+#   make rust            the Rust example plugin, with cargo (make test builds it
+#                        where cargo is installed)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make uninstall PREFIX=/usr/local DESTDIR=
 
@@ -32,9 +34,22 @@ CPPFLAGS += -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS  += $(SANFLAGS)
 LDLIBS   := -lcjson -ldl
+ifeq ($(SANITIZE),1)
+# ASan's __cxa_throw interceptor looks libstdc++ up once, at start: a C++
+# plugin dlopen()ed later that throws would stop at its CHECK unless
+# libstdc++ is loaded from the start.  libubsan happens to bring it; say so.
+LDLIBS   += -Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state
+endif
 
 PLUGIN_CFLAGS := -std=c11 $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -Isdk
 PLUGIN_LDFLAGS := -shared $(SANFLAGS)
+# C++ plugins (examples/cpp): C++20, for descriptors written as in C.
+CXX_WARN := -Wall -Wextra -Wpedantic -Wshadow -Wold-style-cast -Wformat=2 -Wno-format-nonliteral
+PLUGIN_CXXFLAGS := -std=c++20 $(OPT) $(CXX_WARN) $(SANFLAGS) -fPIC -fvisibility=hidden -Isdk
+ifeq ($(SANITIZE),1)
+# g++ 12 under ASan warns, wrongly, of std::function inside libstdc++'s <regex>.
+PLUGIN_CXXFLAGS += -Wno-maybe-uninitialized
+endif
 
 # The directory bare plugin names are found in, compiled into the binary.
 PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
@@ -54,9 +69,10 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 PLUGINS       := factorial identity sleep wordcount
 PLUGIN_SOS    := $(PLUGINS:%=$(BUILD)/plugins/%.so)
-EXAMPLE_SOS   := $(BUILD)/examples/complex.so
+EXAMPLE_SOS   := $(BUILD)/examples/complex.so $(BUILD)/examples/cpp.so
 TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
-TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume.c tests/split_run.c tests/fault_checks.c
+TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume.c tests/split_run.c tests/fault_checks.c \
+                 tests/abi/layout_v1.c
 TEST_BIN      := $(BUILD)/tests/run-tests
 
 .PHONY: all test demo clean install deps deps-test check-deps
@@ -88,6 +104,10 @@ $(BUILD)/examples/%.so: examples/%/plugin.c sdk/pexec_plugin.h
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
 
+$(BUILD)/examples/%.so: examples/%/plugin.cc sdk/pexec_plugin.h
+	@mkdir -p $(@D)
+	$(CXX) $(PLUGIN_CXXFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
+
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c sdk/pexec_plugin.h
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
@@ -112,11 +132,14 @@ $(SCHEMA_TOOLS): tests/schema/package.json | deps-test
 deps-test:
 	@sh .ci/deps.sh test
 
-# pexec-mpi's tests run where Open MPI is installed (deps-test installs it
-# where it can), and skip, saying so, where it is not.
+# pexec-mpi's tests run where Open MPI is installed, and the Rust example's
+# where cargo is (deps-test installs both where it can); each skips, saying
+# so, where it is not.
 test: deps-test all $(TEST_PLUGINS) $(TEST_BIN) $(SCHEMA_TOOLS)
 	@if command -v $(MPICC) >/dev/null; then $(MAKE) --no-print-directory mpi; \
 	else echo "make test: no $(MPICC): the pexec-mpi tests will be skipped" >&2; fi
+	@if [ -n "$(CARGO)" ]; then $(MAKE) --no-print-directory rust; \
+	else echo "make test: no cargo: the Rust example's tests will be skipped" >&2; fi
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $$LSAN_OPTIONS" \
 		$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 
@@ -126,7 +149,8 @@ demo: deps all
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Not cargo's .d files (make rust), which are cargo's own business.
+-include $(shell find $(BUILD) -path $(BUILD)/cargo -prune -o -name '*.d' -print 2>/dev/null)
 
 # ---- hardening: libFuzzer and valgrind ----
 #
@@ -310,6 +334,26 @@ $(BUILD)/tests/test_install.o: CPPFLAGS += -DPEXEC_TEST_MAKEVARS='"BUILD=$(BUILD
 # A plugin built against the first published header (tests/abi/): it must
 # keep loading in every pexec of ABI 1.
 $(BUILD)/tests/plugins/abi_v1.so: tests/abi/pexec_plugin_v1.h
+
+# ---- the Rust example: examples/rust, a cdylib built with cargo ----
+#
+#   make rust            $(BUILD)/cargo/release/libcollatz.so, where cargo is
+#                        installed; nothing else in pexec needs Rust
+#
+# Debian's cargo comes first, with the rustc beside it rather than whichever
+# is first on PATH: CI has bookworm's (rustc 1.63), which the crate must
+# build with, and a rustup toolchain may be newer.  Cargo's output stays in
+# the build directory (CARGO_TARGET_DIR); only Cargo.lock, committed, is in
+# the crate.  Cargo decides for itself what to rebuild, so make always asks.
+CARGO ?= $(firstword $(wildcard /usr/bin/cargo) $(shell command -v cargo 2>/dev/null))
+RUSTC ?= $(wildcard $(dir $(CARGO))rustc)
+RUST_SO := $(BUILD)/cargo/release/libcollatz.so
+
+.PHONY: rust
+rust:
+	@test -n "$(CARGO)" || { echo "make rust: no cargo: install it (apt-get install cargo)" >&2; exit 2; }
+	CARGO_TARGET_DIR=$(abspath $(BUILD)/cargo) $(if $(RUSTC),RUSTC=$(RUSTC)) \
+		$(CARGO) build --release --offline --manifest-path examples/rust/Cargo.toml
 
 # ---- pexec-mpi: the same command across MPI ranks (Open MPI) ----
 #

@@ -47,6 +47,20 @@
  *    another one.  Within a major version the descriptor only grows at its end
  *    (struct_size tells pexec how much of it a plugin has); no field is ever
  *    reordered or removed.
+ *  - What is not the descriptor is frozen outright for a major version, since
+ *    plugins compile it in and say nothing of its size: pexec_buf's layout
+ *    (data, len, cap, grow, priv, which the inline helpers below read and
+ *    write) and PEXEC_ERROR_MAX (pexec_error_set writes up to that many
+ *    bytes).  Neither changes within ABI 1.
+ *
+ * C++
+ *  - This header is C++ too (C++14 and later; C++20 for the designated
+ *    initializers of the PEXEC_PLUGIN example below, which must then name
+ *    members in declaration order).  It declares pexec_plugin with C linkage,
+ *    so the descriptor written as in C is exported from C++ as well.  C++17
+ *    has no designated initializers: fill a PEXEC_DESCRIPTOR_INIT copy in a
+ *    constexpr function instead (GUIDE.md shows how).  No C++ exception may
+ *    leave a hook: catch everything in each hook and return an error.
  */
 #ifndef PEXEC_PLUGIN_H
 #define PEXEC_PLUGIN_H
@@ -64,6 +78,24 @@ extern "C" {
 #define PEXEC_ABI_VERSION 1u
 #define PEXEC_PLUGIN_SYMBOL "pexec_plugin"
 #define PEXEC_ERROR_MAX 512
+
+/* Header-internal.  PEXEC__CAST keeps C++ -Wold-style-cast quiet about the
+ * casts in the macros and helpers below.  PEXEC__ZERO gives every member of
+ * the descriptor after struct_size a default of zero in C++, as members left
+ * out of a C designated initializer are: without it, g++ and clang++ -Wextra
+ * warn of each member a descriptor leaves out.  A default member initializer
+ * changes no layout. */
+#ifdef __cplusplus
+#define PEXEC__CAST(type, value) static_cast<type>(value)
+#if __cplusplus >= 201402L
+#define PEXEC__ZERO = {}
+#else
+#define PEXEC__ZERO
+#endif
+#else
+#define PEXEC__CAST(type, value) ((type)(value))
+#define PEXEC__ZERO
+#endif
 
 struct cJSON;
 
@@ -85,38 +117,39 @@ typedef struct pexec_buf {
 typedef struct pexec_descriptor {
 	uint32_t abi_version;  /* PEXEC_ABI_VERSION, set by PEXEC_DESCRIPTOR_HEADER */
 	uint32_t struct_size;  /* sizeof(pexec_descriptor) the plugin was built with */
-	const char *name;        /* short name, e.g. "factorial" */
-	const char *version;     /* the plugin's own version, e.g. "1.0.0" */
-	const char *description; /* one line */
+	const char *name PEXEC__ZERO;        /* short name, e.g. "factorial" */
+	const char *version PEXEC__ZERO;     /* the plugin's own version, e.g. "1.0.0" */
+	const char *description PEXEC__ZERO; /* one line */
 
 	/* Optional.  Called once per worker (and once in --serial) before any
 	 * item.  `config` is the parsed --config JSON, or NULL when none was
 	 * given.  Sets *state to whatever the other hooks should receive. */
-	int (*init)(const struct cJSON *config, void **state, pexec_error *err);
+	int (*init)(const struct cJSON *config, void **state, pexec_error *err) PEXEC__ZERO;
 	/* Optional.  Called once per worker when it finishes normally. */
-	void (*fini)(void *state);
+	void (*fini)(void *state) PEXEC__ZERO;
 
 	/* Optional.  Makes the input value from one item's JSON text. */
 	int (*deserialize)(void *state, const char *data, size_t len, void **value,
-	                   pexec_error *err);
+	                   pexec_error *err) PEXEC__ZERO;
 	/* Required.  One input value to one output value. */
-	int (*map)(void *state, void *input, void **output, pexec_error *err);
+	int (*map)(void *state, void *input, void **output, pexec_error *err) PEXEC__ZERO;
 	/* Optional.  Appends the JSON text of an output value to `out`.  The text
 	 * must be one valid JSON value: pexec does not re-parse it. */
-	int (*serialize)(void *state, const void *value, pexec_buf *out, pexec_error *err);
+	int (*serialize)(void *state, const void *value, pexec_buf *out,
+	                 pexec_error *err) PEXEC__ZERO;
 	/* Optional.  Frees a value made by deserialize or map (see OWNERSHIP). */
-	void (*free_value)(void *state, void *value);
+	void (*free_value)(void *state, void *value) PEXEC__ZERO;
 
 	/* ---- appended in pexec 0.2; a plugin built earlier reads as NULL ---- */
 
 	/* Optional declarations, shown by `pexec info` and checked by nothing
 	 * else: a JSON Schema (as JSON text) for --config, and a one-line
 	 * description and a JSON Schema for one input item and one result. */
-	const char *config_schema;
-	const char *input_description;
-	const char *input_schema;
-	const char *output_description;
-	const char *output_schema;
+	const char *config_schema PEXEC__ZERO;
+	const char *input_description PEXEC__ZERO;
+	const char *input_schema PEXEC__ZERO;
+	const char *output_description PEXEC__ZERO;
+	const char *output_schema PEXEC__ZERO;
 
 	/* Optional, for `pexec --reduce`: an associative combine of two result
 	 * values into one, *out = a (+) b.  pexec owns a and b; *out may be a or
@@ -128,14 +161,26 @@ typedef struct pexec_descriptor {
 	 * hooks, or neither).  `reduce_initial` is the JSON text of the fold's
 	 * starting value, which must be an identity of reduce (0 for a sum, {}
 	 * for merged counts); NULL means JSON null. */
-	int (*reduce)(void *state, void *a, void *b, void **out, pexec_error *err);
-	const char *reduce_initial;
+	int (*reduce)(void *state, void *a, void *b, void **out, pexec_error *err) PEXEC__ZERO;
+	const char *reduce_initial PEXEC__ZERO;
 
-	/* New members are appended below, never inserted. */
+	/* New members are appended below, never inserted, each with PEXEC__ZERO
+	 * (tests/test_cpp.c builds a C++ descriptor with -Wextra -Werror). */
 } pexec_descriptor;
 
 #define PEXEC_DESCRIPTOR_HEADER \
-	.abi_version = PEXEC_ABI_VERSION, .struct_size = (uint32_t)sizeof(pexec_descriptor)
+	.abi_version = PEXEC_ABI_VERSION, \
+	.struct_size = PEXEC__CAST(uint32_t, sizeof(pexec_descriptor))
+
+/* A whole descriptor with only the header set, every hook NULL: for C++17,
+ * which has no designated initializers, to copy and fill in a constexpr
+ * function (see GUIDE.md).  C may use it too. */
+#ifdef __cplusplus
+#define PEXEC_DESCRIPTOR_INIT \
+	{ PEXEC_ABI_VERSION, PEXEC__CAST(uint32_t, sizeof(pexec_descriptor)) }
+#else
+#define PEXEC_DESCRIPTOR_INIT { PEXEC_DESCRIPTOR_HEADER }
+#endif
 
 #if defined(__GNUC__)
 #define PEXEC_EXPORT __attribute__((visibility("default")))
@@ -146,8 +191,19 @@ typedef struct pexec_descriptor {
 /* The one symbol a plugin defines:
  *
  *     PEXEC_PLUGIN = { PEXEC_DESCRIPTOR_HEADER, .name = "x", .map = x_map, ... };
- */
+ *
+ * (in C++20, members in declaration order).  It is declared here, with C
+ * linkage, because in C++ a namespace-scope const defined without an earlier
+ * extern declaration is private to its file, and would never be exported;
+ * PEXEC_PLUGIN also says extern "C" itself, so that it means this symbol
+ * even where written inside a namespace. */
+PEXEC_EXPORT extern const pexec_descriptor pexec_plugin;
+
+#ifdef __cplusplus
+#define PEXEC_PLUGIN extern "C" PEXEC_EXPORT const pexec_descriptor pexec_plugin
+#else
 #define PEXEC_PLUGIN PEXEC_EXPORT const pexec_descriptor pexec_plugin
+#endif
 
 static inline void pexec_error_set(pexec_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -202,14 +258,14 @@ static inline int pexec_buf_printf(pexec_buf *buf, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return -1;
-	if ((size_t)n >= buf->cap - buf->len) {
-		if (pexec_buf_reserve(buf, (size_t)n + 1))
+	if (PEXEC__CAST(size_t, n) >= buf->cap - buf->len) {
+		if (pexec_buf_reserve(buf, PEXEC__CAST(size_t, n) + 1))
 			return -1;
 		va_start(ap, fmt);
 		vsnprintf(buf->data + buf->len, buf->cap - buf->len, fmt, ap);
 		va_end(ap);
 	}
-	buf->len += (size_t)n;
+	buf->len += PEXEC__CAST(size_t, n);
 	return 0;
 }
 

@@ -1,6 +1,8 @@
-# plugin.mk - builds a pexec plugin from one C file, with pexec's own flags.
+# plugin.mk - builds a pexec plugin from one C or C++ file, with pexec's own
+# flags.
 #
 #   make -f path/to/pexec/sdk/plugin.mk hello.so      hello.c -> hello.so
+#                                                     (or hello.cc, hello.cpp)
 #
 # or, from a plugin's own Makefile:
 #
@@ -8,10 +10,14 @@
 #   all: hello.so
 #
 # The header is found beside this file, wherever it was included from (set
-# PEXEC_SDK to use another sdk/ directory).  CFLAGS (default: -O2 -g -Wall
-# -Wextra) can be replaced, and CPPFLAGS, LDFLAGS and LDLIBS (extra libraries)
-# added, as usual; the flags a plugin cannot do without are kept apart in the
-# PEXEC_PLUGIN_* variables and always used.
+# PEXEC_SDK to use another sdk/ directory).  CFLAGS and, for C++, CXXFLAGS
+# (default, both: -O2 -g -Wall -Wextra) can be replaced, and CPPFLAGS,
+# LDFLAGS and LDLIBS (extra libraries) added, as usual; the flags a plugin
+# cannot do without are kept apart in the PEXEC_PLUGIN_* variables and always
+# used.  C is built as C11 and C++ as C++20, the first C++ whose designated
+# initializers write a descriptor as C does; a -std= in CFLAGS or CXXFLAGS
+# wins (C++17 plugins: see GUIDE.md).  A C++ plugin is linked by $(CXX), so
+# libstdc++ comes along.
 #
 # -lcjson is always linked: a plugin without deserialize/serialize hooks
 # receives and returns cJSON trees (see GUIDE.md beside this file), and pexec
@@ -24,13 +30,25 @@ PEXEC_SDK := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 endif
 
 CFLAGS ?= -O2 -g -Wall -Wextra
+CXXFLAGS ?= -O2 -g -Wall -Wextra
 
-# -std=c11 comes first so that a -std= in CFLAGS wins; -fvisibility=hidden
-# keeps every symbol but pexec_plugin (PEXEC_EXPORT) private to the plugin.
-PEXEC_PLUGIN_CFLAGS  := -std=c11 -fPIC -fvisibility=hidden -I$(PEXEC_SDK)
-PEXEC_PLUGIN_LDFLAGS := -shared
-PEXEC_PLUGIN_LDLIBS  := -lcjson
+# -std= comes first so that a -std= in CFLAGS or CXXFLAGS wins;
+# -fvisibility=hidden keeps every symbol but pexec_plugin (PEXEC_EXPORT)
+# private to the plugin (in C++, but for what libstdc++'s headers export
+# themselves: see GUIDE.md).
+PEXEC_PLUGIN_CFLAGS   := -std=c11 -fPIC -fvisibility=hidden -I$(PEXEC_SDK)
+PEXEC_PLUGIN_CXXFLAGS := -std=c++20 -fPIC -fvisibility=hidden -I$(PEXEC_SDK)
+PEXEC_PLUGIN_LDFLAGS  := -shared
+PEXEC_PLUGIN_LDLIBS   := -lcjson
 
 %.so: %.c $(PEXEC_SDK)/pexec_plugin.h
 	$(CC) $(PEXEC_PLUGIN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(PEXEC_PLUGIN_LDFLAGS) $(LDFLAGS) \
+		-o $@ $< $(LDLIBS) $(PEXEC_PLUGIN_LDLIBS)
+
+%.so: %.cc $(PEXEC_SDK)/pexec_plugin.h
+	$(CXX) $(PEXEC_PLUGIN_CXXFLAGS) $(CPPFLAGS) $(CXXFLAGS) $(PEXEC_PLUGIN_LDFLAGS) $(LDFLAGS) \
+		-o $@ $< $(LDLIBS) $(PEXEC_PLUGIN_LDLIBS)
+
+%.so: %.cpp $(PEXEC_SDK)/pexec_plugin.h
+	$(CXX) $(PEXEC_PLUGIN_CXXFLAGS) $(CPPFLAGS) $(CXXFLAGS) $(PEXEC_PLUGIN_LDFLAGS) $(LDFLAGS) \
 		-o $@ $< $(LDLIBS) $(PEXEC_PLUGIN_LDLIBS)

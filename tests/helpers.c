@@ -517,6 +517,32 @@ char *scratch_listing(void)
 	return list;
 }
 
+/* ---- shell commands: test_cpp.c, test_rust.c ---- */
+
+char *shell_ok(const char *what, const char *fmt, ...)
+{
+	char cmd[4096], buf[4096], *out = NULL;
+	size_t len = 0, n;
+	va_list ap;
+	FILE *p;
+	int status;
+
+	va_start(ap, fmt);
+	cr_assert_lt((size_t)vsnprintf(cmd, sizeof(cmd) - 16, fmt, ap), sizeof(cmd) - 16,
+	             "%s: command too long", what);
+	va_end(ap);
+	strcat(cmd, " 2>&1");
+	p = popen(cmd, "r");
+	cr_assert_not_null(p, "%s: popen: %s", what, strerror(errno));
+	append(&out, &len, "", 0);
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		append(&out, &len, buf, n);
+	status = pclose(p);
+	cr_assert(status == 0, "%s failed (%s): %s\n%s", what,
+	          describe(status, buf, sizeof(buf)), cmd, out);
+	return out;
+}
+
 /* ---- workers seen from outside: shared by test_faults.c and test_signals.c ---- */
 
 /* CPU time (user + system, in clock ticks) of `pid` if its parent is

@@ -222,6 +222,11 @@ void note_child(pid_t pid);
 
 /* ---- shared by several test files ---- */
 
+/* Runs a shell command line (printf-style; stderr joins stdout) and fails
+ * the test, naming `what` and showing all it printed, unless it exits 0.
+ * Returns what it printed (malloc'd). */
+char *shell_ok(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* The sanitizer build (make SANITIZE=1): some faults look different from
  * outside there, and pexec-mpi's ranks need LeakSanitizer's slow unwinder. */
 #if defined(__SANITIZE_ADDRESS__)

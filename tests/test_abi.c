@@ -5,8 +5,11 @@
  *
  * The fixture, tests/plugins/abi_v1.c, has the shorter descriptor of ABI 1's
  * first release; members appended since must read as absent (NULL), never as
- * whatever lies past the plugin's descriptor.  When this test fails, a change
- * broke plugins already built: bump PEXEC_ABI_VERSION instead, or undo it.
+ * whatever lies past the plugin's descriptor.  What plugins compile in
+ * without a size to tell pexec (pexec_buf's layout, which the inline helpers
+ * use, and PEXEC_ERROR_MAX) must be exactly as that header had it.  When
+ * this test fails, a change broke plugins already built: bump
+ * PEXEC_ABI_VERSION instead, or undo it.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include <criterion/criterion.h>
 
+#include "abi/layout.h"
 #include "helpers.h"
 #include "pexec.h"
 
@@ -71,6 +75,27 @@ Test(abi, v1_plugin_runs_in_this_pexec)
 	expect_exit(&r, 2);
 	cr_expect(strstr(r.err, "abi_v1: config \"add\" must be a number"), "stderr: %s", r.err);
 	proc_release(&r);
+}
+
+/* The inline pexec_buf_* helpers and pexec_error_set are compiled into every
+ * plugin: a plugin built against the first header writes pexec_buf's members
+ * at its offsets, and up to its PEXEC_ERROR_MAX bytes of message. */
+Test(abi, pexec_buf_and_pexec_error_are_as_abi_1_first_had_them)
+{
+	const struct abi_layout now = ABI_LAYOUT_OF_THIS_HEADER;
+	struct abi_layout v1;
+
+	abi_layout_v1(&v1);
+	cr_expect_eq(now.error_max, v1.error_max, "PEXEC_ERROR_MAX: %zu, ABI 1 has %zu",
+	             now.error_max, v1.error_max);
+	cr_expect_eq(now.error_size, v1.error_size);
+	cr_expect_eq(now.buf_size, v1.buf_size, "sizeof(pexec_buf): %zu, ABI 1 has %zu",
+	             now.buf_size, v1.buf_size);
+	cr_expect_eq(now.buf_data, v1.buf_data);
+	cr_expect_eq(now.buf_len, v1.buf_len);
+	cr_expect_eq(now.buf_cap, v1.buf_cap);
+	cr_expect_eq(now.buf_grow, v1.buf_grow);
+	cr_expect_eq(now.buf_priv, v1.buf_priv);
 }
 
 Test(abi, v1_plugin_has_a_manifest)

@@ -8,6 +8,7 @@
  *  - the shipped plugins found by bare name;
  *  - a C program built with `pkg-config libpexec` that runs a pool;
  *  - `pexec new` from the installed binary, built with the installed SDK;
+ *  - C++ plugins built with the installed pkg-config file and SDK;
  *  - the man pages, and `make uninstall` leaving nothing behind.
  *
  * DESTDIR only stages: the installed pexec has /usr/local/lib/pexec/plugins
@@ -389,5 +390,45 @@ Test(install, new_skeleton_builds_with_the_installed_sdk)
 	cr_expect_eq(sh(&out, "cd '%s/work' && '%s' --plugin hello/hello.so hello/input.json",
 	                scratch, inst(0, "bin/pexec")), 0, "%s", out);
 	cr_expect_str_eq(out, "[\n1,\n\"two\",\n{\"three\":3},\n[4,5],\nnull\n]\n");
+	free(out);
+}
+
+/* C++ with what is installed: a descriptor written as in C through
+ * pkg-config alone, the C++17 way through the installed plugin.mk, and
+ * `pexec new --lang c++`; each runs in the installed pexec. */
+Test(install, cpp_plugins_build_with_pkg_config_and_the_installed_sdk)
+{
+	char *out;
+
+	install();
+	cr_assert_eq(mkdir(scratch_path(0, "src"), 0777), 0);
+	free(sh_ok("copying the fixtures", "cp '%s/tests/plugins/cpp_as_in_c.cc' "
+	           "'%s/tests/plugins/cpp17.cpp' '%s/src/'", PEXEC_SRC_DIR, PEXEC_SRC_DIR, scratch));
+	write_file(scratch_path(0, "src/in.json"), "[1, 3]", 6);
+
+	free(sh_ok("building with pkg-config",
+	           "cd '%s/src' && %s && g++ -std=c++20 $(pkg-config --cflags pexec-plugin) -O2 "
+	           "-Wall -Wextra -Werror -o cpp_as_in_c.so cpp_as_in_c.cc "
+	           "$(pkg-config --libs pexec-plugin)",
+	           scratch, pkg_env()));
+	free(sh_ok("building with the installed plugin.mk",
+	           "cd '%s/src' && " CLEAN_MAKE " -f '%s' cpp17.so "
+	           "CXXFLAGS='-std=c++17 -O2 -Wall -Wextra -Werror -Wpedantic'",
+	           scratch, inst(0, "share/pexec/sdk/plugin.mk")));
+	free(sh_ok("pexec new --lang c++", "cd '%s' && '%s' new hello --lang c++ && "
+	           CLEAN_MAKE " -C hello CXXFLAGS='-O2 -Wall -Wextra -Werror'",
+	           scratch, inst(0, "bin/pexec")));
+
+	cr_expect_eq(sh(&out, "cd '%s/src' && '%s' --plugin ./cpp_as_in_c.so in.json", scratch,
+	                inst(0, "bin/pexec")), 0, "%s", out);
+	cr_expect_str_eq(out, "[\n1,\n9\n]\n");
+	free(out);
+	cr_expect_eq(sh(&out, "cd '%s/src' && '%s' --plugin ./cpp17.so in.json", scratch,
+	                inst(0, "bin/pexec")), 0, "%s", out);
+	cr_expect_str_eq(out, "[\n1,\n9\n]\n");
+	free(out);
+	cr_expect_eq(sh(&out, "cd '%s' && '%s' --plugin hello/hello.so src/in.json", scratch,
+	                inst(0, "bin/pexec")), 0, "%s", out);
+	cr_expect_str_eq(out, "[\n1,\n3\n]\n");
 	free(out);
 }

@@ -1,6 +1,7 @@
 /*
  * test_loader.c - pexec_plugin_load(): how a plugin is found (by path, by
- * bare name through $PEXEC_PLUGIN_PATH, then the fallback directory), and
+ * bare name, as NAME.so or libNAME.so, through $PEXEC_PLUGIN_PATH, then the
+ * fallback directory), and
  * each way a file can fail to be a plugin, with the exact message a person
  * gets: which file, and what did not match.
  *
@@ -182,6 +183,56 @@ Test(loader, PEXEC_PLUGIN_PATH_comes_before_the_fallback_dir)
 	pexec_plugin_free(p);
 }
 
+/* cargo (and most build systems) call a shared library libNAME.so. */
+Test(loader, finds_a_bare_name_as_libNAME_so)
+{
+	char link[128];
+	pexec_loaded *p;
+
+	snprintf(link, sizeof(link), "%s/libechoes.so", scratch);
+	cr_assert_eq(symlink(FIXTURE("config_echo"), link), 0);
+	cr_assert_eq(setenv("PEXEC_PLUGIN_PATH", scratch, 1), 0);
+	p = load_ok("echoes", NULL);
+	cr_expect_str_eq(pexec_plugin_descriptor(p)->name, "config_echo");
+	cr_expect_str_eq(pexec_plugin_path(p), link);
+	pexec_plugin_free(p);
+	cr_assert_eq(unsetenv("PEXEC_PLUGIN_PATH"), 0);
+	p = load_ok("echoes", scratch);
+	cr_expect_str_eq(pexec_plugin_path(p), link);
+	pexec_plugin_free(p);
+}
+
+/* Within one directory NAME.so wins; across directories the order of the
+ * path does, whichever of the two names a directory has. */
+Test(loader, NAME_so_before_libNAME_so_and_earlier_directories_first)
+{
+	char dir_a[128], dir_b[128], path[160];
+	pexec_loaded *p;
+
+	snprintf(dir_a, sizeof(dir_a), "%s/a", scratch);
+	snprintf(dir_b, sizeof(dir_b), "%s/b", scratch);
+	cr_assert_eq(mkdir(dir_a, 0777), 0);
+	cr_assert_eq(mkdir(dir_b, 0777), 0);
+	snprintf(path, sizeof(path), "%s/libx.so", dir_a);
+	cr_assert_eq(symlink(FIXTURE("noisy"), path), 0);
+	snprintf(path, sizeof(path), "%s/x.so", dir_a);
+	cr_assert_eq(symlink(FIXTURE("config_echo"), path), 0);
+	snprintf(path, sizeof(path), "%s/x.so", dir_b);
+	cr_assert_eq(symlink(FIXTURE("faulty"), path), 0);
+
+	cr_assert_eq(setenv("PEXEC_PLUGIN_PATH", dir_a, 1), 0);
+	p = load_ok("x", dir_b);
+	cr_expect_str_eq(pexec_plugin_descriptor(p)->name, "config_echo");
+	pexec_plugin_free(p);
+
+	snprintf(path, sizeof(path), "%s/x.so", dir_a);
+	cr_assert_eq(unlink(path), 0);
+	p = load_ok("x", dir_b);
+	cr_expect_str_eq(pexec_plugin_descriptor(p)->name, "noisy",
+	                 "an earlier directory's libx.so comes before a later one's x.so");
+	pexec_plugin_free(p);
+}
+
 Test(loader, keeps_optional_hooks_a_plugin_has)
 {
 	pexec_loaded_plugin *p = load_ok(FIXTURE("config_echo"), NULL);
@@ -269,15 +320,16 @@ Test(loader, bare_name_not_found_names_PEXEC_PLUGIN_PATH)
 {
 	cr_assert_eq(setenv("PEXEC_PLUGIN_PATH", FIXTURES_DIR, 1), 0);
 	load_fails("nosuchplugin", PLUGINS_DIR,
-	           PARTS("'nosuchplugin'", "nosuchplugin.so", "PEXEC_PLUGIN_PATH",
-	                 FIXTURES_DIR, PLUGINS_DIR));
+	           PARTS("'nosuchplugin'", "nosuchplugin.so", "libnosuchplugin.so",
+	                 "PEXEC_PLUGIN_PATH", FIXTURES_DIR, PLUGINS_DIR));
 }
 
 Test(loader, bare_name_not_found_says_PEXEC_PLUGIN_PATH_is_unset)
 {
 	cr_assert_eq(unsetenv("PEXEC_PLUGIN_PATH"), 0);
 	load_fails("nosuchplugin", NULL,
-	           PARTS("'nosuchplugin'", "no nosuchplugin.so in PEXEC_PLUGIN_PATH (unset)"));
+	           PARTS("'nosuchplugin'",
+	                 "no nosuchplugin.so or libnosuchplugin.so in PEXEC_PLUGIN_PATH (unset)"));
 }
 
 Test(loader, bare_name_is_not_found_in_the_current_directory)

@@ -1,8 +1,9 @@
 /*
- * test_new.c - `pexec new NAME` (cli_new.c), run as a plugin author runs it:
- * the skeleton it writes builds with one `make` and runs at once, its
- * disabled hooks compile and run when enabled, and it refuses a bad NAME or
- * one that exists without touching anything.
+ * test_new.c - `pexec new NAME [--lang c|c++]` (core/cli/new.c), run as a
+ * plugin author runs it: the skeleton it writes, in C or in C++, builds with
+ * one `make` and runs at once, its disabled hooks compile and run when
+ * enabled, and it refuses a bad NAME, one that exists or an unknown language
+ * without touching anything.
  *
  * Each test works in its own scratch directory (Criterion runs each test in
  * its own process, so chdir is safe).  The build tree's pexec writes
@@ -113,6 +114,97 @@ Test(new, skeleton_hooks_build_and_run_when_enabled)
 	expect_runs("--serial");
 }
 
+Test(new, cpp_skeleton_builds_with_one_make_and_runs)
+{
+	char *listing, *makefile;
+	struct proc r;
+	size_t len;
+
+	run(&r, NULL, "new", "hello", "--lang", "c++", NULL);
+	expect_exit(&r, 0);
+	cr_expect(strstr(r.out, "wrote hello/hello.cc, hello/Makefile and hello/input.json\n"),
+	          "%s", r.out);
+	cr_expect(strstr(r.out, "  make -C hello\n"), "%s", r.out);
+	proc_release(&r);
+
+	listing = scratch_listing();
+	cr_expect_str_eq(listing, "hello\n");
+	free(listing);
+	cr_expect_eq(access("hello/hello.cc", F_OK), 0);
+	cr_expect_neq(access("hello/hello.c", F_OK), 0);
+	makefile = read_file(scratch_path(0, "hello/Makefile"), &len);
+	cr_assert_not_null(makefile);
+	cr_expect(strstr(makefile, "# CXXFLAGS (default -O2 -g -Wall -Wextra) can be replaced"),
+	          "%s", makefile);
+	cr_expect(strstr(makefile, "include $(PEXEC_SDK)/plugin.mk\n"), "%s", makefile);
+	free(makefile);
+
+	/* Built as C++ (g++ -std=c++20, from plugin.mk), without a warning. */
+	sh_ok("make", CLEAN_MAKE " -C hello CXXFLAGS='-O2 -g -Wall -Wextra -Werror' >make.log && "
+	              "grep -q -- ' -std=c++20 ' make.log && rm make.log");
+	expect_runs("-j2");
+	expect_runs("--serial");
+	sh_ok("nm", "test \"$(nm -D --defined-only hello/hello.so | awk '{ print $3 }')\" = "
+	            "pexec_plugin");
+	sh_ok("make clean", CLEAN_MAKE " -C hello clean && test ! -e hello/hello.so");
+}
+
+/* In C++ the descriptor names its hooks in the header's order (C++20's rule
+ * for designated initializers): enabled, they must build and run. */
+Test(new, cpp_skeleton_hooks_build_and_run_when_enabled)
+{
+	struct proc r;
+
+	run(&r, NULL, "new", "--lang=c++", "hello", NULL);
+	expect_exit(&r, 0);
+	proc_release(&r);
+	sh_ok("enabling the hooks",
+	      "sed -i -e '/^#if 0$/d' -e '/^#endif$/d' -e 's|^\t/\\* \\(\\..*\\) \\*/$|\t\\1|' "
+	      "hello/hello.cc && ! grep -q '^#if' hello/hello.cc && "
+	      "test $(grep -c '^\t\\.[a-z_]* = hello_' hello/hello.cc) = 6");
+	sh_ok("make", CLEAN_MAKE " -C hello CXXFLAGS='-O2 -g -Wall -Wextra -Werror -Wpedantic "
+	              "-Wshadow -Wold-style-cast -Wconversion -Wsign-conversion'");
+	expect_runs("-j2");
+	expect_runs("--serial");
+}
+
+Test(new, lang_c_is_the_default_and_unknown_languages_are_refused)
+{
+	static const char *const bad[][2] = {
+		{ "--lang", "rust" }, { "--lang", "C" }, { "--lang=cpp", NULL }, { "--lang=", NULL },
+	};
+	char *listing;
+	struct proc r;
+
+	for (size_t i = 0; i < COUNT(bad); i++) {
+		if (bad[i][1])
+			run(&r, NULL, "new", "hello", bad[i][0], bad[i][1], NULL);
+		else
+			run(&r, NULL, "new", "hello", bad[i][0], NULL);
+		expect_exit(&r, 2);
+		cr_expect(strstr(r.err, "pexec new: unknown language '"), "%s: %s", r.cmd, r.err);
+		cr_expect(strstr(r.err, "' (c or c++)\n"), "%s: %s", r.cmd, r.err);
+		cr_expect_str_empty(r.out, "%s", r.cmd);
+		proc_release(&r);
+	}
+	run(&r, NULL, "new", "hello", "--lang", NULL);
+	expect_exit(&r, 2);
+	cr_expect(strstr(r.err, "option '--lang' needs a language (c or c++)"), "%s", r.err);
+	proc_release(&r);
+	listing = scratch_listing();
+	cr_expect_str_eq(listing, "", "a refused language left files behind");
+	free(listing);
+
+	run(&r, NULL, "new", "--lang", "c", "hello", NULL);
+	expect_exit(&r, 0);
+	cr_expect(strstr(r.out, "wrote hello/hello.c, hello/Makefile and hello/input.json\n"),
+	          "%s", r.out);
+	proc_release(&r);
+	cr_expect_eq(access("hello/hello.c", F_OK), 0);
+	sh_ok("make", CLEAN_MAKE " -C hello");
+	expect_runs("-j2");
+}
+
 Test(new, refuses_a_name_that_is_not_an_identifier)
 {
 	static const char *const bad[] = {
@@ -184,7 +276,7 @@ Test(new, help)
 
 	run(&r, NULL, "new", "--help", NULL);
 	expect_exit(&r, 0);
-	cr_expect(strstr(r.out, "usage: pexec new NAME\n"), "%s", r.out);
+	cr_expect(strstr(r.out, "usage: pexec new NAME [--lang c|c++]\n"), "%s", r.out);
 	cr_expect_str_empty(r.err);
 	proc_release(&r);
 }

@@ -1,9 +1,11 @@
 /*
- * new.c - `pexec new NAME`: writes a plugin skeleton that builds with one
- * command and runs at once.
+ * new.c - `pexec new NAME [--lang c|c++]`: writes a plugin skeleton that
+ * builds with one command and runs at once.
  *
- * NAME/NAME.c is an identity map over cJSON values with every optional hook
- * written out but disabled, NAME/Makefile includes plugin.mk from pexec's SDK
+ * NAME/NAME.c (or, in C++, NAME/NAME.cc) is an identity map over cJSON
+ * values with every optional hook written out but disabled; the C++ one
+ * shows the boundary every C++ hook needs (noexcept, exceptions caught and
+ * reported as the item's error).  NAME/Makefile includes plugin.mk from pexec's SDK
  * (so the flags a plugin needs stay in one place), and NAME/input.json gives
  * it something to run on.  The SDK is looked for beside this binary first
  * (BINDIR/../share/pexec/sdk: an installed pexec, wherever it was moved or
@@ -32,9 +34,9 @@
  * made from it. */
 #define NAME_MAX_LEN 64
 
-/* The skeleton.  @NAME@ becomes the plugin's name, @SDK@ the SDK directory
- * (escaped for make). */
-static const char source_template[] =
+/* The skeletons.  @NAME@ becomes the plugin's name, @SDK@ the SDK directory
+ * (escaped for make), @FLAGS@ the make variable of the language's flags. */
+static const char c_source_template[] =
 	"/*\n"
 	" * @NAME@.c - a pexec plugin, written by `pexec new @NAME@`.\n"
 	" *\n"
@@ -168,6 +170,173 @@ static const char source_template[] =
 	"\t/* .free_value = @NAME@_free_value, */\n"
 	"};\n";
 
+/* In C++20 designated initializers must follow the header's order, so the
+ * descriptor names its hooks in that order, not map first as in C. */
+static const char cxx_source_template[] =
+	"/*\n"
+	" * @NAME@.cc - a pexec plugin in C++, written by `pexec new @NAME@ --lang c++`.\n"
+	" *\n"
+	" *   make                                     builds @NAME@.so\n"
+	" *   pexec --plugin ./@NAME@.so input.json     runs it over input.json\n"
+	" *\n"
+	" * pexec loads this file once, forks its workers, and in each worker calls\n"
+	" * map once per item of the input.  As written, map returns every item\n"
+	" * unchanged: put your work in @NAME@_map.  Every other hook is optional;\n"
+	" * they are written out below, disabled.  The contract, and who owns each\n"
+	" * value, is the comment at the top of pexec_plugin.h; the SDK's GUIDE.md\n"
+	" * (or `man 7 pexec-plugin`) walks through it, C++ included.\n"
+	" *\n"
+	" * pexec is C: no exception may leave a hook.  Each hook is noexcept and\n"
+	" * runs its body through guarded(), which turns whatever it throws into the\n"
+	" * item's error.\n"
+	" */\n"
+	"#include <exception>\n"
+	"#include <new>\n"
+	"#include <stdexcept>\n"
+	"\n"
+	"#include <cjson/cJSON.h>\n"
+	"\n"
+	"#include \"pexec_plugin.h\"\n"
+	"\n"
+	"namespace {\n"
+	"\n"
+	"/* The boundary: runs `body`, and reports what it throws as the hook's\n"
+	" * error (pexec fails that item and goes on). */\n"
+	"template <typename Body>\n"
+	"int guarded(pexec_error *err, Body &&body) noexcept\n"
+	"{\n"
+	"\ttry {\n"
+	"\t\tbody();\n"
+	"\t\treturn 0;\n"
+	"\t} catch (const std::bad_alloc &) {\n"
+	"\t\tpexec_error_set(err, \"@NAME@: out of memory\");\n"
+	"\t} catch (const std::exception &e) {\n"
+	"\t\tpexec_error_set(err, \"@NAME@: %s\", e.what());\n"
+	"\t} catch (...) {\n"
+	"\t\tpexec_error_set(err, \"@NAME@: unknown exception\");\n"
+	"\t}\n"
+	"\treturn -1;\n"
+	"}\n"
+	"\n"
+	"/*\n"
+	" * Required: one item in, one result out.  Without a deserialize hook,\n"
+	" * `input` is the item as a cJSON tree; it is pexec's, lent for this call\n"
+	" * only: never free it or keep a pointer to it.  Set *output to a new\n"
+	" * cJSON tree (pexec frees it), to `input` itself (pass-through: pexec\n"
+	" * frees it once), or to nullptr for JSON null.  To fail the item, throw\n"
+	" * (or set a message and return non-zero); never print to stdout or exit.\n"
+	" */\n"
+	"int @NAME@_map(void *state, void *input, void **output, pexec_error *err) noexcept\n"
+	"{\n"
+	"\treturn guarded(err, [&] {\n"
+	"\t\tcJSON *item = static_cast<cJSON *>(input);\n"
+	"\n"
+	"\t\t(void)state;\n"
+	"\t\t/* For example, to double numbers:\n"
+	"\t\t *\n"
+	"\t\t *\tif (!cJSON_IsNumber(item))\n"
+	"\t\t *\t\tthrow std::invalid_argument(\"expected a number\");\n"
+	"\t\t *\t*output = cJSON_CreateNumber(2 * cJSON_GetNumberValue(item));\n"
+	"\t\t *\tif (!*output)\n"
+	"\t\t *\t\tthrow std::bad_alloc();\n"
+	"\t\t *\treturn;\n"
+	"\t\t */\n"
+	"\t\t*output = item;\n"
+	"\t});\n"
+	"}\n"
+	"\n"
+	"/*\n"
+	" * Optional hooks.  To use one, delete the `#if 0` line and its `#endif`,\n"
+	" * and name the hook in the descriptor at the end of this file.\n"
+	" */\n"
+	"#if 0\n"
+	"/* Per-worker state, here a C++ object.  init runs once in each worker\n"
+	" * before any item: `config` is the --config JSON (nullptr without one),\n"
+	" * pexec's and valid during init only, so copy what you need.  *state\n"
+	" * reaches every hook. */\n"
+	"struct @NAME@_state {\n"
+	"\t/* what each worker keeps: a cache, a compiled pattern, ... */\n"
+	"};\n"
+	"\n"
+	"int @NAME@_init(const cJSON *config, void **state, pexec_error *err) noexcept\n"
+	"{\n"
+	"\treturn guarded(err, [&] {\n"
+	"\t\t(void)config;\n"
+	"\t\t*state = new @NAME@_state;\n"
+	"\t});\n"
+	"}\n"
+	"\n"
+	"/* Frees what init made, when a worker finishes normally (not after a\n"
+	" * crash or an early stop: never rely on it for anything that must happen). */\n"
+	"void @NAME@_fini(void *state) noexcept\n"
+	"{\n"
+	"\tdelete static_cast<@NAME@_state *>(state);\n"
+	"}\n"
+	"#endif\n"
+	"\n"
+	"#if 0\n"
+	"/* Your own value type, in place of pexec's cJSON trees: use these three\n"
+	" * together.  As written they still use cJSON, so map stays correct. */\n"
+	"\n"
+	"/* One item's JSON text to an input value.  `data` (NUL-terminated) is\n"
+	" * pexec's and stays valid until the item's result is serialized, so a\n"
+	" * value may point into it. */\n"
+	"int @NAME@_deserialize(void *state, const char *data, size_t len, void **value,\n"
+	"\tpexec_error *err) noexcept\n"
+	"{\n"
+	"\treturn guarded(err, [&] {\n"
+	"\t\t(void)state;\n"
+	"\t\t*value = cJSON_ParseWithLength(data, len);\n"
+	"\t\tif (!*value)\n"
+	"\t\t\tthrow std::invalid_argument(\"cannot parse the item\");\n"
+	"\t});\n"
+	"}\n"
+	"\n"
+	"/* Appends one output value's JSON text (exactly one JSON value) to `out`,\n"
+	" * pexec's buffer, through the pexec_buf_* helpers only.  (A null output\n"
+	" * never gets here: pexec writes null itself.) */\n"
+	"int @NAME@_serialize(void *state, const void *value, pexec_buf *out,\n"
+	"\tpexec_error *err) noexcept\n"
+	"{\n"
+	"\treturn guarded(err, [&] {\n"
+	"\t\tchar *text = cJSON_PrintUnformatted(static_cast<const cJSON *>(value));\n"
+	"\t\tint rc = text ? pexec_buf_puts(out, text) : -1;\n"
+	"\n"
+	"\t\t(void)state;\n"
+	"\t\tcJSON_free(text);\n"
+	"\t\tif (rc)\n"
+	"\t\t\tthrow std::bad_alloc();\n"
+	"\t});\n"
+	"}\n"
+	"\n"
+	"/* Frees a value that deserialize or map made; pexec calls it once per\n"
+	" * value (once for a pass-through). */\n"
+	"void @NAME@_free_value(void *state, void *value) noexcept\n"
+	"{\n"
+	"\t(void)state;\n"
+	"\tcJSON_Delete(static_cast<cJSON *>(value));\n"
+	"}\n"
+	"#endif\n"
+	"\n"
+	"} // namespace\n"
+	"\n"
+	"/* The one symbol pexec looks for, written as in C: C++20 designated\n"
+	" * initializers, which must name members in the header's order (for C++17,\n"
+	" * see GUIDE.md).  PEXEC_DESCRIPTOR_HEADER records the ABI this file was\n"
+	" * built for; members left out are null. */\n"
+	"PEXEC_PLUGIN = {\n"
+	"\tPEXEC_DESCRIPTOR_HEADER,\n"
+	"\t.name = \"@NAME@\",\n"
+	"\t.version = \"0.1.0\",\n"
+	"\t.description = \"returns each item unchanged (a new plugin: edit @NAME@_map)\",\n"
+	"\t/* .init = @NAME@_init, */\n"
+	"\t/* .fini = @NAME@_fini, */\n"
+	"\t/* .deserialize = @NAME@_deserialize, */\n"
+	"\t.map = @NAME@_map,\n"
+	"\t/* .serialize = @NAME@_serialize, */\n"
+	"\t/* .free_value = @NAME@_free_value, */\n"
+	"};\n";
+
 static const char makefile_template[] =
 	"# Builds the pexec plugin @NAME@ (written by `pexec new @NAME@`).\n"
 	"#\n"
@@ -175,7 +344,7 @@ static const char makefile_template[] =
 	"#   make clean\n"
 	"#\n"
 	"# The flags every plugin is built with are pexec's, in plugin.mk in its SDK.\n"
-	"# CFLAGS (default -O2 -g -Wall -Wextra) can be replaced, and CPPFLAGS,\n"
+	"# @FLAGS@ (default -O2 -g -Wall -Wextra) can be replaced, and CPPFLAGS,\n"
 	"# LDFLAGS and LDLIBS added to, as usual.  To build against another pexec:\n"
 	"# make PEXEC_SDK=/path/to/its/sdk\n"
 	"PEXEC_SDK ?= @SDK@\n"
@@ -192,31 +361,43 @@ static const char makefile_template[] =
 static const char input_template[] =
 	"[1, \"two\", {\"three\": 3}, [4, 5], null]\n";
 
-struct file {
-	const char *suffix;   /* appended to "NAME/": "@NAME@.c" names NAME.c */
-	const char *text;
+struct lang {
+	const char *name;     /* as --lang says it */
+	const char *ext;      /* of the source file */
+	const char *source;
+	const char *flags;    /* @FLAGS@ */
 };
 
-static const struct file files[] = {
-	{ "@NAME@.c", source_template },
-	{ "Makefile", makefile_template },
-	{ "input.json", input_template },
+static const struct lang langs[] = {
+	{ "c", "c", c_source_template, "CFLAGS" },
+	{ "c++", "cc", cxx_source_template, "CXXFLAGS" },
 };
 
-#define FILE_COUNT (sizeof(files) / sizeof(files[0]))
+/* The files, in the order written: the source first (NAME.ext). */
+#define FILE_COUNT 3
 
 static const char usage_text[] =
-	"usage: pexec new NAME\n"
+	"usage: pexec new NAME [--lang c|c++]\n"
 	"\n"
-	"Writes a plugin skeleton in the new directory NAME: NAME.c (a map that\n"
-	"returns each item unchanged, the optional hooks written out but disabled),\n"
-	"a Makefile that builds NAME.so with pexec's SDK, and input.json.  NAME is\n"
-	"a C identifier; an existing NAME is never overwritten.\n";
+	"Writes a plugin skeleton in the new directory NAME: NAME.c, or with\n"
+	"--lang c++ NAME.cc (a map that returns each item unchanged, the optional\n"
+	"hooks written out but disabled), a Makefile that builds NAME.so with\n"
+	"pexec's SDK, and input.json.  NAME is a C identifier; an existing NAME is\n"
+	"never overwritten.\n";
 
 static int usage_error(void)
 {
-	fputs("usage: pexec new NAME\nTry 'pexec new --help' for more information.\n", stderr);
+	fputs("usage: pexec new NAME [--lang c|c++]\n"
+	      "Try 'pexec new --help' for more information.\n", stderr);
 	return 2;
+}
+
+static const struct lang *lang_named(const char *name)
+{
+	for (size_t i = 0; i < sizeof(langs) / sizeof(langs[0]); i++)
+		if (!strcmp(langs[i].name, name))
+			return &langs[i];
+	return NULL;
 }
 
 static int valid_name(const char *name)
@@ -266,9 +447,16 @@ static char *find_sdk(void)
 	return strdup(PEXEC_SDK_DIR);
 }
 
-/* Writes `text` to `f` with @NAME@ and @SDK@ replaced; returns 0 or -1. */
-static int expand(FILE *f, const char *text, const char *name, const char *sdk)
+/* What the placeholders of a template become. */
+struct subst {
+	const char *name, *sdk, *flags;
+};
+
+/* Writes `text` to `f` with @NAME@, @SDK@ and @FLAGS@ replaced; returns 0
+ * or -1. */
+static int expand(FILE *f, const char *text, const struct subst *sub)
 {
+	const char *name = sub->name, *sdk = sub->sdk;
 	const char *p = text, *at;
 
 	while ((at = strchr(p, '@'))) {
@@ -286,6 +474,9 @@ static int expand(FILE *f, const char *text, const char *name, const char *sdk)
 				fputc(*s, f);
 			}
 			p = at + 5;
+		} else if (!strncmp(at, "@FLAGS@", 7)) {
+			fputs(sub->flags, f);
+			p = at + 7;
 		} else {
 			fputc('@', f);
 			p = at + 1;
@@ -296,7 +487,7 @@ static int expand(FILE *f, const char *text, const char *name, const char *sdk)
 }
 
 /* Creates `path` (which must not exist) holding the expanded `text`. */
-static int write_new(const char *path, const char *text, const char *name, const char *sdk)
+static int write_new(const char *path, const char *text, const struct subst *sub)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	FILE *f;
@@ -309,7 +500,7 @@ static int write_new(const char *path, const char *text, const char *name, const
 		close(fd);
 		return -1;
 	}
-	rc = expand(f, text, name, sdk);
+	rc = expand(f, text, sub);
 	if (fclose(f))
 		rc = -1;
 	if (rc && !errno)
@@ -320,15 +511,37 @@ static int write_new(const char *path, const char *text, const char *name, const
 int cli_new(int argc, char **argv)
 {
 	char paths[FILE_COUNT][NAME_MAX_LEN * 2 + 16];
+	const char *texts[FILE_COUNT];
+	const struct lang *lang = &langs[0];
 	const char *name = NULL;
+	struct subst sub;
 	size_t written = 0;
 	char *sdk = NULL;
 	int status = 3, made_dir = 0;
 
 	for (int i = 1; i < argc; i++) {
+		const char *value = NULL;
+
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage_text, stdout);
 			return 0;
+		}
+		if (!strcmp(argv[i], "--lang")) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "pexec new: option '--lang' needs a language (c or c++)\n");
+				return usage_error();
+			}
+			value = argv[++i];
+		} else if (!strncmp(argv[i], "--lang=", 7)) {
+			value = argv[i] + 7;
+		}
+		if (value) {
+			lang = lang_named(value);
+			if (!lang) {
+				fprintf(stderr, "pexec new: unknown language '%s' (c or c++)\n", value);
+				return usage_error();
+			}
+			continue;
 		}
 		if (argv[i][0] == '-' && argv[i][1]) {
 			fprintf(stderr, "pexec new: unknown option '%s'\n", argv[i]);
@@ -364,26 +577,28 @@ int cli_new(int argc, char **argv)
 		fprintf(stderr, "pexec new: out of memory\n");
 		goto out;
 	}
+	sub = (struct subst){ .name = name, .sdk = sdk, .flags = lang->flags };
+	snprintf(paths[0], sizeof(paths[0]), "%s/%s.%s", name, name, lang->ext);
+	texts[0] = lang->source;
+	snprintf(paths[1], sizeof(paths[1]), "%s/Makefile", name);
+	texts[1] = makefile_template;
+	snprintf(paths[2], sizeof(paths[2]), "%s/input.json", name);
+	texts[2] = input_template;
 	for (; written < FILE_COUNT; written++) {
-		char *path = paths[written];
-		const char *suffix = files[written].suffix;
+		const char *path = paths[written];
 
-		if (!strcmp(suffix, "@NAME@.c"))
-			snprintf(path, sizeof(paths[0]), "%s/%s.c", name, name);
-		else
-			snprintf(path, sizeof(paths[0]), "%s/%s", name, suffix);
-		if (write_new(path, files[written].text, name, sdk)) {
+		if (write_new(path, texts[written], &sub)) {
 			fprintf(stderr, "pexec new: cannot write '%s': %s\n", path, strerror(errno));
 			/* This one may exist, half written. */
 			written++;
 			goto out;
 		}
 	}
-	printf("pexec new: wrote %s/%s.c, %s/Makefile and %s/input.json\n"
+	printf("pexec new: wrote %s, %s and %s\n"
 	       "Build and run it:\n"
 	       "  make -C %s\n"
 	       "  %s --plugin %s/%s.so %s/input.json\n",
-	       name, name, name, name, name, program_invocation_name, name, name, name);
+	       paths[0], paths[1], paths[2], name, program_invocation_name, name, name, name);
 	status = 0;
 out:
 	if (status) {

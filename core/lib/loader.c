@@ -43,18 +43,24 @@ static int file_exists(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Looks `name`.so up in each directory of a colon-separated list; returns a
- * malloc'd path or NULL. */
+/* Looks `name` up in each directory of a colon-separated list, as NAME.so
+ * and then as libNAME.so (what cargo and most build systems call a shared
+ * library): a directory earlier in the list wins, and within one directory
+ * NAME.so does.  Returns a malloc'd path or NULL. */
 static char *search_dirs(const char *dirs, const char *name)
 {
+	static const char *const prefixes[] = { "", "lib" };
 	const char *p = dirs;
 
 	while (p && *p) {
 		const char *end = strchr(p, ':');
 		size_t dlen = end ? (size_t)(end - p) : strlen(p);
-		char *path;
 
-		if (dlen > 0 && asprintf(&path, "%.*s/%s.so", (int)dlen, p, name) >= 0) {
+		for (size_t i = 0; dlen > 0 && i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+			char *path;
+
+			if (asprintf(&path, "%.*s/%s%s.so", (int)dlen, p, prefixes[i], name) < 0)
+				continue;
 			if (file_exists(path))
 				return path;
 			free(path);
@@ -96,8 +102,9 @@ static pexec_code resolve(const char *spec, const char *fallback_dir, char **out
 		path = search_dirs(fallback_dir, spec);
 	if (!path)
 		return pexec__fail(err, PEXEC_ELOAD,
-		                   "cannot load plugin '%s': no %s.so in PEXEC_PLUGIN_PATH (%s)%s%s",
-		                   spec, spec, env && *env ? env : "unset",
+		                   "cannot load plugin '%s': no %s.so or lib%s.so in "
+		                   "PEXEC_PLUGIN_PATH (%s)%s%s",
+		                   spec, spec, spec, env && *env ? env : "unset",
 		                   fallback_dir ? " or in " : "", fallback_dir ? fallback_dir : "");
 	*out = path;
 	return PEXEC_OK;
