@@ -56,7 +56,7 @@ PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
 CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest.c \
              core/lib/cpus.c core/lib/frame.c core/lib/item.c core/lib/instance.c core/lib/run.c \
-             core/lib/split/split.c core/lib/split/split_scan.c \
+             core/lib/split/split.c core/lib/split/split_scan.c core/lib/split/boundary.c \
              core/lib/pool/loop.c core/lib/pool/fault.c core/lib/pool/worker.c \
              core/lib/pool/chunk.c core/lib/pool/arena.c core/lib/pool/child.c \
              core/lib/pool/contain.c \

@@ -158,6 +158,23 @@ int pexec__split_check(pexec__splitter *s, const char *text, size_t len, pexec_e
 	return -1;
 }
 
+void pexec__split_fragment(pexec__splitter *s, const char *data, size_t len,
+                           const struct pexec__fragment *f)
+{
+	s->buf = (const unsigned char *)data;
+	s->end = s->cap = len;
+	s->pos = s->item_start = s->item_end = 0;
+	s->base = f->offset;
+	s->line = s->item_line = f->line;
+	s->line_start = s->item_line_start = f->line_start;
+	/* A chunk is all there is to see: its items end inside it. */
+	s->eof = 1;
+	s->in_item = 0;
+	s->depth = 0;
+	s->code = 0;
+	s->state = f->first ? ST_START : s->ndjson ? ST_ND_LINE : ST_JSON_NEXT;
+}
+
 int pexec_json_check(const char *text, size_t len, pexec_error *err)
 {
 	pexec__splitter *s = pexec__split_checker();

@@ -41,6 +41,27 @@ uint64_t pexec__split_offset(const pexec__splitter *s);
 
 void pexec__split_free(pexec__splitter *s);
 
+/* A chunk of an input: where it lies in it, and whether it is the first or
+ * the last (pexec__split_fragment). */
+struct pexec__fragment {
+	uint64_t offset;     /* of its first byte in the input */
+	uint64_t line;       /* the line that byte is on */
+	uint64_t line_start; /* the offset that line begins at */
+	int first, last;
+};
+
+/* Restarts a splitter of the input's name and format (pexec__split_mem,
+ * reused) over the `len` bytes at `data`, one chunk of the input as
+ * pexec__bounds_pass cut it: items as pexec__split_next gives them, with
+ * messages that say where in the whole input.  A chunk that is not the last
+ * ends just after the separator of its last item; once that item is taken,
+ * pexec__split_fragment_end checks that nothing else is left. */
+void pexec__split_fragment(pexec__splitter *s, const char *data, size_t len,
+                           const struct pexec__fragment *f);
+/* 0 when the chunk ends cleanly after the item taken last (its separator
+ * and nothing else), or the error pexec__split_next would have given. */
+int pexec__split_fragment_end(pexec__splitter *s, pexec_error *err);
+
 /* A splitter kept for checking values one at a time (a worker's results):
  * NULL when out of memory; freed with pexec__split_free. */
 pexec__splitter *pexec__split_checker(void);

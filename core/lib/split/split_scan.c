@@ -709,6 +709,25 @@ static int refill(pexec__splitter *s)
 	return 0;
 }
 
+int pexec__split_fragment_end(pexec__splitter *s, pexec_error *err)
+{
+	int r = s->code ? s->code : scan(s);
+
+	if (r == NEED_MORE && s->pos == s->end &&
+	    (s->state == ST_JSON_NEXT || s->state == ST_ND_LINE))
+		return 0;
+	if (r > 0)
+		r = pexec__split_fail_pos(s, s->base + s->item_start, s->item_line,
+		                          s->item_line_start,
+		                          "internal error: a chunk holds more items than counted");
+	else if (r == NEED_MORE)
+		r = FAIL_AT(s, s->buf + s->end, "internal error: a chunk ends inside an item");
+	s->code = r;
+	if (err)
+		*err = s->err;
+	return r;
+}
+
 int pexec__split_next(pexec__splitter *s, const char **data, size_t *len, pexec_error *err)
 {
 	int r;
