@@ -223,160 +223,198 @@ static char *plugin_dirs(void)
 	return strdup(PEXEC_PLUGIN_DIR);
 }
 
-enum {
-	OPT_CHUNKSIZE = 256, OPT_UNORDERED, OPT_SERIAL, OPT_CONFIG, OPT_INPUT_FORMAT,
-	OPT_OUTPUT_FORMAT, OPT_DROP_NULL, OPT_FAIL_FAST, OPT_TIMEOUT, OPT_RETRIES,
-	OPT_MEMORY_LIMIT, OPT_MAX_TASKS, OPT_ERRORS, OPT_RESUME, OPT_RETRY_FAILED, OPT_PROGRESS,
-	OPT_JOBLOG, OPT_SUMMARY, OPT_REDUCE,
+enum arg_kind {
+	ARG_FLAG,    /* no value: sets an int to 1 */
+	ARG_TEXT,    /* keeps the value as given */
+	ARG_UINT,    /* an integer from 1 to max, into an unsigned */
+	ARG_UINT0,   /* the same, or 0 */
+	ARG_SIZE,    /* an integer from 1 to max, into a size_t */
+	ARG_U64,     /* an integer from 1 to max, into a uint64_t */
+	ARG_SECONDS, /* seconds greater than 0, into a double */
+	ARG_BYTES,   /* a size such as 512M, into a uint64_t */
+	ARG_FORMAT,  /* json or ndjson, into a pexec_format */
+	ARG_HELP,
+	ARG_VERSION,
 };
 
-static const struct option long_opts[] = {
-	{ "plugin", required_argument, NULL, 'p' },
-	{ "jobs", required_argument, NULL, 'j' },
-	{ "chunksize", required_argument, NULL, OPT_CHUNKSIZE },
-	{ "unordered", no_argument, NULL, OPT_UNORDERED },
-	{ "serial", no_argument, NULL, OPT_SERIAL },
-	{ "config", required_argument, NULL, OPT_CONFIG },
-	{ "input-format", required_argument, NULL, OPT_INPUT_FORMAT },
-	{ "output-format", required_argument, NULL, OPT_OUTPUT_FORMAT },
-	{ "output", required_argument, NULL, 'o' },
-	{ "drop-null", no_argument, NULL, OPT_DROP_NULL },
-	{ "fail-fast", no_argument, NULL, OPT_FAIL_FAST },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "retries", required_argument, NULL, OPT_RETRIES },
-	{ "memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT },
-	{ "max-tasks-per-worker", required_argument, NULL, OPT_MAX_TASKS },
-	{ "errors", required_argument, NULL, OPT_ERRORS },
-	{ "resume", no_argument, NULL, OPT_RESUME },
-	{ "retry-failed", no_argument, NULL, OPT_RETRY_FAILED },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "joblog", required_argument, NULL, OPT_JOBLOG },
-	{ "summary", required_argument, NULL, OPT_SUMMARY },
-	{ "reduce", no_argument, NULL, OPT_REDUCE },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+/* One option of the command: its names, what its value is, and where it
+ * goes.  getopt's table and every check are made from these. */
+struct cli_option {
+	const char *name;
+	char short_name;        /* 0: a long name only */
+	enum arg_kind kind;
+	void *value;
+	unsigned long long max; /* for the integer kinds */
 };
+
+#define MAX_OPTIONS 40
+
+/* The command's options, pointing into `cli`; returns how many. */
+static size_t cli_options(struct cli *cli, struct cli_option *out)
+{
+	pexec_job *job = &cli->job;
+	pexec_opts *o = &job->opts;
+	struct cli_report *r = &cli->report;
+	const struct cli_option table[] = {
+		{ "plugin", 'p', ARG_TEXT, &job->plugin, 0 },
+		{ "jobs", 'j', ARG_UINT, &o->jobs, 4096 },
+		{ "chunksize", 0, ARG_SIZE, &o->chunksize, 1u << 20 },
+		{ "unordered", 0, ARG_FLAG, &o->unordered, 0 },
+		{ "serial", 0, ARG_FLAG, &o->serial, 0 },
+		{ "config", 0, ARG_TEXT, &o->config, 0 },
+		{ "input-format", 0, ARG_FORMAT, &job->input_format, 0 },
+		{ "output-format", 0, ARG_FORMAT, &job->output_format, 0 },
+		{ "output", 'o', ARG_TEXT, &job->output, 0 },
+		{ "drop-null", 0, ARG_FLAG, &job->drop_null, 0 },
+		{ "fail-fast", 0, ARG_FLAG, &o->fail_fast, 0 },
+		{ "timeout", 0, ARG_SECONDS, &o->timeout, 0 },
+		{ "retries", 0, ARG_UINT0, &o->retries, 1000 },
+		{ "memory-limit", 0, ARG_BYTES, &o->memory_limit, 0 },
+		{ "max-tasks-per-worker", 0, ARG_U64, &o->max_tasks_per_worker, UINT64_MAX >> 1 },
+		{ "errors", 0, ARG_TEXT, &job->errors, 0 },
+		{ "resume", 0, ARG_FLAG, &job->resume, 0 },
+		{ "retry-failed", 0, ARG_FLAG, &job->retry_failed, 0 },
+		{ "progress", 0, ARG_FLAG, &r->progress_asked, 0 },
+		{ "joblog", 0, ARG_TEXT, &r->joblog_path, 0 },
+		{ "summary", 0, ARG_TEXT, &r->summary_path, 0 },
+		{ "reduce", 0, ARG_FLAG, &o->reduce, 0 },
+		{ "verbose", 'v', ARG_FLAG, &r->verbose, 0 },
+		{ "quiet", 'q', ARG_FLAG, &r->quiet, 0 },
+		{ "help", 'h', ARG_HELP, NULL, 0 },
+		{ "version", 'V', ARG_VERSION, NULL, 0 },
+	};
+	_Static_assert(sizeof(table) / sizeof(table[0]) <= MAX_OPTIONS, "MAX_OPTIONS");
+
+	memcpy(out, table, sizeof(table));
+	return sizeof(table) / sizeof(table[0]);
+}
+
+static int takes_value(enum arg_kind kind)
+{
+	return kind != ARG_FLAG && kind != ARG_HELP && kind != ARG_VERSION;
+}
+
+/* Checks and stores one option's value.  Returns -1 to go on, or the exit
+ * status to end with. */
+static int apply_option(const struct cli_option *opt, const char *arg)
+{
+	char name[64];
+	unsigned long long n;
+
+	snprintf(name, sizeof(name), "--%s", opt->name);
+	switch (opt->kind) {
+	case ARG_FLAG:
+		*(int *)opt->value = 1;
+		break;
+	case ARG_TEXT:
+		*(const char **)opt->value = arg;
+		break;
+	case ARG_UINT0:
+		if (!strcmp(arg, "0")) {
+			*(unsigned *)opt->value = 0;
+			break;
+		}
+		/* fall through */
+	case ARG_UINT:
+		if (parse_count(name, arg, opt->max, &n))
+			return 2;
+		*(unsigned *)opt->value = (unsigned)n;
+		break;
+	case ARG_SIZE:
+		if (parse_count(name, arg, opt->max, &n))
+			return 2;
+		*(size_t *)opt->value = (size_t)n;
+		break;
+	case ARG_U64:
+		if (parse_count(name, arg, opt->max, &n))
+			return 2;
+		*(uint64_t *)opt->value = n;
+		break;
+	case ARG_SECONDS:
+		if (parse_seconds(name, arg, opt->value))
+			return 2;
+		break;
+	case ARG_BYTES:
+		if (parse_size(name, arg, opt->value))
+			return 2;
+		break;
+	case ARG_FORMAT:
+		if (parse_format(name, arg, opt->value))
+			return 2;
+		break;
+	case ARG_HELP:
+		if (strcmp(prog, "pexec"))
+			printf("%s: pexec across MPI ranks; run it under mpirun, with pexec's "
+			       "options (-j is workers per rank):\n\n", prog);
+		fputs(usage_text, stdout);
+		return 0;
+	case ARG_VERSION:
+		printf("%s %s (plugin ABI %u)\n", prog, PEXEC_VERSION, PEXEC_ABI_VERSION);
+		return 0;
+	}
+	return -1;
+}
+
+/* getopt's view of the options: long ones give 256 + their index, short
+ * ones their letter. */
+static void getopt_tables(const struct cli_option *opts, size_t n, struct option *longs,
+                          char *shorts)
+{
+	size_t at = 0;
+
+	shorts[at++] = ':';
+	for (size_t i = 0; i < n; i++) {
+		longs[i] = (struct option){ opts[i].name,
+			                    takes_value(opts[i].kind) ? required_argument
+			                                              : no_argument,
+			                    NULL, 256 + (int)i };
+		if (opts[i].short_name) {
+			shorts[at++] = opts[i].short_name;
+			if (takes_value(opts[i].kind))
+				shorts[at++] = ':';
+		}
+	}
+	longs[n] = (struct option){ 0 };
+	shorts[at] = '\0';
+}
+
+/* The option getopt returned `c` for, or NULL. */
+static const struct cli_option *option_of(const struct cli_option *opts, size_t n, int c)
+{
+	if (c >= 256 && (size_t)(c - 256) < n)
+		return &opts[c - 256];
+	for (size_t i = 0; i < n; i++)
+		if (opts[i].short_name && opts[i].short_name == c)
+			return &opts[i];
+	return NULL;
+}
 
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_args(struct cli *cli, int argc, char **argv)
 {
-	pexec_job *job = &cli->job;
-	unsigned long long n;
-	int c;
+	struct cli_option opts[MAX_OPTIONS];
+	struct option longs[MAX_OPTIONS + 1];
+	char shorts[2 * MAX_OPTIONS + 2];
+	size_t n = cli_options(cli, opts);
+	int c, status;
 
+	getopt_tables(opts, n, longs, shorts);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:j:o:qvhV", long_opts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			job->plugin = optarg;
-			break;
-		case 'j':
-			if (parse_count("--jobs", optarg, 4096, &n))
-				return 2;
-			job->opts.jobs = (unsigned)n;
-			break;
-		case OPT_CHUNKSIZE:
-			if (parse_count("--chunksize", optarg, 1u << 20, &n))
-				return 2;
-			job->opts.chunksize = (size_t)n;
-			break;
-		case OPT_UNORDERED:
-			job->opts.unordered = 1;
-			break;
-		case OPT_SERIAL:
-			job->opts.serial = 1;
-			break;
-		case OPT_CONFIG:
-			job->opts.config = optarg;
-			break;
-		case OPT_INPUT_FORMAT:
-			if (parse_format("--input-format", optarg, &job->input_format))
-				return 2;
-			break;
-		case OPT_OUTPUT_FORMAT:
-			if (parse_format("--output-format", optarg, &job->output_format))
-				return 2;
-			break;
-		case 'o':
-			job->output = optarg;
-			break;
-		case OPT_DROP_NULL:
-			job->drop_null = 1;
-			break;
-		case OPT_FAIL_FAST:
-			job->opts.fail_fast = 1;
-			break;
-		case OPT_TIMEOUT:
-			if (parse_seconds("--timeout", optarg, &job->opts.timeout))
-				return 2;
-			break;
-		case OPT_RETRIES:
-			if (!strcmp(optarg, "0"))
-				job->opts.retries = 0;
-			else if (parse_count("--retries", optarg, 1000, &n))
-				return 2;
-			else
-				job->opts.retries = (unsigned)n;
-			break;
-		case OPT_MEMORY_LIMIT:
-			if (parse_size("--memory-limit", optarg, &job->opts.memory_limit))
-				return 2;
-			break;
-		case OPT_MAX_TASKS:
-			if (parse_count("--max-tasks-per-worker", optarg, UINT64_MAX >> 1, &n))
-				return 2;
-			job->opts.max_tasks_per_worker = n;
-			break;
-		case OPT_ERRORS:
-			job->errors = optarg;
-			break;
-		case OPT_RESUME:
-			job->resume = 1;
-			break;
-		case OPT_RETRY_FAILED:
-			job->retry_failed = 1;
-			break;
-		case OPT_PROGRESS:
-			cli->report.progress_asked = 1;
-			break;
-		case OPT_JOBLOG:
-			cli->report.joblog_path = optarg;
-			break;
-		case OPT_SUMMARY:
-			cli->report.summary_path = optarg;
-			break;
-		case OPT_REDUCE:
-			job->opts.reduce = 1;
-			break;
-		case 'v':
-			cli->report.verbose = 1;
-			break;
-		case 'q':
-			cli->report.quiet = 1;
-			break;
-		case 'h':
-			if (strcmp(prog, "pexec"))
-				printf("%s: pexec across MPI ranks; run it under mpirun, with pexec's "
-				       "options (-j is workers per rank):\n\n", prog);
-			fputs(usage_text, stdout);
-			return 0;
-		case 'V':
-			printf("%s %s (plugin ABI %u)\n", prog, PEXEC_VERSION, PEXEC_ABI_VERSION);
-			return 0;
-		case ':':
+	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		const struct cli_option *opt = option_of(opts, n, c);
+
+		if (c == ':')
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		default:
+		if (!opt)
 			return usage_error("unknown option '%s'", argv[optind - 1]);
-		}
+		if ((status = apply_option(opt, optarg)) >= 0)
+			return status;
 	}
 	if (optind < argc)
-		job->input = argv[optind++];
+		cli->job.input = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument '%s' (one INPUT at most)", argv[optind]);
-	if (!job->plugin)
+	if (!cli->job.plugin)
 		return usage_error("%s", "no plugin given (--plugin PLUGIN)");
 	return -1;
 }
@@ -409,6 +447,97 @@ static int partial_kept(const struct cli *cli)
 	return access(path, F_OK) == 0;
 }
 
+/* pexec's own subcommands (new, info, check); -1 when argv names none. */
+static int run_subcommand(int argc, char **argv)
+{
+	char *dirs;
+	int status;
+
+	if (argc < 2)
+		return -1;
+	if (!strcmp(argv[1], "new"))
+		return cli_new(argc - 1, argv + 1);
+	if (strcmp(argv[1], "info") && strcmp(argv[1], "check"))
+		return -1;
+	dirs = plugin_dirs();
+	status = cli_tool(dirs, argc - 1, argv + 1);
+	free(dirs);
+	return status;
+}
+
+/* Between the options and the run: stdout kept for the results, the stop
+ * signals, the reports and the job's callbacks.  Returns -1 to go on, or the
+ * exit status to end with. */
+static int prepare_run(struct cli *cli, const struct pexec__cli_engine *engine)
+{
+	cli->out_fd = isolate_stdout();
+	if (cli->out_fd < 0) {
+		fprintf(stderr, "%s: cannot use standard output: %s\n", prog, strerror(errno));
+		return 3;
+	}
+	/* --serial runs plugin code in this process, where an item may never
+	 * return: there SIGINT and SIGTERM keep their default, immediate effect.
+	 * (pexec-mpi runs no plugin code here.) */
+	if (!cli->job.opts.serial || engine) {
+		cli->job.opts.cancel_fd = install_stop_handlers();
+		if (cli->job.opts.cancel_fd < 0) {
+			fprintf(stderr, "%s: cannot set up signal handling: %s\n", prog,
+			        strerror(errno));
+			return 3;
+		}
+	}
+	cli->job.output_fd = cli->out_fd;
+	cli->report.append = cli->job.resume;
+	cli->report.prog = prog;
+	if (cli_report_open(&cli->report))
+		return 3;
+	cli->job.on_failure = cli_report_failure;
+	cli->job.on_failure_ctx = &cli->report;
+	if (cli->report.joblog) {
+		cli->job.on_result = cli_report_result;
+		cli->job.on_result_ctx = &cli->report;
+	}
+	cli->job.on_progress = cli_report_progress;
+	cli->job.on_progress_ctx = &cli->report;
+	if (engine) {
+		cli->job.engine = engine->run;
+		cli->job.engine_ctx = engine->ctx;
+	}
+	return -1;
+}
+
+/* Says how the run ended, where something is left to say, and returns the
+ * exit status. */
+static int finish_run(struct cli *cli, pexec_code rc, const pexec_error *err,
+                      const struct pexec__cli_engine *engine)
+{
+	int status = rc == PEXEC_ECANCELED ? 128 + stop_signal : pexec_exit_status(rc);
+
+	if (cli_report_close(&cli->report, rc, status) && status < 2)
+		status = 3;
+	if (rc == PEXEC_ECANCELED) {
+		const char *name = sigabbrev_np(stop_signal);
+		fprintf(stderr, "%s: stopped by SIG%s%s\n", prog, name ? name : "?",
+		        partial_kept(cli) ? "; run the same command with --resume to continue"
+		                          : "");
+	} else if (rc != PEXEC_OK && rc != PEXEC_EITEM) {
+		if (rc == PEXEC_EPIPE) {
+			/* `pexec ... | head`: end quietly, the way a pipeline expects. */
+			if (engine)
+				engine->finish(engine->ctx, rc, status);
+			signal(SIGPIPE, SIG_DFL);
+			raise(SIGPIPE);
+		}
+		fprintf(stderr, "%s: %s\n", prog, err->msg[0] ? err->msg : pexec_code_str(rc));
+		if (cli->job.output && (rc == PEXEC_ESYS || rc == PEXEC_EPIPE) && partial_kept(cli))
+			fprintf(stderr, "%s: what was done is kept: run the same command with "
+			        "--resume to continue\n", prog);
+	}
+	if (engine)
+		status = engine->finish(engine->ctx, rc, status);
+	return status;
+}
+
 int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engine)
 {
 	struct cli cli = { 0 };
@@ -417,89 +546,24 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 	pexec_code rc;
 	int status;
 
-	if (engine) {
+	if (engine)
 		prog = engine->name;
-	} else if (argc > 1 && !strcmp(argv[1], "new")) {
-		return cli_new(argc - 1, argv + 1);
-	} else if (argc > 1 && (!strcmp(argv[1], "info") || !strcmp(argv[1], "check"))) {
-		dirs = plugin_dirs();
-		status = cli_tool(dirs, argc - 1, argv + 1);
-		free(dirs);
+	else if ((status = run_subcommand(argc, argv)) >= 0)
 		return status;
-	}
 	status = parse_args(&cli, argc, argv);
 	if (status >= 0)
 		return status;
 	dirs = plugin_dirs();
 	cli.job.plugin_dir = dirs;
 	/* pexec-mpi: a rank other than 0 serves rank 0 from here on. */
-	if (engine && (status = engine->start(engine->ctx, &cli.job)) >= 0) {
-		free(dirs);
-		return status;
-	}
-	cli.out_fd = isolate_stdout();
-	if (cli.out_fd < 0) {
-		fprintf(stderr, "%s: cannot use standard output: %s\n", prog, strerror(errno));
-		return 3;
-	}
-	/* --serial runs plugin code in this process, where an item may never
-	 * return: there SIGINT and SIGTERM keep their default, immediate effect.
-	 * (pexec-mpi runs no plugin code here.) */
-	if (!cli.job.opts.serial || engine) {
-		cli.job.opts.cancel_fd = install_stop_handlers();
-		if (cli.job.opts.cancel_fd < 0) {
-			fprintf(stderr, "%s: cannot set up signal handling: %s\n", prog, strerror(errno));
-			return 3;
-		}
-	}
-	cli.job.output_fd = cli.out_fd;
-	cli.report.append = cli.job.resume;
-	cli.report.prog = prog;
-	if (cli_report_open(&cli.report)) {
-		free(dirs);
-		return 3;
-	}
-	cli.job.on_failure = cli_report_failure;
-	cli.job.on_failure_ctx = &cli.report;
-	if (cli.report.joblog) {
-		cli.job.on_result = cli_report_result;
-		cli.job.on_result_ctx = &cli.report;
-	}
-	cli.job.on_progress = cli_report_progress;
-	cli.job.on_progress_ctx = &cli.report;
-
-	if (engine) {
-		cli.job.engine = engine->run;
-		cli.job.engine_ctx = engine->ctx;
-	}
+	if (engine && (status = engine->start(engine->ctx, &cli.job)) >= 0)
+		goto out;
+	status = prepare_run(&cli, engine);
+	if (status >= 0)
+		goto out;
 	rc = pexec_job_run(&cli.job, NULL, &err);
+	status = finish_run(&cli, rc, &err, engine);
+out:
 	free(dirs);
-	status = rc == PEXEC_ECANCELED ? 128 + stop_signal : pexec_exit_status(rc);
-	if (cli_report_close(&cli.report, rc, status) && status < 2)
-		status = 3;
-	if (rc == PEXEC_ECANCELED) {
-		const char *name = sigabbrev_np(stop_signal);
-		fprintf(stderr, "%s: stopped by SIG%s%s\n", prog, name ? name : "?",
-		        partial_kept(&cli) ? "; run the same command with --resume to continue"
-		                           : "");
-		if (engine)
-			status = engine->finish(engine->ctx, rc, status);
-		return status;
-	}
-	if (rc != PEXEC_OK && rc != PEXEC_EITEM) {
-		if (rc == PEXEC_EPIPE) {
-			/* `pexec ... | head`: end quietly, the way a pipeline expects. */
-			if (engine)
-				engine->finish(engine->ctx, rc, status);
-			signal(SIGPIPE, SIG_DFL);
-			raise(SIGPIPE);
-		}
-		fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : pexec_code_str(rc));
-		if (cli.job.output && (rc == PEXEC_ESYS || rc == PEXEC_EPIPE) && partial_kept(&cli))
-			fprintf(stderr, "%s: what was done is kept: run the same command with "
-			        "--resume to continue\n", prog);
-	}
-	if (engine)
-		status = engine->finish(engine->ctx, rc, status);
 	return status;
 }
