@@ -162,8 +162,8 @@ Test(cli, help_and_version)
 	static const struct cli_case cases[] = {
 		{ { "--help" }, NULL, 0, NULL, { 0 } },
 		{ { "-h" }, NULL, 0, NULL, { 0 } },
-		{ { "--version" }, NULL, 0, "pexec 0.1.0 (plugin ABI 1)\n", { 0 } },
-		{ { "-V" }, NULL, 0, "pexec 0.1.0 (plugin ABI 1)\n", { 0 } },
+		{ { "--version" }, NULL, 0, "pexec 0.2.0 (plugin ABI 1)\n", { 0 } },
+		{ { "-V" }, NULL, 0, "pexec 0.2.0 (plugin ABI 1)\n", { 0 } },
 	};
 	struct proc r;
 

@@ -179,6 +179,20 @@ Test(install, installs_every_file_and_uninstall_removes_them)
 	cr_expect_eq(sh(NULL, "cmp '%s' '%s'", inst(0, "include/pexec/pexec_plugin.h"),
 	                PEXEC_SRC_DIR "/sdk/pexec_plugin.h"), 0);
 
+	/* make install fills in the .pc files' variables, never their comments. */
+	for (int i = 0; i < 2; i++) {
+		static const char *const pcs[][2] = {
+			{ "lib/pkgconfig/pexec-plugin.pc", "sdk/pexec-plugin.pc.in" },
+			{ "lib/pkgconfig/libpexec.pc", "core/lib/libpexec.pc.in" },
+		};
+		out = sh_ok("comments", "grep '^#' '%s'", inst(0, pcs[i][0]));
+		left = sh_ok("comments", "grep '^#' '%s/%s'", PEXEC_SRC_DIR, pcs[i][1]);
+		cr_expect_str_eq(out, left, "%s: its comment differs from the template's", pcs[i][0]);
+		cr_expect_null(strchr(out, '@'), "%s: %s", pcs[i][0], out);
+		free(out);
+		free(left);
+	}
+
 	out = sh_ok("pexec --version", "'%s' --version", inst(0, "bin/pexec"));
 	cr_expect(strstr(out, PEXEC_VERSION), "%s", out);
 	free(out);

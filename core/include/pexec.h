@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PEXEC_VERSION "0.1.0"
+#define PEXEC_VERSION "0.2.0"
 
 /* Result codes: one table makes the enum and the strings.  Codes only grow at
  * the end. */
