@@ -34,7 +34,9 @@ static const char usage_text[] =
 	"\n"
 	"  -p, --plugin PLUGIN       a plugin file (path/to/x.so) or a bare name, found as\n"
 	"                            NAME.so in $PEXEC_PLUGIN_PATH, then beside pexec\n"
-	"  -j, --jobs N              worker processes (default: the CPUs this process may use)\n"
+	"  -j, --jobs N              worker processes (default: the CPUs this process may use);\n"
+	"                            N%, +N or -N of those CPUs, or 'cores': one per\n"
+	"                            physical core\n"
 	"      --chunksize N         items sent to a worker at a time (default: adaptive)\n"
 	"      --unordered           write each result as it completes, not in input order\n"
 	"      --serial              run in this process, without workers (for debuggers)\n"
@@ -119,9 +121,19 @@ static int install_stop_handlers(void)
 	return cancel_pipe[0];
 }
 
+/* -j as given: a count, a share of the CPUs pexec may use, or one worker per
+ * physical core.  Resolved once every option is read (-q silences the note
+ * that -j cores may print). */
+struct jobs_spec {
+	enum { JOBS_DEFAULT, JOBS_COUNT, JOBS_PERCENT, JOBS_PLUS, JOBS_MINUS, JOBS_CORES } how;
+	unsigned long long n;
+	const char *text;
+};
+
 struct cli {
 	pexec_job job;
 	struct cli_report report;
+	struct jobs_spec jobs;
 	int out_fd;
 };
 
@@ -205,6 +217,100 @@ static int parse_format(const char *opt, const char *arg, pexec_format *out)
 	return 0;
 }
 
+#define JOBS_MAX 4096
+
+/* Digits only, as an unsigned number no bigger than `max`. */
+static int plain_number(const char *s, size_t len, unsigned long long max,
+                        unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > max / 10)
+			return -1;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* -j N, N%, +N, -N or cores, as GNU parallel takes them. */
+static int parse_jobs(const char *arg, struct jobs_spec *out)
+{
+	size_t len = strlen(arg);
+	struct jobs_spec j = { .text = arg };
+	int bad;
+
+	if (!strcmp(arg, "cores")) {
+		j.how = JOBS_CORES;
+		bad = 0;
+	} else if (len > 1 && arg[len - 1] == '%') {
+		j.how = JOBS_PERCENT;
+		bad = plain_number(arg, len - 1, 100000, &j.n) || j.n == 0;
+	} else if (arg[0] == '+' || arg[0] == '-') {
+		j.how = arg[0] == '+' ? JOBS_PLUS : JOBS_MINUS;
+		bad = plain_number(arg + 1, len - 1, JOBS_MAX, &j.n);
+	} else {
+		j.how = JOBS_COUNT;
+		bad = plain_number(arg, len, JOBS_MAX, &j.n) || j.n == 0;
+	}
+	if (bad) {
+		fprintf(stderr, "%s: invalid --jobs '%s': expected an integer from 1 to %d, N%% or "
+		        "+N or -N of the CPUs pexec may use, or 'cores'\n", prog, arg, JOBS_MAX);
+		return -1;
+	}
+	*out = j;
+	return 0;
+}
+
+/* The worker count -j asks for, now that -q is known.  Returns -1 to go on,
+ * or the exit status to end with. */
+static int resolve_jobs(struct cli *cli)
+{
+	const struct jobs_spec *j = &cli->jobs;
+	unsigned long long cpus = pexec_cpu_count(), n = 0;
+
+	switch (j->how) {
+	case JOBS_DEFAULT:
+		return -1;
+	case JOBS_COUNT:
+		n = j->n;
+		break;
+	case JOBS_PERCENT:
+		n = cpus * j->n / 100;
+		break;
+	case JOBS_PLUS:
+		n = cpus + j->n;
+		break;
+	case JOBS_MINUS:
+		n = j->n < cpus ? cpus - j->n : 1;
+		break;
+	case JOBS_CORES:
+		n = pexec_cpu_cores();
+		if (n == 0) {
+			n = cpus;
+			if (!cli->report.quiet)
+				fprintf(stderr, "%s: -j cores: cannot read the CPU topology in "
+				        "/sys/devices/system/cpu; one worker per CPU instead (%llu)\n",
+				        prog, n);
+		}
+		break;
+	}
+	if (n == 0)
+		n = 1;
+	if (n > JOBS_MAX) {
+		fprintf(stderr, "%s: invalid --jobs '%s': that is %llu workers, more than %d\n",
+		        prog, j->text, n, JOBS_MAX);
+		return 2;
+	}
+	cli->job.opts.jobs = (unsigned)n;
+	return -1;
+}
+
 /* Where bare plugin names are found after $PEXEC_PLUGIN_PATH: beside the
  * binary (build/pexec finds build/plugins), then the configured directory. */
 static char *plugin_dirs(void)
@@ -239,6 +345,7 @@ enum arg_kind {
 	ARG_SECONDS, /* seconds greater than 0, into a double */
 	ARG_BYTES,   /* a size such as 512M, into a uint64_t */
 	ARG_FORMAT,  /* json or ndjson, into a pexec_format */
+	ARG_JOBS,    /* -j's forms, into a struct jobs_spec */
 	ARG_HELP,
 	ARG_VERSION,
 };
@@ -263,7 +370,7 @@ static size_t cli_options(struct cli *cli, struct cli_option *out)
 	struct cli_report *r = &cli->report;
 	const struct cli_option table[] = {
 		{ "plugin", 'p', ARG_TEXT, &job->plugin, 0 },
-		{ "jobs", 'j', ARG_UINT, &o->jobs, 4096 },
+		{ "jobs", 'j', ARG_JOBS, &cli->jobs, 0 },
 		{ "chunksize", 0, ARG_SIZE, &o->chunksize, 1u << 20 },
 		{ "unordered", 0, ARG_FLAG, &o->unordered, 0 },
 		{ "serial", 0, ARG_FLAG, &o->serial, 0 },
@@ -348,6 +455,10 @@ static int apply_option(const struct cli_option *opt, const char *arg)
 		if (parse_format(name, arg, opt->value))
 			return 2;
 		break;
+	case ARG_JOBS:
+		if (parse_jobs(arg, opt->value))
+			return 2;
+		break;
 	case ARG_HELP:
 		if (strcmp(prog, "pexec"))
 			printf("%s: pexec across MPI ranks; run it under mpirun, with pexec's "
@@ -422,7 +533,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		return usage_error("unexpected argument '%s' (one INPUT at most)", argv[optind]);
 	if (!cli->job.plugin)
 		return usage_error("%s", "no plugin given (--plugin PLUGIN)");
-	return -1;
+	return resolve_jobs(cli);
 }
 
 /* Keeps pexec's output to itself: results go to a private copy of stdout, and

@@ -242,6 +242,12 @@ pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
  * limited by a cgroup CPU quota when there is one.  At least 1. */
 unsigned pexec_cpu_count(void);
 
+/* Appended in 0.2: the physical cores the CPUs this process may use sit on
+ * (hyper-threads of one core count once), read from the sysfs CPU topology,
+ * and limited by a cgroup CPU quota as pexec_cpu_count() is; 0 when the
+ * topology cannot be read. */
+unsigned pexec_cpu_cores(void);
+
 /* ---- whole jobs: what the pexec command runs ---- */
 
 typedef enum pexec_format {
