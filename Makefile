@@ -41,7 +41,7 @@ PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
 CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest.c \
              core/lib/cpus.c core/lib/frame.c core/lib/worker.c core/lib/instance.c core/lib/run.c \
-             core/lib/split/split.c core/lib/split/split_scan.c \
+             core/lib/split/split.c core/lib/split/split_scan.c core/lib/split/split_text.c \
              core/lib/pool/loop.c core/lib/pool/worker.c core/lib/pool/chunk.c \
              core/lib/pool/fault.c \
              core/lib/job/output.c core/lib/job/journal.c core/lib/job/job.c
@@ -144,7 +144,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wall -Wextra
-FUZZ_SRCS    := core/lib/split/split.c core/lib/split/split_scan.c core/lib/util.c core/lib/code.c \
+FUZZ_SRCS    := core/lib/split/split.c core/lib/split/split_scan.c core/lib/split/split_text.c \
+                core/lib/util.c core/lib/code.c \
                 core/lib/frame.c
 FUZZERS      := split frame
 # -timeout: seconds one input may take (a hang is a failure); 0 as

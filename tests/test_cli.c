@@ -194,7 +194,7 @@ Test(cli, usage_errors_exit_2)
 		{ { "-p", "identity", "--chunksize", "0" }, "[]", 2, "",
 		  { "invalid --chunksize '0'" } },
 		{ { "-p", "identity", "--input-format", "xml" }, "[]", 2, "",
-		  { "invalid --input-format 'xml'", "expected json or ndjson" } },
+		  { "invalid --input-format 'xml'", "expected json, ndjson, lines or nul" } },
 		{ { "-p", "identity", "--output-format", "yaml" }, "[]", 2, "",
 		  { "invalid --output-format 'yaml'" } },
 		{ { "-p", "identity", "a.json", "b.json" }, "[]", 2, "",

@@ -41,7 +41,11 @@ static const char usage_text[] =
 	"      --unordered           write each result as it completes, not in input order\n"
 	"      --serial              run in this process, without workers (for debuggers)\n"
 	"      --config JSON         configuration handed to the plugin's init in each worker\n"
-	"      --input-format FMT    json (one top-level array; default) or ndjson\n"
+	"      --input-format FMT    json (one top-level array; default), ndjson (one\n"
+	"                            value per line), lines (each line one item, a JSON\n"
+	"                            string) or nul (the same, items separated by NUL)\n"
+	"  -0, --null                items separated by NUL bytes, as find -print0 writes\n"
+	"                            them: --input-format nul\n"
 	"      --output-format FMT   json (an array; default) or ndjson\n"
 	"  -o, --output FILE         write to FILE, which appears only if the run completes\n"
 	"      --drop-null           leave null results out of the output\n"
@@ -70,7 +74,7 @@ static const char usage_text[] =
 	"in a throwaway process (pexec check --help says more):\n"
 	"      --must-fail FILE      samples that a hook must refuse with an error\n"
 	"      --config JSON         configuration handed to the plugin's init\n"
-	"      --input-format FMT    the samples' format: json (default) or ndjson\n"
+	"      --input-format FMT    the samples' format, as for a run (default json)\n"
 	"\n"
 	"A failed item's slot holds null; stderr names its index and the reason.\n"
 	"A worker that crashes costs only the item it was running.\n"
@@ -204,17 +208,28 @@ static int parse_size(const char *opt, const char *arg, uint64_t *out)
 	return 0;
 }
 
-static int parse_format(const char *opt, const char *arg, pexec_format *out)
+/* json, ndjson; for input also lines and nul (text items). */
+static int parse_format(const char *opt, const char *arg, int input, pexec_format *out)
 {
-	if (!strcmp(arg, "json"))
-		*out = PEXEC_FORMAT_JSON;
-	else if (!strcmp(arg, "ndjson"))
-		*out = PEXEC_FORMAT_NDJSON;
-	else {
-		fprintf(stderr, "%s: invalid %s '%s': expected json or ndjson\n", prog, opt, arg);
-		return -1;
+	static const struct {
+		const char *name;
+		pexec_format format;
+	} names[] = {
+		{ "json", PEXEC_FORMAT_JSON },
+		{ "ndjson", PEXEC_FORMAT_NDJSON },
+		{ "lines", PEXEC_FORMAT_LINES },
+		{ "nul", PEXEC_FORMAT_NUL },
+	};
+
+	for (size_t i = 0; i < (input ? 4 : 2); i++) {
+		if (!strcmp(arg, names[i].name)) {
+			*out = names[i].format;
+			return 0;
+		}
 	}
-	return 0;
+	fprintf(stderr, "%s: invalid %s '%s': expected %s\n", prog, opt, arg,
+	        input ? "json, ndjson, lines or nul" : "json or ndjson");
+	return -1;
 }
 
 #define JOBS_MAX 4096
@@ -344,7 +359,9 @@ enum arg_kind {
 	ARG_U64,     /* an integer from 1 to max, into a uint64_t */
 	ARG_SECONDS, /* seconds greater than 0, into a double */
 	ARG_BYTES,   /* a size such as 512M, into a uint64_t */
-	ARG_FORMAT,  /* json or ndjson, into a pexec_format */
+	ARG_IN_FORMAT,  /* json, ndjson, lines or nul, into a pexec_format */
+	ARG_OUT_FORMAT, /* json or ndjson */
+	ARG_NUL,     /* no value: the input format is nul */
 	ARG_JOBS,    /* -j's forms, into a struct jobs_spec */
 	ARG_HELP,
 	ARG_VERSION,
@@ -375,8 +392,9 @@ static size_t cli_options(struct cli *cli, struct cli_option *out)
 		{ "unordered", 0, ARG_FLAG, &o->unordered, 0 },
 		{ "serial", 0, ARG_FLAG, &o->serial, 0 },
 		{ "config", 0, ARG_TEXT, &o->config, 0 },
-		{ "input-format", 0, ARG_FORMAT, &job->input_format, 0 },
-		{ "output-format", 0, ARG_FORMAT, &job->output_format, 0 },
+		{ "input-format", 0, ARG_IN_FORMAT, &job->input_format, 0 },
+		{ "null", '0', ARG_NUL, &job->input_format, 0 },
+		{ "output-format", 0, ARG_OUT_FORMAT, &job->output_format, 0 },
 		{ "output", 'o', ARG_TEXT, &job->output, 0 },
 		{ "drop-null", 0, ARG_FLAG, &job->drop_null, 0 },
 		{ "fail-fast", 0, ARG_FLAG, &o->fail_fast, 0 },
@@ -404,7 +422,7 @@ static size_t cli_options(struct cli *cli, struct cli_option *out)
 
 static int takes_value(enum arg_kind kind)
 {
-	return kind != ARG_FLAG && kind != ARG_HELP && kind != ARG_VERSION;
+	return kind != ARG_FLAG && kind != ARG_NUL && kind != ARG_HELP && kind != ARG_VERSION;
 }
 
 /* Checks and stores one option's value.  Returns -1 to go on, or the exit
@@ -451,9 +469,13 @@ static int apply_option(const struct cli_option *opt, const char *arg)
 		if (parse_size(name, arg, opt->value))
 			return 2;
 		break;
-	case ARG_FORMAT:
-		if (parse_format(name, arg, opt->value))
+	case ARG_IN_FORMAT:
+	case ARG_OUT_FORMAT:
+		if (parse_format(name, arg, opt->kind == ARG_IN_FORMAT, opt->value))
 			return 2;
+		break;
+	case ARG_NUL:
+		*(pexec_format *)opt->value = PEXEC_FORMAT_NUL;
 		break;
 	case ARG_JOBS:
 		if (parse_jobs(arg, opt->value))
@@ -632,7 +654,12 @@ static int finish_run(struct cli *cli, pexec_code rc, const pexec_error *err,
 
 	if (cli_report_close(&cli->report, rc, status) && status < 2)
 		status = 3;
-	if (rc == PEXEC_ECANCELED) {
+	if (rc == PEXEC_EITEM && cli->report.final.failed == 0 && err->msg[0] &&
+	    !cli->report.quiet) {
+		/* Exit 1 without a failed item to show for it (--resume of a run
+		 * that completed with failures): the job says why. */
+		fprintf(stderr, "%s: %s\n", prog, err->msg);
+	} else if (rc == PEXEC_ECANCELED) {
 		const char *name = sigabbrev_np(stop_signal);
 		fprintf(stderr, "%s: stopped by SIG%s%s\n", prog, name ? name : "?",
 		        partial_kept(cli) ? "; run the same command with --resume to continue"

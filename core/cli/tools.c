@@ -338,7 +338,8 @@ static const char check_usage[] =
 	"\n"
 	"      --must-fail FILE      samples that a hook must refuse\n"
 	"      --config JSON         configuration handed to the plugin's init\n"
-	"      --input-format FMT    the samples' format: json (default), ndjson\n"
+	"      --input-format FMT    the samples' format: json (default), ndjson,\n"
+	"                            lines or nul, as for a run\n"
 	"\n"
 	"Exit status: 0 every check passed, 1 some failed (or the plugin crashed),\n"
 	"2 usage error or a plugin that does not load, 3 system error.\n";
@@ -365,6 +366,21 @@ static const char *option_value(int argc, char **argv, int *i)
 		return argv[++*i];
 	fprintf(stderr, "pexec %s: option '%s' needs a value\n", argv[0], argv[*i]);
 	return NULL;
+}
+
+static int parse_sample_format(const char *name, pexec_format *out)
+{
+	static const char *const names[] = { "json", "ndjson", "lines", "nul" };
+	static const pexec_format formats[] = { PEXEC_FORMAT_JSON, PEXEC_FORMAT_NDJSON,
+		                                PEXEC_FORMAT_LINES, PEXEC_FORMAT_NUL };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(name, names[i])) {
+			*out = formats[i];
+			return 0;
+		}
+	}
+	return -1;
 }
 
 /* Where `pexec check`'s option `name` keeps its value; NULL: no such option. */
@@ -401,11 +417,9 @@ static int parse_tool_args(struct check *c, int info, int argc, char **argv)
 			return tool_usage(argv[0], 0);
 		}
 	}
-	if (c->format_name && !strcmp(c->format_name, "ndjson")) {
-		c->format = PEXEC_FORMAT_NDJSON;
-	} else if (c->format_name && strcmp(c->format_name, "json")) {
-		fprintf(stderr, "pexec %s: invalid --input-format '%s': expected json or ndjson\n",
-		        argv[0], c->format_name);
+	if (c->format_name && parse_sample_format(c->format_name, &c->format)) {
+		fprintf(stderr, "pexec %s: invalid --input-format '%s': expected json, ndjson, "
+		        "lines or nul\n", argv[0], c->format_name);
 		return tool_usage(argv[0], 0);
 	}
 	return c->spec ? -1 : tool_usage(argv[0], 0);

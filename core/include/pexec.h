@@ -253,6 +253,11 @@ unsigned pexec_cpu_cores(void);
 typedef enum pexec_format {
 	PEXEC_FORMAT_JSON = 0, /* one top-level array; its elements are the items */
 	PEXEC_FORMAT_NDJSON,   /* one JSON value per line */
+	/* Appended in 0.2, for input only: plain text items, each handed on as
+	 * a JSON string of its bytes, which must be UTF-8. */
+	PEXEC_FORMAT_LINES,    /* one item per line, without its newline and a CR
+	                        * before it; an empty line is "" */
+	PEXEC_FORMAT_NUL,      /* items separated by NUL bytes (find -print0) */
 } pexec_format;
 
 /* pexec_run()'s contract, with a context: the engine under a job. */
@@ -328,7 +333,8 @@ int pexec_json_check(const char *text, size_t len, pexec_error *err);
 
 /* The input splitter: cuts a JSON array or an NDJSON stream read from `fd`
  * into items, checking the syntax (RFC 8259, UTF-8) as it goes, in bounded
- * memory.  `name` is how messages call the input.  NULL when out of memory.
+ * memory; or lines or NUL-separated text, each item then a JSON string
+ * (PEXEC_FORMAT_LINES, PEXEC_FORMAT_NUL).  `name` is how messages call the input.  NULL when out of memory.
  * pexec_splitter_next has pexec_next_fn's contract, so a splitter can be a
  * pexec_run() source as it is: 1 and the item's exact bytes (valid until the
  * next call), 0 at the clean end, -PEXEC_EINPUT with "malformed input 'NAME'

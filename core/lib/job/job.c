@@ -249,6 +249,21 @@ static uint64_t hash_file(const char *path)
 	return h;
 }
 
+/* A format as the journal names it. */
+static const char *format_name(pexec_format format)
+{
+	switch (format) {
+	case PEXEC_FORMAT_NDJSON:
+		return "ndjson";
+	case PEXEC_FORMAT_LINES:
+		return "lines";
+	case PEXEC_FORMAT_NUL:
+		return "nul";
+	default:
+		return "json";
+	}
+}
+
 /* What identifies a run for --resume: everything that shapes its output. */
 static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plugin, uint64_t in_size,
                             const struct timespec *in_mtime)
@@ -274,12 +289,10 @@ static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plu
 	cJSON_AddNumberToObject(in, "size", (double)in_size);
 	snprintf(hex, sizeof(hex), "%lld.%09ld", (long long)in_mtime->tv_sec, in_mtime->tv_nsec);
 	cJSON_AddStringToObject(in, "mtime", hex);
-	cJSON_AddStringToObject(in, "format",
-	                        job->input_format == PEXEC_FORMAT_NDJSON ? "ndjson" : "json");
+	cJSON_AddStringToObject(in, "format", format_name(job->input_format));
 	cJSON_AddItemToObject(h, "input", in);
 	in = NULL;
-	cJSON_AddStringToObject(h, "output_format",
-	                        job->output_format == PEXEC_FORMAT_NDJSON ? "ndjson" : "json");
+	cJSON_AddStringToObject(h, "output_format", format_name(job->output_format));
 	cJSON_AddBoolToObject(h, "drop_null", job->drop_null);
 	text = cJSON_PrintUnformatted(h);
 out:
@@ -631,6 +644,8 @@ static pexec_code check_job(const pexec_job *job, pexec_error *err)
 		                   "hold every item in its place");
 	if (job->retry_failed && !job->resume)
 		return pexec__fail(err, PEXEC_EUSAGE, "--retry-failed goes with --resume");
+	if (job->output_format != PEXEC_FORMAT_JSON && job->output_format != PEXEC_FORMAT_NDJSON)
+		return pexec__fail(err, PEXEC_EUSAGE, "the output format must be json or ndjson");
 	return PEXEC_OK;
 }
 
@@ -699,7 +714,9 @@ static pexec_code resume_complete(struct job_ctx *j, pexec_error *err)
 	if (j->journal.nfailed)
 		return pexec__fail(err, PEXEC_EITEM,
 		                   "nothing to resume: the run is complete, with %zu failed "
-		                   "items (--retry-failed runs them again)", j->journal.nfailed);
+		                   "item%s (--retry-failed runs %s again)", j->journal.nfailed,
+		                   j->journal.nfailed == 1 ? "" : "s",
+		                   j->journal.nfailed == 1 ? "it" : "them");
 	return PEXEC_OK;
 }
 

@@ -15,7 +15,8 @@
  *    loops over a class table; the state dispatch happens once per token.
  *
  * This file makes and frees splitters and words their messages; the scan,
- * the reading it drives and the per-item path are split_scan.c.
+ * the reading it drives and the per-item path are split_scan.c; plain text
+ * items (one per line, or NUL-separated) are split_text.c.
  *
  * Raw newlines can only occur in whitespace, so the line count costs nothing
  * in strings and numbers.  Positions in messages are 1-based line and column
@@ -40,6 +41,8 @@ static pexec__splitter *split_new(const char *name, pexec_format format)
 		return NULL;
 	memcpy(s->name, name, n + 1);
 	s->ndjson = format == PEXEC_FORMAT_NDJSON;
+	s->delim = format == PEXEC_FORMAT_LINES ? '\n' : format == PEXEC_FORMAT_NUL ? '\0' : -1;
+	pexec__buf_init(&s->text);
 	s->line = 1;
 	s->fd = -1;
 	s->state = ST_START;
@@ -84,6 +87,7 @@ void pexec__split_free(pexec__splitter *s)
 		return;
 	free(s->own);
 	free(s->stack);
+	pexec__buf_release(&s->text);
 	free(s);
 }
 

@@ -31,6 +31,8 @@ enum state {
 	ST_ND_AFTER,	/* NDJSON: after a value, only the rest of the line */
 	ST_ND_CHECK,	/* NDJSON: a value is complete; the rest of its line must
 			 * be blank before it is handed out */
+	ST_TEXT,	/* lines or NUL-separated items (split_text.c), after the
+			 * optional BOM */
 
 	/* Inside an item. */
 	V_VALUE,	/* after ':' */
@@ -78,6 +80,8 @@ struct pexec_splitter {
 	size_t depth, stack_cap;	/* stack_cap in levels */
 	int code;			/* 0, or what every call now returns */
 	int bare;			/* messages give the byte alone (pexec_json_check) */
+	int delim;			/* text items: '\n' or '\0'; -1: JSON or NDJSON */
+	pexec_buf text;			/* a text item, quoted as a JSON string */
 	pexec_error err;
 	char name[];
 };
@@ -104,5 +108,14 @@ const char *pexec__split_show(unsigned c, char out[8]);
 int pexec__split_unexpected(pexec__splitter *s, const unsigned char *p, const char *expect);
 /* NDJSON: something other than blanks follows a value on its line. */
 int pexec__split_rest_of_line(pexec__splitter *s, const unsigned char *p);
+
+/* Reads more input after the bytes still needed (the current item's, from
+ * item_start, or none); 0, or the error.  (split_scan.c) */
+int pexec__split_refill(pexec__splitter *s);
+/* Fails the current item for being over PEXEC_ITEM_MAX. */
+int pexec__split_item_too_big(pexec__splitter *s);
+/* pexec__split_next() for lines and NUL-separated items (split_text.c). */
+int pexec__split_text_next(pexec__splitter *s, const char **data, size_t *len,
+                           pexec_error *err);
 
 #endif /* PEXEC_SPLIT_INTERNAL_H */
