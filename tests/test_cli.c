@@ -198,7 +198,7 @@ Test(cli, usage_errors_exit_2)
 		{ { "-p", "identity", "--output-format", "yaml" }, "[]", 2, "",
 		  { "invalid --output-format 'yaml'" } },
 		{ { "-p", "identity", "a.json", "b.json" }, "[]", 2, "",
-		  { "unexpected argument 'b.json'" } },
+		  { "cannot open input 'a.json'" } },
 		{ { "a.json" }, "[]", 2, "", { "no plugin given" } },
 		{ { 0 }, "[]", 2, "", { "no plugin given" } },
 		{ { "-p", "identity", "--jobs" }, "[]", 2, "", { "'--jobs' needs a value" } },

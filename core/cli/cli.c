@@ -24,13 +24,14 @@
 #endif
 
 static const char usage_text[] =
-	"usage: pexec --plugin PLUGIN [options] [INPUT]\n"
+	"usage: pexec --plugin PLUGIN [options] [INPUT...]\n"
 	"       pexec info PLUGIN                    print the plugin's manifest (JSON)\n"
 	"       pexec check PLUGIN [SAMPLES.json]    check a plugin, and run samples through it\n"
 	"       pexec new NAME                       write a plugin skeleton in NAME/\n"
 	"\n"
 	"Runs PLUGIN's map over every item of INPUT (a file, or '-' or nothing for\n"
 	"standard input) on a pool of worker processes, and writes the results.\n"
+	"Several INPUT files are read in turn as one stream, into one output.\n"
 	"\n"
 	"  -p, --plugin PLUGIN       a plugin file (path/to/x.so) or a bare name, found as\n"
 	"                            NAME.so in $PEXEC_PLUGIN_PATH, then beside pexec\n"
@@ -549,10 +550,13 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		if ((status = apply_option(opt, optarg)) >= 0)
 			return status;
 	}
-	if (optind < argc)
-		cli->job.input = argv[optind++];
-	if (optind < argc)
-		return usage_error("unexpected argument '%s' (one INPUT at most)", argv[optind]);
+	/* One INPUT is the job's input; several are read in turn. */
+	if (argc - optind == 1) {
+		cli->job.input = argv[optind];
+	} else if (argc - optind > 1) {
+		cli->job.inputs = (const char *const *)argv + optind;
+		cli->job.ninputs = (size_t)(argc - optind);
+	}
 	if (!cli->job.plugin)
 		return usage_error("%s", "no plugin given (--plugin PLUGIN)");
 	return resolve_jobs(cli);

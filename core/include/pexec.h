@@ -3,8 +3,8 @@
  *
  * Two levels:
  *  - pexec_job_run(): what the pexec command does, as one call: load a plugin,
- *    split a JSON or NDJSON input into items, run them on a pool of forked
- *    workers, write the results.
+ *    split its input files (JSON, NDJSON or text) into items, run them on a
+ *    pool of forked workers, write the results.
  *  - pexec_run(): the pool alone, over items the caller supplies through a
  *    source callback, with results handed back through a sink callback.
  *
@@ -302,6 +302,14 @@ typedef struct pexec_job {
 	 * (--retry-failed runs a second pass). */
 	pexec_engine_fn engine;
 	void *engine_ctx;
+	/* Several inputs, read in turn as one stream of items into one output
+	 * (item indexes run on across them); when ninputs > 0 they replace
+	 * `input`.  Each is a path, or "-" for standard input (once), and each
+	 * is a whole input of input_format on its own (for JSON, an array
+	 * each).  A malformed one is named in the message; --resume checks
+	 * them all. */
+	const char *const *inputs;
+	size_t ninputs;
 } pexec_job;
 
 /* Where a job stands, for progress displays. */

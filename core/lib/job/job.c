@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "inputs.h"
 #include "journal.h"
 #include "output.h"
 #include "split/split.h"
@@ -30,16 +31,13 @@ struct job_ctx {
 	const pexec_job *job;
 	pexec_engine_fn run; /* the engine: pexec_run() or the job's own */
 	void *run_ctx;
-	const char *input_name; /* in messages: the path, or "<stdin>" */
 	pexec_loaded_plugin *plugin;
-	int in_fd;           /* the input, or -1 */
-	pexec__splitter *split;
+	struct pexec__inputs in;
+	int in_open;
 	struct pexec__writer out;
 	int out_open;
 	int errors_fd;       /* --errors FILE, or -1 */
 	pexec_buf record;
-	uint64_t in_size;    /* of a regular input file; 0: unknown */
-	struct timespec in_mtime;
 	uint64_t t0;
 	pexec_stats *stats;
 
@@ -65,10 +63,10 @@ static int job_next(void *ctx, const char **data, size_t *len, pexec_error *err)
 	struct job_ctx *j = ctx;
 
 	if (!j->only)
-		return pexec__split_next(j->split, data, len, err);
+		return pexec__inputs_next(&j->in, data, len, err);
 	/* Retrying: only the failed items go out. */
 	while (j->only_at < j->nonly) {
-		int rc = pexec__split_next(j->split, data, len, err);
+		int rc = pexec__inputs_next(&j->in, data, len, err);
 		if (rc <= 0)
 			return rc;
 		if (j->read_index++ == j->only[j->only_at]) {
@@ -184,8 +182,8 @@ static void job_tick(void *ctx, const pexec_stats *stats)
 	struct job_ctx *j = ctx;
 	pexec_progress pr = {
 		.stats = stats,
-		.bytes_read = j->split ? pexec__split_offset(j->split) : 0,
-		.bytes_total = j->in_size,
+		.bytes_read = j->in_open ? pexec__inputs_offset(&j->in) : 0,
+		.bytes_total = j->in_open ? pexec__inputs_total(&j->in) : 0,
 		.skipped = j->base,
 		.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
 	};
@@ -206,30 +204,6 @@ static pexec_code check_config(const char *config, pexec_error *err)
 		                   "invalid --config: not valid JSON at byte %td of '%s'",
 		                   end ? end - config : (ptrdiff_t)0, config);
 	cJSON_Delete(tree);
-	return PEXEC_OK;
-}
-
-static pexec_code open_input(struct job_ctx *j, const char *path, int *fd, pexec_error *err)
-{
-	struct stat st;
-
-	if (!path || !strcmp(path, "-")) {
-		*fd = 0;
-		return PEXEC_OK;
-	}
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		return pexec__fail(err, PEXEC_EINPUT, "cannot open input '%s': %s", path,
-		                   strerror(errno));
-	if (fstat(*fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(*fd);
-		*fd = -1;
-		return pexec__fail(err, PEXEC_EINPUT, "cannot read input '%s': is a directory", path);
-	}
-	if (S_ISREG(st.st_mode)) {
-		j->in_size = (uint64_t)st.st_size;
-		j->in_mtime = st.st_mtim;
-	}
 	return PEXEC_OK;
 }
 
@@ -264,15 +238,32 @@ static const char *format_name(pexec_format format)
 	}
 }
 
-/* What identifies a run for --resume: everything that shapes its output. */
-static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plugin, uint64_t in_size,
-                            const struct timespec *in_mtime)
+/* One input file as the journal knows it. */
+static cJSON *input_record(const struct pexec__input_file *f, pexec_format format)
+{
+	cJSON *in = cJSON_CreateObject();
+	char stamp[48];
+
+	if (!in)
+		return NULL;
+	cJSON_AddStringToObject(in, "path", f->path);
+	cJSON_AddNumberToObject(in, "size", (double)f->size);
+	snprintf(stamp, sizeof(stamp), "%lld.%09ld", (long long)f->mtime.tv_sec, f->mtime.tv_nsec);
+	cJSON_AddStringToObject(in, "mtime", stamp);
+	cJSON_AddStringToObject(in, "format", format_name(format));
+	return in;
+}
+
+/* What identifies a run for --resume: everything that shapes its output.
+ * The input is one record, or, for several files, an array of them. */
+static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plugin,
+                            const struct pexec__inputs *inputs)
 {
 	const pexec_descriptor *d = pexec_plugin_descriptor(plugin);
-	cJSON *h = cJSON_CreateObject(), *pl = cJSON_CreateObject(), *in = cJSON_CreateObject();
+	cJSON *h = cJSON_CreateObject(), *pl = cJSON_CreateObject(), *in = NULL;
 	char hex[24], *text = NULL;
 
-	if (!h || !pl || !in)
+	if (!h || !pl)
 		goto out;
 	cJSON_AddNumberToObject(h, "pexec_journal", 1);
 	cJSON_AddStringToObject(pl, "name", d->name);
@@ -285,20 +276,21 @@ static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plu
 		cJSON_AddStringToObject(h, "config", job->opts.config);
 	else
 		cJSON_AddNullToObject(h, "config");
-	cJSON_AddStringToObject(in, "path", job->input);
-	cJSON_AddNumberToObject(in, "size", (double)in_size);
-	snprintf(hex, sizeof(hex), "%lld.%09ld", (long long)in_mtime->tv_sec, in_mtime->tv_nsec);
-	cJSON_AddStringToObject(in, "mtime", hex);
-	cJSON_AddStringToObject(in, "format", format_name(job->input_format));
+	if (inputs->n == 1) {
+		in = input_record(&inputs->files[0], job->input_format);
+	} else if ((in = cJSON_CreateArray())) {
+		for (size_t i = 0; i < inputs->n; i++)
+			cJSON_AddItemToArray(in, input_record(&inputs->files[i], job->input_format));
+	}
+	if (!in)
+		goto out;
 	cJSON_AddItemToObject(h, "input", in);
-	in = NULL;
 	cJSON_AddStringToObject(h, "output_format", format_name(job->output_format));
 	cJSON_AddBoolToObject(h, "drop_null", job->drop_null);
 	text = cJSON_PrintUnformatted(h);
 out:
 	cJSON_Delete(h);
 	cJSON_Delete(pl);
-	cJSON_Delete(in);
 	return text;
 }
 
@@ -339,7 +331,7 @@ static pexec_code skip_done(struct job_ctx *j, uint64_t n, uint64_t want_hash, p
 	uint64_t h = 0;
 
 	for (uint64_t i = 0; i < n; i++) {
-		int rc = pexec__split_next(j->split, &data, &len, err);
+		int rc = pexec__inputs_next(&j->in, &data, &len, err);
 		if (rc < 0)
 			return (pexec_code)-rc;
 		if (rc == 0)
@@ -362,7 +354,7 @@ static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded_pl
                                         pexec_error *err)
 {
 	const pexec_job *job = j->job;
-	char *header = journal_header(job, plugin, j->in_size, &j->in_mtime);
+	char *header = journal_header(job, plugin, &j->in);
 	struct stat st;
 	pexec_code rc;
 
@@ -475,7 +467,7 @@ static pexec_code merge_open(struct job_ctx *j, struct merge *m, pexec_error *er
 		return rc;
 	m->w_open = 1;
 	pexec__journal_release(&j->journal);
-	m->header = journal_header(job, j->plugin, j->in_size, &j->in_mtime);
+	m->header = journal_header(job, j->plugin, &j->in);
 	return m->header ? pexec__journal_open(&j->journal, j->journal_path, m->header, 0, err)
 	                 : pexec__fail(err, PEXEC_ESYS, "out of memory");
 }
@@ -620,6 +612,17 @@ static pexec_code local_run(void *ctx, const pexec_loaded_plugin *plugin, const 
 	return pexec_run(plugin, opts, next, next_ctx, sink, sink_ctx, stats, err);
 }
 
+/* Whether one of the job's inputs is standard input. */
+static int reads_stdin(const pexec_job *job)
+{
+	if (job->ninputs == 0)
+		return !job->input || !strcmp(job->input, "-");
+	for (size_t i = 0; i < job->ninputs; i++)
+		if (!job->inputs[i] || !strcmp(job->inputs[i], "-"))
+			return 1;
+	return 0;
+}
+
 /* What no run can start with: a bad --config, or options that do not go
  * together. */
 static pexec_code check_job(const pexec_job *job, pexec_error *err)
@@ -628,8 +631,7 @@ static pexec_code check_job(const pexec_job *job, pexec_error *err)
 
 	if (rc)
 		return rc;
-	if ((job->resume || job->retry_failed) &&
-	    (!job->output || !job->input || !strcmp(job->input, "-")))
+	if ((job->resume || job->retry_failed) && (!job->output || reads_stdin(job)))
 		return pexec__fail(err, PEXEC_EUSAGE,
 		                   "--resume needs an input file and -o FILE (a run that read "
 		                   "standard input cannot be continued)");
@@ -649,19 +651,19 @@ static pexec_code check_job(const pexec_job *job, pexec_error *err)
 	return PEXEC_OK;
 }
 
-/* The plugin, the input and its splitter, and the --errors file. */
+/* The plugin, the input files, and the --errors file. */
 static pexec_code open_job(struct job_ctx *j, pexec_error *err)
 {
 	const pexec_job *job = j->job;
 	pexec_code rc = pexec_plugin_load(job->plugin, job->plugin_dir, &j->plugin, err);
 
-	if (!rc)
-		rc = open_input(j, job->input, &j->in_fd, err);
 	if (rc)
 		return rc;
-	j->split = pexec__split_fd(j->in_fd, j->input_name, job->input_format);
-	if (!j->split)
-		return pexec__fail(err, PEXEC_ESYS, "out of memory");
+	j->in_open = 1;
+	rc = pexec__inputs_open(&j->in, job->input, job->inputs, job->ninputs,
+	                        job->input_format, err);
+	if (rc)
+		return rc;
 	if (job->errors) {
 		j->errors_fd = open(job->errors, O_WRONLY | O_CREAT | O_CLOEXEC |
 		                    (job->resume ? O_APPEND : O_TRUNC), 0666);
@@ -681,7 +683,8 @@ static pexec_code open_output(struct job_ctx *j, pexec_error *err)
 
 	/* The journal counts a prefix of the input as done, which only ordered
 	 * output writes. */
-	j->journaling = job->output && j->in_fd != 0 && !job->opts.unordered && !job->opts.reduce;
+	j->journaling = job->output && !j->in.stdin_used && !job->opts.unordered &&
+	                !job->opts.reduce;
 	if (j->journaling) {
 		struct stat st;
 		if (stat(job->output, &st) == 0 && !S_ISREG(st.st_mode))
@@ -751,12 +754,8 @@ static pexec_code retry_after_resume(struct job_ctx *j, pexec_error *err)
 	rc = pexec__journal_read(&j->journal, j->journal_path, err);
 	if (rc)
 		return rc;
-	pexec__split_free(j->split);
-	j->split = NULL;
-	if (lseek(j->in_fd, 0, SEEK_SET) < 0 ||
-	    !(j->split = pexec__split_fd(j->in_fd, j->input_name, j->job->input_format)))
-		return pexec__fail(err, PEXEC_ESYS, "cannot read '%s' again", j->input_name);
-	return retry_failed(j, err);
+	rc = pexec__inputs_rewind(&j->in, err);
+	return rc ? rc : retry_failed(j, err);
 }
 
 /* After the engine: the output completed, kept for --resume, or dropped. */
@@ -792,17 +791,17 @@ static void release_job(struct job_ctx *j)
 
 	if (job->on_progress) {
 		pexec_progress pr = {
-			.stats = j->stats, .bytes_total = j->in_size, .skipped = j->base, .done = 1,
-			.bytes_read = j->split ? pexec__split_offset(j->split) : 0,
+			.stats = j->stats, .skipped = j->base, .done = 1,
+			.bytes_total = j->in_open ? pexec__inputs_total(&j->in) : 0,
+			.bytes_read = j->in_open ? pexec__inputs_offset(&j->in) : 0,
 			.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
 		};
 		job->on_progress(job->on_progress_ctx, &pr);
 	}
 	if (j->out_open)
 		pexec__writer_abort(&j->out);
-	pexec__split_free(j->split);
-	if (j->in_fd > 0)
-		close(j->in_fd);
+	if (j->in_open)
+		pexec__inputs_release(&j->in);
 	if (j->errors_fd >= 0)
 		close(j->errors_fd);
 	pexec__buf_release(&j->record);
@@ -816,9 +815,8 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 {
 	pexec_stats local;
 	struct job_ctx j = {
-		.job = job, .errors_fd = -1, .in_fd = -1,
+		.job = job, .errors_fd = -1,
 		.run = job->engine ? job->engine : local_run, .run_ctx = job->engine_ctx,
-		.input_name = job->input && strcmp(job->input, "-") ? job->input : "<stdin>",
 		.stats = stats ? stats : &local,
 	};
 	pexec_opts opts;
