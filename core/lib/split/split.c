@@ -201,3 +201,37 @@ int pexec__split_rest_of_line(pexec__splitter *s, const unsigned char *p)
 	return FAIL_AT(s, p, "unexpected %s after the value (expected end of line)",
 	               pexec__split_show(*p, b));
 }
+
+/* Whether c can begin a JSON value. */
+static int value_start(unsigned c)
+{
+	return c == '{' || c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') ||
+	       c == 't' || c == 'f' || c == 'n';
+}
+
+int pexec__split_not_an_array(pexec__splitter *s, const unsigned char *p)
+{
+	static const char what[] = "expected '[' to begin the top-level array";
+
+	if (*p == '{')
+		return FAIL_AT(s, p, "%s, found an object (for one JSON value per line, use "
+		               "--input-format ndjson; for the object's values as the items, "
+		               "jq -c '.[]')", what);
+	if (value_start(*p))
+		return FAIL_AT(s, p, "%s (for one JSON value per line, use --input-format ndjson)",
+		               what);
+	return FAIL_AT(s, p, "%s (for one item per line of text, use --input-format lines)",
+	               what);
+}
+
+int pexec__split_after_array(pexec__splitter *s, const unsigned char *p)
+{
+	static const char what[] = "unexpected data after the top-level array";
+
+	/* Only whitespace lies between the array's end and p: a value that
+	 * begins a later line is the next line of an NDJSON file. */
+	if (s->line_start > s->array_end && value_start(*p))
+		return FAIL_AT(s, p, "%s (it looks like one JSON value per line: use "
+		               "--input-format ndjson)", what);
+	return FAIL_AT(s, p, "%s", what);
+}

@@ -80,6 +80,7 @@ struct pexec_splitter {
 	size_t depth, stack_cap;	/* stack_cap in levels */
 	int code;			/* 0, or what every call now returns */
 	int bare;			/* messages give the byte alone (pexec_json_check) */
+	uint64_t array_end;		/* JSON: input offset after the top-level ']' */
 	int delim;			/* text items: '\n' or '\0'; -1: JSON or NDJSON */
 	pexec_buf text;			/* a text item, quoted as a JSON string */
 	pexec_error err;
@@ -106,6 +107,11 @@ const char *pexec__split_show(unsigned c, char out[8]);
 /* An unexpected byte outside a string; `expect` says what could have come.
  * NUL, comments and bytes that cannot start UTF-8 get their own words. */
 int pexec__split_unexpected(pexec__splitter *s, const unsigned char *p, const char *expect);
+/* JSON: the input does not begin with '[' (p is its first byte), or has
+ * more after the top-level array (p): the message says which format the
+ * input looks like it is in. */
+int pexec__split_not_an_array(pexec__splitter *s, const unsigned char *p);
+int pexec__split_after_array(pexec__splitter *s, const unsigned char *p);
 /* NDJSON: something other than blanks follows a value on its line. */
 int pexec__split_rest_of_line(pexec__splitter *s, const unsigned char *p);
 

@@ -202,13 +202,14 @@ json_open:
 	if (c != '[') {
 		if (c == 0 || (c >= 0x80 && !is_utf8_lead(c)))
 			return pexec__split_unexpected(s, p, "");
-		return FAIL_AT(s, p, "expected '[' to begin the top-level array");
+		return pexec__split_not_an_array(s, p);
 	}
 	p++;
 json_first:
 	SKIP_WS(ST_JSON_FIRST);
 	if (c == ']') {
 		p++;
+		s->array_end = s->base + (uint64_t)(p - buf);
 		goto json_done;
 	}
 	ITEM_BEGIN();
@@ -229,6 +230,7 @@ json_after:
 	}
 	if (c == ']') {
 		p++;
+		s->array_end = s->base + (uint64_t)(p - buf);
 		goto json_done;
 	}
 	return pexec__split_unexpected(s, p, "',' or ']'");
@@ -237,7 +239,7 @@ json_done:
 	SKIP_WS(ST_JSON_DONE);
 	if (c == 0 || (c >= 0x80 && !is_utf8_lead(c)))
 		return pexec__split_unexpected(s, p, "");
-	return FAIL_AT(s, p, "unexpected data after the top-level array");
+	return pexec__split_after_array(s, p);
 
 nd_line:
 	SKIP_WS(ST_ND_LINE);
