@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "report.h"
 #include "new.h"
+#include "plugins.h"
+#include "report.h"
+#include "suggest.h"
 #include "tools.h"
 #include "pexec.h"
 
@@ -28,6 +30,7 @@ static const char usage_text[] =
 	"       pexec info PLUGIN                    print the plugin's manifest (JSON)\n"
 	"       pexec check PLUGIN [SAMPLES.json]    check a plugin, and run samples through it\n"
 	"       pexec new NAME                       write a plugin skeleton in NAME/\n"
+	"       pexec plugins                        list the plugins found by bare name\n"
 	"\n"
 	"Runs PLUGIN's map over every item of INPUT (a file, or '-' or nothing for\n"
 	"standard input) on a pool of worker processes, and writes the results.\n"
@@ -140,6 +143,7 @@ struct cli {
 	struct cli_report report;
 	struct jobs_spec jobs;
 	int out_fd;
+	char *dirs;           /* where bare plugin names are found (plugin_dirs) */
 };
 
 /* One write, so that the line cannot be torn by other output (mpirun's). */
@@ -228,8 +232,17 @@ static int parse_format(const char *opt, const char *arg, int input, pexec_forma
 			return 0;
 		}
 	}
-	fprintf(stderr, "%s: invalid %s '%s': expected %s\n", prog, opt, arg,
-	        input ? "json, ndjson, lines or nul" : "json or ndjson");
+	{
+		const char *const list[] = { names[0].name, names[1].name, names[2].name,
+			                     names[3].name };
+		const char *near = cli_closest(arg, list, input ? 4 : 2);
+		char hint[64] = "";
+
+		if (near)
+			snprintf(hint, sizeof(hint), "; did you mean '%s'?", near);
+		fprintf(stderr, "%s: invalid %s '%s': expected %s%s\n", prog, opt, arg,
+		        input ? "json, ndjson, lines or nul" : "json or ndjson", hint);
+	}
 	return -1;
 }
 
@@ -275,8 +288,10 @@ static int parse_jobs(const char *arg, struct jobs_spec *out)
 		bad = plain_number(arg, len, JOBS_MAX, &j.n) || j.n == 0;
 	}
 	if (bad) {
+		const char *const cores[] = { "cores" };
 		fprintf(stderr, "%s: invalid --jobs '%s': expected an integer from 1 to %d, N%% or "
-		        "+N or -N of the CPUs pexec may use, or 'cores'\n", prog, arg, JOBS_MAX);
+		        "+N or -N of the CPUs pexec may use, or 'cores'%s\n", prog, arg, JOBS_MAX,
+		        cli_closest(arg, cores, 1) ? "; did you mean 'cores'?" : "");
 		return -1;
 	}
 	*out = j;
@@ -529,6 +544,61 @@ static const struct cli_option *option_of(const struct cli_option *opts, size_t 
 	return NULL;
 }
 
+/* An option getopt did not take: a long one that is misspelt ("did you
+ * mean ...?") or the start of several, or an unknown letter. */
+static int unknown_option(const struct cli_option *opts, size_t n, const char *arg)
+{
+	const char *names[MAX_OPTIONS], *near;
+	char word[80], msg[512];
+	size_t len, at = 0, matches = 0;
+
+	if (strncmp(arg, "--", 2) || !arg[2])
+		return usage_error("unknown option '%s'", arg);
+	len = strcspn(arg + 2, "=");
+	snprintf(word, sizeof(word), "%.*s", (int)len, arg + 2);
+	for (size_t i = 0; i < n; i++) {
+		names[i] = opts[i].name;
+		matches += !strncmp(opts[i].name, word, len);
+		if (!strcmp(opts[i].name, word) && arg[2 + len] == '=')
+			return usage_error("option '--%s' takes no value", word);
+	}
+	if (matches > 1) {
+		/* getopt takes a unique start of a name: this one starts several. */
+		at = (size_t)snprintf(msg, sizeof(msg), "option '--%s' is ambiguous; did you mean",
+		                      word);
+		for (size_t i = 0, k = 0; i < n && at < sizeof(msg); i++) {
+			if (strncmp(opts[i].name, word, len))
+				continue;
+			k++;
+			at += (size_t)snprintf(msg + at, sizeof(msg) - at, "%s'--%s'",
+			                       k == 1 ? " " : k == matches ? " or " : ", ",
+			                       opts[i].name);
+		}
+		if (at < sizeof(msg))
+			snprintf(msg + at, sizeof(msg) - at, "?");
+		return usage_error("%s", msg);
+	}
+	near = cli_closest(word, names, n);
+	if (!near)
+		return usage_error("unknown option '%s'", arg);
+	snprintf(msg, sizeof(msg), "unknown option '%s'; did you mean '--%s'?", arg, near);
+	return usage_error("%s", msg);
+}
+
+/* No --plugin: if the first word is close to a subcommand, that was meant. */
+static int no_plugin(const char *first)
+{
+	static const char *const subcommands[] = { "info", "check", "new", "plugins" };
+	const char *near = first ? cli_closest(first, subcommands, 4) : NULL;
+	char msg[256];
+
+	if (!near)
+		return usage_error("%s", "no plugin given (--plugin PLUGIN)");
+	snprintf(msg, sizeof(msg), "no plugin given (--plugin PLUGIN); did you mean 'pexec %s'?",
+	         near);
+	return usage_error("%s", msg);
+}
+
 /* Returns -1 to go on, or the exit status to end with. */
 static int parse_args(struct cli *cli, int argc, char **argv)
 {
@@ -546,7 +616,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		if (c == ':')
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
 		if (!opt)
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return unknown_option(opts, n, argv[optind - 1]);
 		if ((status = apply_option(opt, optarg)) >= 0)
 			return status;
 	}
@@ -558,7 +628,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
 		cli->job.ninputs = (size_t)(argc - optind);
 	}
 	if (!cli->job.plugin)
-		return usage_error("%s", "no plugin given (--plugin PLUGIN)");
+		return no_plugin(optind < argc ? argv[optind] : NULL);
 	return resolve_jobs(cli);
 }
 
@@ -590,7 +660,8 @@ static int partial_kept(const struct cli *cli)
 	return access(path, F_OK) == 0;
 }
 
-/* pexec's own subcommands (new, info, check); -1 when argv names none. */
+/* pexec's own subcommands (new, info, check, plugins); -1 when argv names
+ * none. */
 static int run_subcommand(int argc, char **argv)
 {
 	char *dirs;
@@ -600,10 +671,11 @@ static int run_subcommand(int argc, char **argv)
 		return -1;
 	if (!strcmp(argv[1], "new"))
 		return cli_new(argc - 1, argv + 1);
-	if (strcmp(argv[1], "info") && strcmp(argv[1], "check"))
+	if (strcmp(argv[1], "info") && strcmp(argv[1], "check") && strcmp(argv[1], "plugins"))
 		return -1;
 	dirs = plugin_dirs();
-	status = cli_tool(dirs, argc - 1, argv + 1);
+	status = !strcmp(argv[1], "plugins") ? cli_plugins(dirs, argc - 1, argv + 1)
+	                                     : cli_tool(dirs, argc - 1, argv + 1);
 	free(dirs);
 	return status;
 }
@@ -676,7 +748,12 @@ static int finish_run(struct cli *cli, pexec_code rc, const pexec_error *err,
 			signal(SIGPIPE, SIG_DFL);
 			raise(SIGPIPE);
 		}
-		fprintf(stderr, "%s: %s\n", prog, err->msg[0] ? err->msg : pexec_code_str(rc));
+		char hint[128] = "";
+
+		if (rc == PEXEC_ELOAD)
+			cli_plugin_hint(cli->dirs, cli->job.plugin, hint, sizeof(hint));
+		fprintf(stderr, "%s: %s%s\n", prog, err->msg[0] ? err->msg : pexec_code_str(rc),
+		        hint);
 		if (cli->job.output && (rc == PEXEC_ESYS || rc == PEXEC_EPIPE) && partial_kept(cli))
 			fprintf(stderr, "%s: what was done is kept: run the same command with "
 			        "--resume to continue\n", prog);
@@ -702,6 +779,7 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 	if (status >= 0)
 		return status;
 	dirs = plugin_dirs();
+	cli.dirs = dirs;
 	cli.job.plugin_dir = dirs;
 	/* pexec-mpi: a rank other than 0 serves rank 0 from here on. */
 	if (engine && (status = engine->start(engine->ctx, &cli.job)) >= 0)

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "pexec.h"
+#include "plugins.h"
+#include "suggest.h"
 #include "tools.h"
 
 #define CHECK_TIMEOUT_S 60
@@ -190,7 +192,10 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 	fprintf(c->out, "..    load '%s'\n", c->spec);
 	fflush(c->out);
 	if (pexec_plugin_load(c->spec, c->plugin_dir, &plugin, &err)) {
-		fprintf(c->out, "FAIL  %s\n..    done\n", err.msg);
+		char hint[128];
+
+		fprintf(c->out, "FAIL  %s%s\n..    done\n", err.msg,
+		        cli_plugin_hint(c->plugin_dir, c->spec, hint, sizeof(hint)));
 		fflush(c->out);
 		_exit(2);
 	}
@@ -406,7 +411,13 @@ static int parse_tool_args(struct check *c, int info, int argc, char **argv)
 			if (!(*value = option_value(argc, argv, &i)))
 				return tool_usage(argv[0], 0);
 		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "pexec %s: unknown option '%s'\n", argv[0], a);
+			static const char *const known[] = { "--config", "--must-fail",
+				                             "--input-format", "--help" };
+			const char *near = info ? cli_closest(a, known + 3, 1)
+			                        : cli_closest(a, known, 4);
+
+			fprintf(stderr, "pexec %s: unknown option '%s'%s%s%s\n", argv[0], a,
+			        near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 			return tool_usage(argv[0], 0);
 		} else if (!c->spec) {
 			c->spec = a;
