@@ -759,6 +759,8 @@ Test(cli, misspellings_get_did_you_mean)
 		{ { "-p", "identity", "--output-format", "ndjsn" }, "[]", 2, "",
 		  { "did you mean 'ndjson'?" } },
 		{ { "-p", "identity", "-j", "core" }, "[]", 2, "", { "did you mean 'cores'?" } },
+		{ { "-p", "identity", "--progress=plian" }, "[]", 2, "",
+		  { "invalid --progress 'plian': expected auto or plain; did you mean 'plain'?" } },
 		/* subcommands and plugins */
 		{ { "chekc", "factorial" }, "[]", 2, "",
 		  { "no plugin given (--plugin PLUGIN); did you mean 'pexec check'?" } },

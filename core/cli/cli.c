@@ -66,7 +66,11 @@ static const char usage_text[] =
 	"      --resume              continue an interrupted run with -o FILE: the same\n"
 	"                            command again (not for --unordered or standard input)\n"
 	"      --retry-failed        with --resume: also run the items that failed again\n"
-	"      --progress            a live progress line on stderr (a terminal), then a summary\n"
+	"      --progress[=MODE]     progress on stderr, then a summary: auto (the default)\n"
+	"                            draws a live line with a bar on a terminal (items\n"
+	"                            done and failed, percent of the input done, rate,\n"
+	"                            elapsed, ETA); plain prints those figures on a line\n"
+	"                            of their own every 5 s, for logs (no control codes)\n"
 	"      --joblog FILE         one JSON record per item as it completes (NDJSON)\n"
 	"      --summary FILE        the run's summary as JSON\n"
 	"  -v, --verbose             print the summary on stderr\n"
@@ -379,6 +383,7 @@ enum arg_kind {
 	ARG_OUT_FORMAT, /* json or ndjson */
 	ARG_NUL,     /* no value: the input format is nul */
 	ARG_JOBS,    /* -j's forms, into a struct jobs_spec */
+	ARG_PROGRESS, /* an optional auto or plain, into the struct cli_report */
 	ARG_HELP,
 	ARG_VERSION,
 };
@@ -421,7 +426,7 @@ static size_t cli_options(struct cli *cli, struct cli_option *out)
 		{ "errors", 0, ARG_TEXT, &job->errors, 0 },
 		{ "resume", 0, ARG_FLAG, &job->resume, 0 },
 		{ "retry-failed", 0, ARG_FLAG, &job->retry_failed, 0 },
-		{ "progress", 0, ARG_FLAG, &r->progress_asked, 0 },
+		{ "progress", 0, ARG_PROGRESS, r, 0 },
 		{ "joblog", 0, ARG_TEXT, &r->joblog_path, 0 },
 		{ "summary", 0, ARG_TEXT, &r->summary_path, 0 },
 		{ "reduce", 0, ARG_FLAG, &o->reduce, 0 },
@@ -438,7 +443,8 @@ static size_t cli_options(struct cli *cli, struct cli_option *out)
 
 static int takes_value(enum arg_kind kind)
 {
-	return kind != ARG_FLAG && kind != ARG_NUL && kind != ARG_HELP && kind != ARG_VERSION;
+	return kind != ARG_FLAG && kind != ARG_NUL && kind != ARG_HELP && kind != ARG_VERSION &&
+	       kind != ARG_PROGRESS;
 }
 
 /* Checks and stores one option's value.  Returns -1 to go on, or the exit
@@ -497,6 +503,15 @@ static int apply_option(const struct cli_option *opt, const char *arg)
 		if (parse_jobs(arg, opt->value))
 			return 2;
 		break;
+	case ARG_PROGRESS: {
+		struct cli_report *r = opt->value;
+		r->progress_asked = 1;
+		r->progress_mode = arg;
+		r->prog = prog;
+		if (cli_report_check_mode(r))
+			return 2;
+		break;
+	}
 	case ARG_HELP:
 		if (strcmp(prog, "pexec"))
 			printf("%s: pexec across MPI ranks; run it under mpirun, with pexec's "
@@ -520,8 +535,9 @@ static void getopt_tables(const struct cli_option *opts, size_t n, struct option
 	shorts[at++] = ':';
 	for (size_t i = 0; i < n; i++) {
 		longs[i] = (struct option){ opts[i].name,
-			                    takes_value(opts[i].kind) ? required_argument
-			                                              : no_argument,
+			                    opts[i].kind == ARG_PROGRESS ? optional_argument
+			                    : takes_value(opts[i].kind) ? required_argument
+			                                                : no_argument,
 			                    NULL, 256 + (int)i };
 		if (opts[i].short_name) {
 			shorts[at++] = opts[i].short_name;

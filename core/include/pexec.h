@@ -320,6 +320,12 @@ typedef struct pexec_progress {
 	uint64_t skipped;          /* items taken from a resumed run's journal */
 	double elapsed;            /* seconds since the run began */
 	int done;                  /* the last call */
+	/* Appended in 0.2: the bytes of the input whose items are complete,
+	 * resumed ones included (bytes_read also counts the items in flight).
+	 * Exact where the job last noted its reading (each call) and as if
+	 * items were of one size between; with unordered output, what the done
+	 * items would span were they the first ones. */
+	uint64_t bytes_done;
 } pexec_progress;
 
 /* Runs a whole job: loads its plugin, splits its input into items, runs them

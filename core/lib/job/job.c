@@ -19,6 +19,7 @@
 #include "inputs.h"
 #include "journal.h"
 #include "output.h"
+#include "progress.h"
 #include "split/split.h"
 #include "util.h"
 #include "worker.h"
@@ -40,6 +41,7 @@ struct job_ctx {
 	pexec_buf record;
 	uint64_t t0;
 	pexec_stats *stats;
+	struct pexec__marks marks; /* for pexec_progress.bytes_done */
 
 	/* The resume journal (with an output file and a regular input). */
 	int journaling;
@@ -177,16 +179,28 @@ static int job_batch(void *ctx, uint64_t first, uint32_t count, const struct iov
 	return rc ? -(int)rc : 0;
 }
 
-static void job_tick(void *ctx, const pexec_stats *stats)
+/* Where the job stands, for its on_progress. */
+static pexec_progress progress_now(struct job_ctx *j, const pexec_stats *stats, int done)
 {
-	struct job_ctx *j = ctx;
 	pexec_progress pr = {
 		.stats = stats,
 		.bytes_read = j->in_open ? pexec__inputs_offset(&j->in) : 0,
 		.bytes_total = j->in_open ? pexec__inputs_total(&j->in) : 0,
 		.skipped = j->base,
 		.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
+		.done = done,
 	};
+
+	pexec__marks_add(&j->marks, stats->items, pr.bytes_read);
+	pr.bytes_done = pexec__marks_done(&j->marks, stats->ok + stats->failed, stats->items,
+	                                  pr.bytes_read);
+	return pr;
+}
+
+static void job_tick(void *ctx, const pexec_stats *stats)
+{
+	struct job_ctx *j = ctx;
+	pexec_progress pr = progress_now(j, stats, 0);
 
 	j->job->on_progress(j->job->on_progress_ctx, &pr);
 }
@@ -742,6 +756,8 @@ static void configure_run(struct job_ctx *j, pexec_opts *opts)
 		opts->tick_ctx = j;
 		opts->tick_ms = job->progress_ms;
 	}
+	/* A resumed run's skipped items are behind it. */
+	pexec__marks_start(&j->marks, j->in_open ? pexec__inputs_offset(&j->in) : 0);
 }
 
 /* A resumed run that reached the end, with failed items, under
@@ -790,12 +806,7 @@ static void release_job(struct job_ctx *j)
 	const pexec_job *job = j->job;
 
 	if (job->on_progress) {
-		pexec_progress pr = {
-			.stats = j->stats, .skipped = j->base, .done = 1,
-			.bytes_total = j->in_open ? pexec__inputs_total(&j->in) : 0,
-			.bytes_read = j->in_open ? pexec__inputs_offset(&j->in) : 0,
-			.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
-		};
+		pexec_progress pr = progress_now(j, j->stats, 1);
 		job->on_progress(job->on_progress_ctx, &pr);
 	}
 	if (j->out_open)
