@@ -4,7 +4,7 @@
 #   deps.sh        what building and running needs
 #   deps.sh test   also what the tests need (Node.js and npm, for the
 #                  JSON Schema validator that checks plugin manifests; Open
-#                  MPI, for pexec-mpi's tests)
+#                  MPI, for pexec-mpi's tests; zsh, for its completion's)
 pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3"
 missing=""
 for p in $pkgs; do
@@ -15,6 +15,7 @@ if [ "$1" = test ]; then
 	command -v npm >/dev/null || missing="$missing npm"
 	command -v mpicc >/dev/null || missing="$missing libopenmpi-dev"
 	command -v mpirun >/dev/null || missing="$missing openmpi-bin"
+	command -v zsh >/dev/null || missing="$missing zsh"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then

@@ -158,6 +158,9 @@ Test(install, installs_every_file_and_uninstall_removes_them)
 		{ "lib/pexec/plugins/sleep.so", 0644 },
 		{ "share/man/man1/pexec.1", 0644 },
 		{ "share/man/man7/pexec-plugin.7", 0644 },
+		{ "share/bash-completion/completions/pexec", 0644 },
+		{ "share/bash-completion/completions/pexec-mpi", 0644 },
+		{ "share/zsh/site-functions/_pexec", 0644 },
 	};
 	char *out, *left;
 	int groff;
@@ -288,6 +291,15 @@ Test(install, shipped_plugins_are_found_by_bare_name)
 	char *out;
 
 	install();
+	/* The installed bash completion offers them, as the installed pexec
+	 * lists them. */
+	cr_expect_eq(sh(&out, "PEXEC_PLUGIN_PATH='%s' bash --norc -c 'source %s && "
+	                "COMP_WORDS=(%s -p wor) COMP_CWORD=2; _pexec; echo \"${COMPREPLY[*]}\"'",
+	                inst(0, "lib/pexec/plugins"),
+	                inst(1, "share/bash-completion/completions/pexec"), inst(2, "bin/pexec")),
+	             0, "%s", out);
+	cr_expect_str_eq(out, "wordcount\n");
+	free(out);
 	cr_expect_eq(sh(&out, "echo '[5, 20]' | PEXEC_PLUGIN_PATH='%s' '%s' --plugin factorial",
 	                inst(0, "lib/pexec/plugins"), inst(1, "bin/pexec")), 0, "%s", out);
 	cr_expect_str_eq(out, "[\n120,\n2432902008176640000\n]\n");
