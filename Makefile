@@ -56,12 +56,15 @@ PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
 CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest.c \
              core/lib/cpus.c core/lib/frame.c core/lib/item.c core/lib/instance.c core/lib/run.c \
-             core/lib/split/split.c core/lib/split/split_scan.c core/lib/split/boundary.c \
+             core/lib/split/split.c core/lib/split/split_scan.c core/lib/split/split_text.c \
+             core/lib/split/boundary.c \
              core/lib/pool/loop.c core/lib/pool/fault.c core/lib/pool/worker.c \
              core/lib/pool/chunk.c core/lib/pool/arena.c core/lib/pool/child.c \
              core/lib/pool/contain.c \
-             core/lib/job/output.c core/lib/job/journal.c core/lib/job/job.c
-CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c core/cli/new.c
+             core/lib/job/output.c core/lib/job/journal.c core/lib/job/inputs.c \
+             core/lib/job/progress.c core/lib/job/job.c
+CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c core/cli/new.c \
+             core/cli/plugins.c core/cli/suggest.c
 # pexec-mpi (make mpi, built with mpicc).
 MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/link.c core/mpi/server.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
@@ -169,7 +172,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Wall -Wextra
-FUZZ_SRCS    := core/lib/split/split.c core/lib/split/split_scan.c core/lib/util.c core/lib/code.c \
+FUZZ_SRCS    := core/lib/split/split.c core/lib/split/split_scan.c core/lib/split/split_text.c \
+                core/lib/util.c core/lib/code.c \
                 core/lib/frame.c
 FUZZERS      := split frame
 # -timeout: seconds one input may take (a hang is a failure); 0 as
@@ -240,7 +244,8 @@ bench-mpi: mpi
 # other core/ header), the plugin author's header, the SDK (plugin.mk, header
 # and guide, which `pexec new` skeletons include), two pkg-config files
 # (pexec-plugin for plugin authors, libpexec for programs embedding the
-# library), the shipped plugins and the man pages pexec(1), pexec-plugin(7).
+# library), the shipped plugins, the man pages pexec(1), pexec-plugin(7), and
+# bash and zsh completion (completion/).
 #
 # The installed binary is linked apart ($(BUILD)/installed/pexec) with the
 # installed directories compiled in: bare plugin names are found in
@@ -256,6 +261,8 @@ MANDIR          ?= $(DATADIR)/man
 PKGCONFIGDIR    ?= $(LIBDIR)/pkgconfig
 PEXEC_PLUGINDIR ?= $(LIBDIR)/pexec/plugins
 PEXEC_SDKDIR    ?= $(DATADIR)/pexec/sdk
+BASHCOMPDIR     ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR      ?= $(DATADIR)/zsh/site-functions
 INSTALL         ?= install
 
 VERSION := $(shell sed -n 's/^.define PEXEC_VERSION "\(.*\)"$$/\1/p' core/include/pexec.h)
@@ -297,7 +304,8 @@ $(INST_BUILD)/libpexec.pc: core/lib/libpexec.pc.in $(INST_BUILD)/dirs
 install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/pexec \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(PEXEC_PLUGINDIR) $(DESTDIR)$(PEXEC_SDKDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	$(INSTALL) -m 755 $(INST_BUILD)/pexec $(DESTDIR)$(BINDIR)/pexec
 	@if command -v $(MPICC) >/dev/null; then \
 		$(MAKE) --no-print-directory $(INST_BUILD)/pexec-mpi && \
@@ -311,6 +319,9 @@ install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/lib
 	$(INSTALL) -m 644 $(PLUGIN_SOS) $(DESTDIR)$(PEXEC_PLUGINDIR)/
 	$(INSTALL) -m 644 docs/pexec.1 $(DESTDIR)$(MANDIR)/man1/pexec.1
 	$(INSTALL) -m 644 docs/pexec-plugin.7 $(DESTDIR)$(MANDIR)/man7/pexec-plugin.7
+	$(INSTALL) -m 644 completion/pexec.bash $(DESTDIR)$(BASHCOMPDIR)/pexec
+	$(INSTALL) -m 644 completion/pexec.bash $(DESTDIR)$(BASHCOMPDIR)/pexec-mpi
+	$(INSTALL) -m 644 completion/_pexec $(DESTDIR)$(ZSHCOMPDIR)/_pexec
 
 # Removes what install wrote, and the directories that were pexec's own if
 # nothing else is left in them (plugins installed by hand stay).
@@ -320,7 +331,9 @@ uninstall:
 		$(addprefix $(DESTDIR)$(PEXEC_SDKDIR)/,plugin.mk pexec_plugin.h GUIDE.md) \
 		$(DESTDIR)$(PKGCONFIGDIR)/pexec-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/libpexec.pc \
 		$(PLUGINS:%=$(DESTDIR)$(PEXEC_PLUGINDIR)/%.so) \
-		$(DESTDIR)$(MANDIR)/man1/pexec.1 $(DESTDIR)$(MANDIR)/man7/pexec-plugin.7
+		$(DESTDIR)$(MANDIR)/man1/pexec.1 $(DESTDIR)$(MANDIR)/man7/pexec-plugin.7 \
+		$(DESTDIR)$(BASHCOMPDIR)/pexec $(DESTDIR)$(BASHCOMPDIR)/pexec-mpi \
+		$(DESTDIR)$(ZSHCOMPDIR)/_pexec
 	@for d in $(DESTDIR)$(INCLUDEDIR)/pexec $(DESTDIR)$(PEXEC_SDKDIR) $(DESTDIR)$(DATADIR)/pexec \
 		$(DESTDIR)$(PEXEC_PLUGINDIR) $(DESTDIR)$(LIBDIR)/pexec; do \
 		rmdir "$$d" 2>/dev/null || true; \

@@ -4,7 +4,8 @@
 #   deps.sh        what building and running needs
 #   deps.sh test   also what the tests need (Node.js and npm, for the
 #                  JSON Schema validator that checks plugin manifests; Open
-#                  MPI, for pexec-mpi's tests; cargo, for the Rust example's)
+#                  MPI, for pexec-mpi's tests; cargo, for the Rust example's;
+#                  zsh, for its completion's)
 pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3"
 missing=""
 for p in $pkgs; do
@@ -16,6 +17,7 @@ if [ "$1" = test ]; then
 	command -v mpicc >/dev/null || missing="$missing libopenmpi-dev"
 	command -v mpirun >/dev/null || missing="$missing openmpi-bin"
 	command -v cargo >/dev/null || missing="$missing cargo"
+	command -v zsh >/dev/null || missing="$missing zsh"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then

@@ -162,8 +162,8 @@ Test(cli, help_and_version)
 	static const struct cli_case cases[] = {
 		{ { "--help" }, NULL, 0, NULL, { 0 } },
 		{ { "-h" }, NULL, 0, NULL, { 0 } },
-		{ { "--version" }, NULL, 0, "pexec 0.1.0 (plugin ABI 1)\n", { 0 } },
-		{ { "-V" }, NULL, 0, "pexec 0.1.0 (plugin ABI 1)\n", { 0 } },
+		{ { "--version" }, NULL, 0, "pexec 0.2.0 (plugin ABI 1)\n", { 0 } },
+		{ { "-V" }, NULL, 0, "pexec 0.2.0 (plugin ABI 1)\n", { 0 } },
 	};
 	struct proc r;
 
@@ -186,7 +186,7 @@ Test(cli, usage_errors_exit_2)
 		  { "invalid --jobs '0'", "expected an integer from 1 to" } },
 		{ { "-p", "identity", "-j", "0" }, "[]", 2, "", { "invalid --jobs '0'" } },
 		{ { "-p", "identity", "--jobs", "x" }, "[]", 2, "", { "invalid --jobs 'x'" } },
-		{ { "-p", "identity", "--jobs", "-1" }, "[]", 2, "", { "invalid --jobs '-1'" } },
+		{ { "-p", "identity", "--jobs", "-x" }, "[]", 2, "", { "invalid --jobs '-x'" } },
 		{ { "-p", "identity", "--jobs", "2x" }, "[]", 2, "", { "invalid --jobs '2x'" } },
 		{ { "-p", "identity", "--jobs", "" }, "[]", 2, "", { "invalid --jobs ''" } },
 		{ { "-p", "identity", "--jobs", "99999999999999999999999" }, "[]", 2, "",
@@ -194,11 +194,11 @@ Test(cli, usage_errors_exit_2)
 		{ { "-p", "identity", "--chunksize", "0" }, "[]", 2, "",
 		  { "invalid --chunksize '0'" } },
 		{ { "-p", "identity", "--input-format", "xml" }, "[]", 2, "",
-		  { "invalid --input-format 'xml'", "expected json or ndjson" } },
+		  { "invalid --input-format 'xml'", "expected json, ndjson, lines or nul" } },
 		{ { "-p", "identity", "--output-format", "yaml" }, "[]", 2, "",
 		  { "invalid --output-format 'yaml'" } },
 		{ { "-p", "identity", "a.json", "b.json" }, "[]", 2, "",
-		  { "unexpected argument 'b.json'" } },
+		  { "cannot open input 'a.json'" } },
 		{ { "a.json" }, "[]", 2, "", { "no plugin given" } },
 		{ { 0 }, "[]", 2, "", { "no plugin given" } },
 		{ { "-p", "identity", "--jobs" }, "[]", 2, "", { "'--jobs' needs a value" } },
@@ -226,6 +226,14 @@ Test(cli, malformed_input_exits_2_with_the_position)
 		{ { "-p", "identity" }, "{\"a\": 1}", 2, "",
 		  { "line 1, column 1, byte 0", "expected '['" } },
 		{ { "-p", "identity" }, "", 2, "", { "line 1, column 1, byte 0", "empty input" } },
+		/* inputs in another format get a hint at it */
+		{ { "-p", "identity" }, "{\"a\": 1}\n{\"a\": 2}\n", 2, "",
+		  { "found an object", "use --input-format ndjson", "jq -c '.[]'" } },
+		{ { "-p", "identity" }, "[1]\n[2]\n", 2, NULL,
+		  { "line 2, column 1, byte 4", "looks like one JSON value per line",
+		    "--input-format ndjson" } },
+		{ { "-p", "identity" }, "7\n8\n", 2, "", { "use --input-format ndjson" } },
+		{ { "-p", "identity" }, "./a.txt\n./b.txt\n", 2, "", { "use --input-format lines" } },
 		{ { "-p", "identity" }, "[1] [2]", 2, NULL, { "line 1, column 5, byte 4" } },
 		{ { "-p", "identity", "--serial" }, "[1,2", 2, NULL, { "line 1, column 5, byte 4" } },
 		{ { "-p", "identity", "--input-format", "ndjson" }, "1\n2 3\n", 2, NULL,
@@ -721,4 +729,112 @@ Test(cli, no_process_left_behind)
 	cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1, "a child remains");
 	cr_expect_eq(errno, ECHILD);
 	cr_expect_eq(for_children(getpid(), NULL), 0);
+}
+
+/* ---- did you mean ---- */
+
+Test(cli, misspellings_get_did_you_mean)
+{
+	static const struct cli_case cases[] = {
+		{ { "--plugn", "identity" }, "[]", 2, "",
+		  { "pexec: unknown option '--plugn'; did you mean '--plugin'?\n", "pexec --help" } },
+		{ { "-p", "identity", "--serail" }, "[]", 2, "",
+		  { "unknown option '--serail'; did you mean '--serial'?" } },
+		{ { "-p", "identity", "--jbos=2" }, "[]", 2, "",
+		  { "unknown option '--jbos=2'; did you mean '--jobs'?" } },
+		{ { "-p", "identity", "--ouptut-format", "ndjson" }, "[]", 2, "",
+		  { "did you mean '--output-format'?" } },
+		/* a start of several names, and a value for a flag */
+		{ { "-p", "identity", "--re" }, "[]", 2, "",
+		  { "option '--re' is ambiguous; did you mean '--retries', '--resume', "
+		    "'--retry-failed' or '--reduce'?" } },
+		{ { "-p", "identity", "--drop-null=1" }, "[]", 2, "",
+		  { "option '--drop-null' takes no value" } },
+		/* nothing close: no guess */
+		{ { "-p", "identity", "--bogus" }, "[]", 2, "", { "unknown option '--bogus'\n" } },
+		/* values */
+		{ { "-p", "identity", "--input-format", "jsno" }, "[]", 2, "",
+		  { "invalid --input-format 'jsno': expected json, ndjson, lines or nul; did you "
+		    "mean 'json'?" } },
+		{ { "-p", "identity", "--output-format", "ndjsn" }, "[]", 2, "",
+		  { "did you mean 'ndjson'?" } },
+		{ { "-p", "identity", "-j", "core" }, "[]", 2, "", { "did you mean 'cores'?" } },
+		{ { "-p", "identity", "--progress=plian" }, "[]", 2, "",
+		  { "invalid --progress 'plian': expected auto or plain; did you mean 'plain'?" } },
+		/* subcommands and plugins */
+		{ { "chekc", "factorial" }, "[]", 2, "",
+		  { "no plugin given (--plugin PLUGIN); did you mean 'pexec check'?" } },
+		{ { "-p", "factorail" }, "[1]", 2, "",
+		  { "cannot load plugin 'factorail'", "; did you mean 'factorial'?\n" } },
+		{ { "-p", "wordcuont" }, "[1]", 2, "", { "; did you mean 'wordcount'?\n" } },
+		{ { "-p", "zzzzzz" }, "[1]", 2, "", { "cannot load plugin 'zzzzzz'" } },
+	};
+	struct proc r;
+
+	check_cases(cases, COUNT(cases));
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		const char *args[MAX_ARGS + 1] = { 0 };
+		struct proc_spec s = { .args = args, .in = cases[i].in, .in_len = 2 };
+
+		memcpy(args, cases[i].args, sizeof(cases[i].args));
+		run_spec(&s, &r);
+		cr_expect_eq(line_count(r.err), strstr(r.err, "--help") ? 2 : 1, "%s: %s", r.cmd,
+		             r.err);
+		if (strstr(cases[i].args[1] ? cases[i].args[1] : "", "zzz") ||
+		    strstr(cases[i].err[0], "bogus"))
+			cr_expect_null(strstr(r.err, "did you mean"), "%s: %s", r.cmd, r.err);
+		proc_release(&r);
+	}
+	/* A plugin found through PEXEC_PLUGIN_PATH is a candidate too; a path
+	 * is the user's own, never guessed at. */
+	setenv("PEXEC_PLUGIN_PATH", PEXEC_TEST_BUILD "/tests/plugins", 1);
+	run(&r, "[1]", "-p", "fauty", NULL);
+	expect_exit(&r, 2);
+	cr_expect_not_null(strstr(r.err, "did you mean 'faulty'?"), "%s", r.err);
+	proc_release(&r);
+	run(&r, "[1]", "-p", "./factorail.so", NULL);
+	expect_exit(&r, 2);
+	cr_expect_null(strstr(r.err, "did you mean"), "%s", r.err);
+	proc_release(&r);
+	run(&r, NULL, "check", "factorail", NULL);
+	expect_exit(&r, 2);
+	cr_expect_not_null(strstr(r.out, "did you mean 'factorial'?"), "%s", r.out);
+	proc_release(&r);
+	run(&r, NULL, "check", "factorial", "--must-fial", "x", NULL);
+	expect_exit(&r, 2);
+	cr_expect_not_null(strstr(r.err, "did you mean '--must-fail'?"), "%s", r.err);
+	proc_release(&r);
+	unsetenv("PEXEC_PLUGIN_PATH");
+}
+
+Test(cli, plugins_lists_what_bare_names_find)
+{
+	struct proc r;
+
+	run(&r, NULL, "plugins", NULL);
+	expect_exit(&r, 0);
+	cr_expect_str_eq(r.out, "factorial\nidentity\nsleep\nwordcount\n");
+	cr_expect_str_eq(r.err, "");
+	proc_release(&r);
+	/* $PEXEC_PLUGIN_PATH's come in too, sorted, each name once. */
+	setenv("PEXEC_PLUGIN_PATH",
+	       PEXEC_TEST_BUILD "/tests/plugins:" PEXEC_TEST_BUILD "/plugins:/nonexistent", 1);
+	run(&r, NULL, "plugins", NULL);
+	expect_exit(&r, 0);
+	cr_expect_not_null(strstr(r.out, "\nfaulty\n"), "%s", r.out);
+	cr_expect_eq(count_of(r.out, "factorial\n"), 1, "%s", r.out);
+	for (const char *p = r.out, *nl; (nl = strchr(p, '\n')) && nl[1]; p = nl + 1) {
+		size_t a = (size_t)(nl - p), b = strcspn(nl + 1, "\n");
+		int cmp = strncmp(p, nl + 1, a < b ? a : b);
+		cr_expect(cmp < 0 || (cmp == 0 && a < b), "not sorted, or twice: %s", r.out);
+	}
+	proc_release(&r);
+	unsetenv("PEXEC_PLUGIN_PATH");
+	run(&r, NULL, "plugins", "--help", NULL);
+	expect_exit(&r, 0);
+	cr_expect_not_null(strstr(r.out, "usage: pexec plugins"), "%s", r.out);
+	proc_release(&r);
+	run(&r, NULL, "plugins", "extra", NULL);
+	expect_exit(&r, 2);
+	proc_release(&r);
 }

@@ -159,6 +159,9 @@ Test(install, installs_every_file_and_uninstall_removes_them)
 		{ "lib/pexec/plugins/sleep.so", 0644 },
 		{ "share/man/man1/pexec.1", 0644 },
 		{ "share/man/man7/pexec-plugin.7", 0644 },
+		{ "share/bash-completion/completions/pexec", 0644 },
+		{ "share/bash-completion/completions/pexec-mpi", 0644 },
+		{ "share/zsh/site-functions/_pexec", 0644 },
 	};
 	char *out, *left;
 	int groff;
@@ -179,6 +182,20 @@ Test(install, installs_every_file_and_uninstall_removes_them)
 	/* The SDK's header is the installed one, byte for byte. */
 	cr_expect_eq(sh(NULL, "cmp '%s' '%s'", inst(0, "include/pexec/pexec_plugin.h"),
 	                PEXEC_SRC_DIR "/sdk/pexec_plugin.h"), 0);
+
+	/* make install fills in the .pc files' variables, never their comments. */
+	for (int i = 0; i < 2; i++) {
+		static const char *const pcs[][2] = {
+			{ "lib/pkgconfig/pexec-plugin.pc", "sdk/pexec-plugin.pc.in" },
+			{ "lib/pkgconfig/libpexec.pc", "core/lib/libpexec.pc.in" },
+		};
+		out = sh_ok("comments", "grep '^#' '%s'", inst(0, pcs[i][0]));
+		left = sh_ok("comments", "grep '^#' '%s/%s'", PEXEC_SRC_DIR, pcs[i][1]);
+		cr_expect_str_eq(out, left, "%s: its comment differs from the template's", pcs[i][0]);
+		cr_expect_null(strchr(out, '@'), "%s: %s", pcs[i][0], out);
+		free(out);
+		free(left);
+	}
 
 	out = sh_ok("pexec --version", "'%s' --version", inst(0, "bin/pexec"));
 	cr_expect(strstr(out, PEXEC_VERSION), "%s", out);
@@ -275,6 +292,15 @@ Test(install, shipped_plugins_are_found_by_bare_name)
 	char *out;
 
 	install();
+	/* The installed bash completion offers them, as the installed pexec
+	 * lists them. */
+	cr_expect_eq(sh(&out, "PEXEC_PLUGIN_PATH='%s' bash --norc -c 'source %s && "
+	                "COMP_WORDS=(%s -p wor) COMP_CWORD=2; _pexec; echo \"${COMPREPLY[*]}\"'",
+	                inst(0, "lib/pexec/plugins"),
+	                inst(1, "share/bash-completion/completions/pexec"), inst(2, "bin/pexec")),
+	             0, "%s", out);
+	cr_expect_str_eq(out, "wordcount\n");
+	free(out);
 	cr_expect_eq(sh(&out, "echo '[5, 20]' | PEXEC_PLUGIN_PATH='%s' '%s' --plugin factorial",
 	                inst(0, "lib/pexec/plugins"), inst(1, "bin/pexec")), 0, "%s", out);
 	cr_expect_str_eq(out, "[\n120,\n2432902008176640000\n]\n");

@@ -149,6 +149,43 @@ Test(cli, output_file_left_untouched_by_a_failed_run)
 
 /* -o into a FIFO (or a device) writes into it; only a regular file, or a
  * name that does not exist yet, is replaced through a temporary file. */
+/* pexec writes -o FILE through a temporary file beside it; when that cannot
+ * be made, the message names FILE and where the temporary would go, not a
+ * temporary name that never existed. */
+Test(cli, output_that_cannot_be_created_names_the_file)
+{
+	const char *in = scratch_path(0, "in.json"), *plain = scratch_path(1, "plain");
+	char missing[300], under_file[300], want[700];
+	struct proc r;
+
+	write_file(in, "[1, 2]", 6);
+	write_file(plain, "x", 1);
+	snprintf(missing, sizeof(missing), "%s/no-such-dir/out.json", scratch);
+	snprintf(under_file, sizeof(under_file), "%s/out.json", plain);
+	for (int i = 0; i < 4; i++) {
+		const char *out = i % 2 ? under_file : missing;
+
+		/* From standard input: a temporary file; from a file: the
+		 * partial file that --resume continues. */
+		if (i < 2)
+			run(&r, "[1, 2]", "-p", "identity", "-o", out, NULL);
+		else
+			run(&r, NULL, "-p", "identity", "-o", out, in, NULL);
+		expect_exit(&r, 3);
+		snprintf(want, sizeof(want), "pexec: cannot create output '%s': ", out);
+		cr_expect(!strncmp(r.err, want, strlen(want)), "%s: %s", r.cmd, r.err);
+		cr_expect(strstr(r.err, i < 2 ? "cannot create a temporary file in '"
+		                              : "cannot open its partial file '"), "%s: %s", r.cmd,
+		          r.err);
+		if (i < 2)
+			cr_expect_null(strstr(r.err, ".pexec-"),
+			               "%s: a temporary name that never existed: %s", r.cmd, r.err);
+		cr_expect_eq(line_count(r.err), 1, "%s: %s", r.cmd, r.err);
+		cr_expect_str_eq(r.out, "", "%s", r.cmd);
+		proc_release(&r);
+	}
+}
+
 Test(cli, output_to_a_fifo_writes_into_it)
 {
 	const char *fifo = scratch_path(0, "fifo");

@@ -43,6 +43,7 @@ struct tty_run {
 	char *out, *err;   /* stdout (a pipe); what the terminal got */
 	size_t out_len, err_len;
 	int status, hung, strays;
+	unsigned cols;     /* the terminal's width */
 	char cmd[1024];
 };
 
@@ -89,6 +90,7 @@ static void run_on_tty(struct tty_run *r, const char *const *args, const char *i
 	pid_t pid;
 
 	memset(r, 0, sizeof(*r));
+	r->cols = cols;
 	append(&r->out, &r->out_len, "", 0);
 	append(&r->err, &r->err_len, "", 0);
 	{
@@ -290,14 +292,41 @@ struct line {
 	double pct;          /* -1: none shown */
 	long long items, rate, failed;
 	int eta;             /* an ETA shown */
+	int bar;             /* the bar's width; 0: none */
 };
 
-/* Parses one progress line, with (`with_total`) or without its percentage
- * and ETA; returns 0 if it is not one. */
+/* "4,512 done, 3 failed | 812/s | 0:05 elapsed[ | ETA 0:06]": the figures
+ * after the percentage and bar.  Returns 0 if `text` is not that. */
+static int parse_rest(const char *text, int with_total, struct line *l)
+{
+	char items[64], rate[64], el[64], eta[64];
+	unsigned long failed;
+	int n = -1;
+
+	if (with_total) {
+		if (sscanf(text, "%63[0-9,] done, %lu failed | %63[0-9,]/s | %63[0-9:] elapsed | "
+		           "ETA %63[0-9:-]%n", items, &failed, rate, el, eta, &n) != 5 ||
+		    (size_t)n != strlen(text) || (!clock_ok(eta) && strcmp(eta, "--:--")))
+			return 0;
+		l->eta = 1;
+	} else if (sscanf(text, "%63[0-9,] done, %lu failed | %63[0-9,]/s | %63[0-9:] "
+	                  "elapsed%n", items, &failed, rate, el, &n) != 4 ||
+	           (size_t)n != strlen(text)) {
+		return 0;
+	}
+	l->items = count_value(items);
+	l->rate = count_value(rate);
+	l->failed = (long long)failed;
+	return l->items >= 0 && l->rate >= 0 && clock_ok(el);
+}
+
+/* Parses one progress line: "pexec:  45% [===>    ] REST" (or, without room
+ * for a bar, "pexec:  45% | REST") when the input's size is known
+ * (`with_total`), else "pexec: REST"; returns 0 if it is not one. */
 static int parse_progress(const char *seg, size_t len, int with_total, struct line *l)
 {
-	char text[512], items[64], rate[64], el[64], eta[64];
-	unsigned long failed;
+	char text[1024];
+	const char *p;
 	int n = -1;
 
 	if (len >= sizeof(text) || !printable(seg, len))
@@ -305,27 +334,29 @@ static int parse_progress(const char *seg, size_t len, int with_total, struct li
 	memcpy(text, seg, len);
 	text[len] = '\0';
 	memset(l, 0, sizeof(*l));
-	if (with_total) {
-		if (sscanf(text,
-		           "pexec: %lf%% | %63[0-9,] items | %63[0-9,]/s | %lu failed | %63[0-9:] "
-		           "elapsed | ETA %63[0-9:]%n",
-		           &l->pct, items, rate, &failed, el, eta, &n) != 6 ||
-		    (size_t)n != len || !clock_ok(eta))
+	l->pct = -1;
+	if (!with_total)
+		return !strncmp(text, "pexec: ", 7) && parse_rest(text + 7, 0, l);
+	if (sscanf(text, "pexec: %lf%%%n", &l->pct, &n) != 1 || n < 0)
+		return 0;
+	p = text + n;
+	if (!strncmp(p, " [", 2)) {
+		const char *close = strchr(p + 2, ']');
+		if (!close || close[1] != ' ')
 			return 0;
-		l->eta = 1;
+		l->bar = (int)(close - (p + 2));
+		/* '=' for what is done, then '>' and blanks, or all '='. */
+		for (const char *b = p + 2; b < close; b++)
+			if (*b != '=' && !(*b == '>' && (b == p + 2 || b[-1] == '=')) &&
+			    !(*b == ' ' && b > p + 2 && (b[-1] == '>' || b[-1] == ' ')))
+				return 0;
+		p = close + 2;
+	} else if (!strncmp(p, " | ", 3)) {
+		p += 3;
 	} else {
-		l->pct = -1;
-		if (sscanf(text,
-		           "pexec: %63[0-9,] items | %63[0-9,]/s | %lu failed | %63[0-9:] "
-		           "elapsed%n",
-		           items, rate, &failed, el, &n) != 4 ||
-		    (size_t)n != len)
-			return 0;
+		return 0;
 	}
-	l->items = count_value(items);
-	l->rate = count_value(rate);
-	l->failed = (long long)failed;
-	return l->items >= 0 && l->rate >= 0 && clock_ok(el);
+	return parse_rest(p, 1, l);
 }
 
 /* The stream, cut at every CLEAR, is made of segments, each some whole lines
@@ -375,10 +406,22 @@ static size_t expect_redraws(const struct tty_run *r, size_t n_items, size_t n_f
 				          "%s: %lld items after %zu", r->cmd, l.items, last_items);
 				cr_expect(l.failed <= (long long)n_failed && l.failed <= l.items);
 				if (with_total) {
+					double items_pct = 100.0 * (double)l.items / (double)n_items;
+
 					cr_expect(l.pct >= last_pct && l.pct <= 100,
 					          "%s: %g%% after %g%%", r->cmd, l.pct, last_pct);
+					/* The percent is of the input done, not read:
+					 * these items are all of a size. */
+					cr_expect(l.pct <= items_pct + 10 && l.pct >= items_pct - 10,
+					          "%s: %g%% with %lld of %zu items done", r->cmd, l.pct,
+					          l.items, n_items);
 					last_pct = l.pct;
 				}
+				/* A bar takes the terminal's width, but its last column. */
+				if (l.bar)
+					cr_expect_eq(len, r->cols - 1, "%s: a line of %zu columns with a "
+					             "bar, on a terminal of %u: \"%.*s\"", r->cmd, len,
+					             r->cols, (int)len, line);
 				last_items = (size_t)l.items;
 			} else {
 				cr_expect_fail("%s: not a progress line%s: \"%.*s\"", r->cmd,
@@ -429,9 +472,9 @@ Test(progress, on_a_terminal_for_a_file_redraws_with_percentage_and_eta)
 	cr_expect_geq(expect_redraws(&r, 100, 0, 1), 2, "%s: fewer than 2 redraws: %s", r.cmd,
 	              r.err);
 	expect_cleared_then_summary(&r);
-	cr_expect(strstr(r.err, "%") && strstr(r.err, " items | ") && strstr(r.err, "/s | ") &&
-	          strstr(r.err, " failed | ") && strstr(r.err, " elapsed") && strstr(r.err, "ETA "),
-	          "%s: %s", r.cmd, r.err);
+	cr_expect(strstr(r.err, "% [") && strstr(r.err, "] ") && strstr(r.err, " done, ") &&
+	          strstr(r.err, "/s | ") && strstr(r.err, " failed | ") &&
+	          strstr(r.err, " elapsed") && strstr(r.err, "ETA "), "%s: %s", r.cmd, r.err);
 	expect_same_bytes("stdout under --progress", r.out, r.out_len, want, want_len);
 	tty_release(&r);
 	free(want);
@@ -580,6 +623,111 @@ Test(progress, quiet_writes_nothing_but_errors_that_end_the_run)
 	expect_exit(&r, 2);
 	cr_expect(strstr(r.err, "no-such-plugin") != NULL, "%s: the error is silenced: %s", r.cmd,
 	          r.err);
+	proc_release(&r);
+	free(in);
+}
+
+/* A first item that takes long holds the others' results back (ordered
+ * output): while it runs, much of the input is read, but none of it done,
+ * and the line says 0%, not the share read. */
+Test(progress, percent_is_of_items_done_not_read)
+{
+	char path[256], *in = sleep_items(60, 0.01, 0);
+	struct tty_run r;
+	size_t zero_lines = 0;
+
+	/* Item 0 sleeps 1.5 s. */
+	memcpy(in + 1, "1.500000", 8);
+	snprintf(path, sizeof(path), "%s/in.json", scratch);
+	write_file(path, in, strlen(in));
+	run_on_tty(&r, ARGS("-p", "sleep", "-j", "2", "--progress", path), NULL, 120);
+	expect_tty_exit(&r, 0);
+	expect_redraws(&r, 60, 0, 1);
+	for (const char *p = r.err; (p = strstr(p, CLEAR)); p += strlen(CLEAR)) {
+		const char *q = p + strlen(CLEAR), *next = strstr(q, CLEAR);
+		struct line l;
+
+		if (next && parse_progress(q, (size_t)(next - q), 1, &l) && l.items == 0) {
+			zero_lines++;
+			cr_expect_eq(l.pct, 0, "%s: %g%% with no item done", r.cmd, l.pct);
+		}
+	}
+	cr_expect_geq(zero_lines, 2, "%s: %zu lines while item 0 ran: %s", r.cmd, zero_lines,
+	              r.err);
+	tty_release(&r);
+	free(in);
+}
+
+#define BAR_MIN_COLS 10
+
+/* The bar takes what the text leaves of the terminal's width: wider on a
+ * wider terminal, none where too little is left. */
+Test(progress, the_bar_is_fitted_to_the_terminal)
+{
+	char path[256], *in = sleep_items(60, 0.02, 0);
+	static const unsigned short widths[] = { 150, 90, 70 };
+	int bars[3] = { 0 };
+
+	snprintf(path, sizeof(path), "%s/in.json", scratch);
+	write_file(path, in, strlen(in));
+	for (size_t w = 0; w < COUNT(widths); w++) {
+		struct tty_run r;
+
+		run_on_tty(&r, ARGS("-p", "sleep", "-j", "2", "--progress", path), NULL, widths[w]);
+		expect_tty_exit(&r, 0);
+		expect_redraws(&r, 60, 0, 1);
+		for (const char *p = r.err; (p = strstr(p, CLEAR)); p += strlen(CLEAR)) {
+			const char *q = p + strlen(CLEAR), *next = strstr(q, CLEAR);
+			struct line l;
+
+			if (next && parse_progress(q, (size_t)(next - q), 1, &l) && l.bar > bars[w])
+				bars[w] = l.bar;
+		}
+		tty_release(&r);
+	}
+	/* 60 columns more make the bar as much wider, give or take what the
+	 * figures' own width changed between the runs. */
+	cr_expect(bars[1] >= BAR_MIN_COLS && bars[0] >= bars[1] + 55 && bars[0] <= bars[1] + 65,
+	          "bars of %d and %d columns at 150 and 90", bars[0], bars[1]);
+	cr_expect_eq(bars[2], 0, "a bar of %d columns on a terminal of 70", bars[2]);
+	free(in);
+}
+
+/* --progress=plain, for logs: a plain line every few seconds with the same
+ * figures, never a control code, then the summary. */
+Test(progress, plain_progress_prints_plain_lines)
+{
+	char path[256], *in = sleep_items(280, 0.05, 0);
+	struct proc r;
+	size_t lines = 0;
+	double last_pct = 0, wall = 0;
+
+	snprintf(path, sizeof(path), "%s/in.json", scratch);
+	write_file(path, in, strlen(in));
+	/* 280 items of 50 ms on 2 workers: 7 s at least. */
+	run(&r, NULL, "-p", "sleep", "-j", "2", "--progress=plain", path, NULL);
+	expect_exit(&r, 0);
+	for (const char *p = r.err, *nl; (nl = strchr(p, '\n')); p = nl + 1) {
+		size_t len = (size_t)(nl - p);
+		struct line l;
+
+		cr_expect(printable(p, len), "%s: a control byte on \"%.*s\"", r.cmd, (int)len, p);
+		if (!strncmp(p, "pexec: 280 items in ", 20)) {
+			cr_expect_eq(nl + 1, r.err + r.err_len, "%s: the summary is not last", r.cmd);
+			wall = atof(p + 20);
+			continue;
+		}
+		cr_expect(parse_progress(p, len, 1, &l), "%s: not a progress line: \"%.*s\"",
+		          r.cmd, (int)len, p);
+		cr_expect_eq(l.bar, 0);
+		cr_expect_geq(l.pct, last_pct);
+		last_pct = l.pct;
+		lines++;
+	}
+	cr_expect_geq(lines, 1, "%s: no plain progress line: %s", r.cmd, r.err);
+	cr_expect_leq(lines, (size_t)(wall / 5), "%s: more than one line each 5 s of %g s: %s",
+	              r.cmd, wall, r.err);
+	cr_expect(parses(r.out), "%s", r.cmd);
 	proc_release(&r);
 	free(in);
 }

@@ -216,12 +216,24 @@ Test(split, rejects_empty_input_and_non_array_top_level)
 		{ JSON, IN("  \n "), "line 2, column 2, byte 4", "empty input: expected a JSON array" },
 		{ JSON, IN("\xef\xbb\xbf"), "line 1, column 4, byte 3",
 		  "empty input: expected a JSON array" },
+		/* Each with a hint at the format the input looks like. */
 		{ JSON, IN("{}"), "line 1, column 1, byte 0",
-		  "expected '[' to begin the top-level array" },
+		  "expected '[' to begin the top-level array, found an object (for one JSON value "
+		  "per line, use --input-format ndjson; for the object's values as the items, "
+		  "jq -c '.[]')" },
+		{ JSON, IN("{\"a\":1}\n{\"a\":2}\n"), "line 1, column 1, byte 0",
+		  "expected '[' to begin the top-level array, found an object (for one JSON value "
+		  "per line, use --input-format ndjson; for the object's values as the items, "
+		  "jq -c '.[]')" },
 		{ JSON, IN(" 1"), "line 1, column 2, byte 1",
-		  "expected '[' to begin the top-level array" },
+		  "expected '[' to begin the top-level array (for one JSON value per line, use "
+		  "--input-format ndjson)" },
 		{ JSON, IN("\xef\xbb\xbf\"a\""), "line 1, column 4, byte 3",
-		  "expected '[' to begin the top-level array" },
+		  "expected '[' to begin the top-level array (for one JSON value per line, use "
+		  "--input-format ndjson)" },
+		{ JSON, IN("./a.txt\n./b.txt\n"), "line 1, column 1, byte 0",
+		  "expected '[' to begin the top-level array (for one item per line of text, use "
+		  "--input-format lines)" },
 	};
 
 	check_reject(cases, COUNT(cases));
@@ -235,6 +247,15 @@ Test(split, rejects_trailing_garbage)
 		{ JSON, IN("[1][2]"), "line 1, column 4, byte 3",
 		  "unexpected data after the top-level array" },
 		{ JSON, IN("[]\n\n,"), "line 3, column 1, byte 4",
+		  "unexpected data after the top-level array" },
+		/* A value first on a line of its own: NDJSON of arrays. */
+		{ JSON, IN("[1]\n[2]\n"), "line 2, column 1, byte 4",
+		  "unexpected data after the top-level array (it looks like one JSON value per "
+		  "line: use --input-format ndjson)" },
+		{ JSON, IN("[1]\r\n \t{\"b\":2}"), "line 2, column 3, byte 7",
+		  "unexpected data after the top-level array (it looks like one JSON value per "
+		  "line: use --input-format ndjson)" },
+		{ JSON, IN("[1]\n x [2]"), "line 2, column 2, byte 5",
 		  "unexpected data after the top-level array" },
 	};
 
@@ -448,7 +469,8 @@ Test(split, rejects_invalid_utf8)
 		{ JSON, IN("[\xc3\xa9]"), "line 1, column 2, byte 1", "unexpected 0xC3 (expected a value)" },
 		{ NDJSON, IN("1\xfe\n"), "line 1, column 2, byte 1", "invalid UTF-8 byte 0xFE" },
 		{ JSON, IN("\xef\xbb[]"), "line 1, column 1, byte 0",
-		  "expected '[' to begin the top-level array" },
+		  "expected '[' to begin the top-level array (for one item per line of text, use "
+		  "--input-format lines)" },
 	};
 
 	check_reject(cases, COUNT(cases));

@@ -124,3 +124,93 @@ Test(tools, check_reads_results_back_where_it_can)
 	cr_expect_not_null(strstr(r.out, "reads back and writes the same"), "%s", r.out);
 	proc_release(&r);
 }
+
+/* --must-fail: each of its samples passes when a hook refuses it, fails when
+ * it succeeds; a crash never passes. */
+Test(tools, check_must_fail_samples)
+{
+	const char *good = scratch_path(0, "good.json"), *bad = scratch_path(1, "bad.json");
+	static const char crash[] = "[{\"fault\":\"error\",\"stage\":\"map\"}, "
+	                            "{\"fault\":\"segv\",\"stage\":\"map\"}]";
+	struct proc r;
+
+	write_file(good, "[5]", 3);
+	write_file(bad, "[-1, \"x\"]", 9);
+	run(&r, NULL, "check", "factorial", good, "--must-fail", bad, NULL);
+	expect_exit(&r, 0);
+	cr_expect_not_null(strstr(r.out, "ok    sample 0: 5 -> 120"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "ok    must-fail sample 0: -1 fails in deserialize: "
+	                                 "factorial: n must"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "ok    must-fail sample 1: \"x\" fails in deserialize"),
+	                   "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "5 of 5 checks passed"), "%s", r.out);
+	proc_release(&r);
+
+	/* Only must-fail samples, one of which succeeds. */
+	write_file(bad, "[-1, 3]", 7);
+	run(&r, NULL, "check", "factorial", "--must-fail", bad, NULL);
+	expect_exit(&r, 1);
+	cr_expect_not_null(strstr(r.out, "FAIL  must-fail sample 1: 3 -> 6, but it must fail"),
+	                   "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "3 of 4 checks passed"), "%s", r.out);
+	proc_release(&r);
+
+	write_file(bad, crash, strlen(crash));
+	run(&r, NULL, "check", FIX("faults"), "--must-fail", bad, NULL);
+	expect_exit(&r, 1);
+	cr_expect_not_null(strstr(r.out, "ok    must-fail sample 0: "), "%s", r.out);
+	cr_expect(says_crashed(r.out), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "FAIL  must-fail sample 1: "), "%s", r.out);
+	proc_release(&r);
+
+	/* NDJSON samples, and an empty file. */
+	write_file(bad, "-1\n-2\n", 6);
+	run(&r, NULL, "check", "factorial", "--input-format", "ndjson", "--must-fail", bad, NULL);
+	expect_exit(&r, 0);
+	cr_expect_not_null(strstr(r.out, "ok    must-fail sample 1: -2 fails"), "%s", r.out);
+	proc_release(&r);
+	write_file(bad, "[]", 2);
+	run(&r, NULL, "check", "factorial", "--must-fail", bad, NULL);
+	expect_exit(&r, 1);
+	cr_expect_not_null(strstr(r.out, "FAIL  read must-fail samples"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "no items"), "%s", r.out);
+	proc_release(&r);
+}
+
+Test(tools, check_usage_says_what_is_wrong)
+{
+	static const struct {
+		const char *args[5];
+		int status;
+		const char *out, *err;
+	} cases[] = {
+		{ { "check", "--help" }, 0, "--must-fail FILE", "" },
+		{ { "check", "factorial", "--must-fail" }, 2, "",
+		  "pexec check: option '--must-fail' needs a value" },
+		{ { "check", "factorial", "--config" }, 2, "", "option '--config' needs a value" },
+		{ { "check", "factorial", "--input-format", "xml" }, 2, "",
+		  "invalid --input-format 'xml'" },
+		{ { "check", "factorial", "--bogus" }, 2, "", "unknown option '--bogus'" },
+		{ { "check" }, 2, "", "usage: pexec check PLUGIN" },
+		{ { "info", "--help" }, 0, "usage: pexec info PLUGIN", "" },
+	};
+	struct proc r;
+
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		const char *const *a = cases[i].args;
+
+		run(&r, NULL, a[0], a[1], a[2], a[3], a[4], NULL);
+		expect_exit(&r, cases[i].status);
+		cr_expect_not_null(strstr(r.out, cases[i].out), "%s: stdout: %s", r.cmd, r.out);
+		cr_expect_not_null(strstr(r.err, cases[i].err), "%s: stderr: %s", r.cmd, r.err);
+		proc_release(&r);
+	}
+	/* pexec --help names check's options too. */
+	run(&r, NULL, "--help", NULL);
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const opts[] = { "--must-fail FILE", "--config JSON",
+			                            "--input-format FMT" };
+		cr_expect_geq(count_of(r.out, opts[i]), i == 0 ? 1 : 2, "%s: %s", opts[i], r.out);
+	}
+	proc_release(&r);
+}

@@ -2,10 +2,17 @@
  * report.c - failed items, progress, job log and summary for the pexec
  * command (report.h).
  *
- * The progress line is drawn only on a terminal, redrawn in place (carriage
- * return, erase line) and cut to the terminal's width so that it never wraps;
- * anything else printed meanwhile clears it first.  Without a terminal no
- * control code is ever written.
+ * The progress shows what is done, not what was read: items done and
+ * failed, the percent of the input whose items are complete (the job's
+ * bytes_done; the bytes read run ahead by everything in flight), the rate,
+ * the elapsed time and an ETA from this run's share of the rest, as pv and
+ * GNU parallel's --bar do.  On a terminal it is one line with a bar, fitted
+ * to the terminal's width (read at each draw, so a resized window is
+ * followed), redrawn in place (carriage return, erase line) at most five
+ * times a second; anything else printed meanwhile clears it first.
+ * --progress=plain prints the same figures as a plain line every few seconds
+ * instead, for logs: no control code is ever written there, nor anywhere
+ * without a terminal.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +22,13 @@
 #include <unistd.h>
 
 #include "report.h"
+#include "suggest.h"
+
+/* The live line at most this often, a plain line this often (seconds). */
+#define REDRAW_S 0.2
+#define PLAIN_S 5.0
+/* A bar narrower than this is left out. */
+#define BAR_MIN 10
 
 static void clear_line(struct cli_report *r)
 {
@@ -24,9 +38,28 @@ static void clear_line(struct cli_report *r)
 	}
 }
 
+int cli_report_check_mode(struct cli_report *r)
+{
+	static const char *const modes[] = { "auto", "plain" };
+	const char *near;
+
+	if (!r->progress_mode || !strcmp(r->progress_mode, "auto") ||
+	    !strcmp(r->progress_mode, "plain"))
+		return 0;
+	near = cli_closest(r->progress_mode, modes, 2);
+	fprintf(stderr, "%s: invalid --progress '%s': expected auto or plain%s%s%s\n", r->prog,
+	        r->progress_mode, near ? "; did you mean '" : "", near ? near : "",
+	        near ? "'?" : "");
+	return -1;
+}
+
 int cli_report_open(struct cli_report *r)
 {
-	r->progress = r->progress_asked && !r->quiet && isatty(2);
+	int plain = r->progress_mode && !strcmp(r->progress_mode, "plain");
+
+	r->progress = r->progress_asked && !plain && !r->quiet && isatty(2);
+	r->plain = r->progress_asked && plain && !r->quiet;
+	r->drawn_at = -1;
 	if (r->joblog_path) {
 		r->joblog = fopen(r->joblog_path, r->append ? "ae" : "we");
 		if (!r->joblog) {
@@ -118,45 +151,109 @@ static unsigned term_width(void)
 	return 80;
 }
 
+/* The figures of one progress line, as text. */
+struct figures {
+	char pct[8];     /* " 45%", or "" when the input's size is unknown */
+	double frac;     /* of the input done, 0 to 1; -1: unknown */
+	char rest[256];  /* "4,512 done, 3 failed | 812/s | 0:05 elapsed | ETA 0:06" */
+};
+
+static void figures_of(struct cli_report *r, const pexec_progress *p, struct figures *f)
+{
+	const pexec_stats *st = p->stats;
+	char done[32], rate[32], el[32], eta[32] = "";
+
+	count_text(st->ok + st->failed + p->skipped, done, sizeof(done));
+	count_text((uint64_t)(r->rate + 0.5), rate, sizeof(rate));
+	clock_text(p->elapsed, el, sizeof(el));
+	f->pct[0] = '\0';
+	f->frac = -1;
+	if (p->bytes_total > 0) {
+		uint64_t bytes = p->bytes_done < p->bytes_total ? p->bytes_done : p->bytes_total;
+		/* This run's share of what was left when it began, for the ETA. */
+		double left = (double)(p->bytes_total - r->first_bytes_done);
+		double ours = bytes > r->first_bytes_done ? (double)(bytes - r->first_bytes_done) : 0;
+
+		f->frac = (double)bytes / (double)p->bytes_total;
+		snprintf(f->pct, sizeof(f->pct), "%3.0f%%", f->frac * 100);
+		if (left > 0 && ours > 0)
+			clock_text(p->elapsed * (left - ours) / ours, eta + 4, sizeof(eta) - 4);
+		else
+			snprintf(eta + 4, sizeof(eta) - 4, "--:--");
+		memcpy(eta, "ETA ", 4);
+	}
+	snprintf(f->rest, sizeof(f->rest), "%s done, %" PRIu64 " failed | %s/s | %s elapsed%s%s",
+	         done, st->failed, rate, el, eta[0] ? " | " : "", eta);
+}
+
+/* The live line, `width` columns at most: "pexec:  45% [===>   ] rest", the
+ * bar filling what the text leaves; without it where that is too little. */
+static void live_line(const struct cli_report *r, const struct figures *f, unsigned width,
+                      char *line, size_t size)
+{
+	size_t head = strlen(r->prog) + 2 + strlen(f->pct), rest = strlen(f->rest);
+	long bar = (long)width - 1 - (long)head - 4 - (long)rest;
+	int n;
+
+	if (f->frac >= 0 && bar >= BAR_MIN && (size_t)bar + head + rest + 8 < size) {
+		long full = (long)(f->frac * (double)bar);
+		char *b;
+
+		n = snprintf(line, size, "%s: %s [", r->prog, f->pct);
+		b = line + n;
+		for (long i = 0; i < bar; i++)
+			b[i] = i < full ? '=' : i == full ? '>' : ' ';
+		snprintf(b + bar, size - (size_t)(b + bar - line), "] %s", f->rest);
+	} else if (f->frac >= 0) {
+		snprintf(line, size, "%s: %s | %s", r->prog, f->pct, f->rest);
+	} else {
+		snprintf(line, size, "%s: %s", r->prog, f->rest);
+	}
+	if (strlen(line) >= width)
+		line[width - 1] = '\0';
+}
+
 void cli_report_progress(void *ctx, const pexec_progress *p)
 {
 	struct cli_report *r = ctx;
-	const pexec_stats *st = p->stats;
-	uint64_t done = st->ok + st->failed + p->skipped;
-	char line[512], items[32], rate[32], el[32], eta[32];
+	uint64_t done = p->stats->ok + p->stats->failed + p->skipped;
 	double dt = p->elapsed - r->last_elapsed;
-	int n;
+	struct figures f;
+	char line[1024];
 
 	r->last = *p;
-	r->final = *st;
+	r->final = *p->stats;
 	r->last.stats = &r->final;
-	if (!r->progress || p->done)
+	if (!r->seen) {
+		r->seen = 1;
+		r->first_bytes_done = p->bytes_done;
+		r->last_done = done;
+	}
+	if (p->done || !(r->progress || r->plain))
 		return;
 	if (dt > 0) {
 		double now = (double)(done - r->last_done) / dt;
 		r->rate = r->rate > 0 ? 0.7 * r->rate + 0.3 * now : now;
+		r->last_done = done;
+		r->last_elapsed = p->elapsed;
 	}
-	r->last_done = done;
-	r->last_elapsed = p->elapsed;
-	count_text(done, items, sizeof(items));
-	count_text((uint64_t)(r->rate + 0.5), rate, sizeof(rate));
-	clock_text(p->elapsed, el, sizeof(el));
-	if (p->bytes_total > 0 && p->bytes_read > 0) {
-		double frac = (double)p->bytes_read / (double)p->bytes_total;
-		if (frac > 1)
-			frac = 1;
-		clock_text(frac > 0 ? p->elapsed * (1 - frac) / frac : 0, eta, sizeof(eta));
-		n = snprintf(line, sizeof(line),
-		             "%s: %3.0f%% | %s items | %s/s | %" PRIu64
-		             " failed | %s elapsed | ETA %s", r->prog,
-		             frac * 100, items, rate, st->failed, el, eta);
-	} else {
-		n = snprintf(line, sizeof(line),
-		             "%s: %s items | %s/s | %" PRIu64 " failed | %s elapsed", r->prog, items,
-		             rate, st->failed, el);
+	if (r->plain) {
+		if (p->elapsed - r->plain_at < PLAIN_S)
+			return;
+		r->plain_at = p->elapsed;
+		figures_of(r, p, &f);
+		if (f.frac >= 0)
+			fprintf(stderr, "%s: %s | %s\n", r->prog, f.pct, f.rest);
+		else
+			fprintf(stderr, "%s: %s\n", r->prog, f.rest);
+		fflush(stderr);
+		return;
 	}
-	if (n > 0 && (unsigned)n >= term_width())
-		line[term_width() - 1] = '\0';
+	if (r->drawn_at >= 0 && p->elapsed - r->drawn_at < REDRAW_S)
+		return;
+	r->drawn_at = p->elapsed;
+	figures_of(r, p, &f);
+	live_line(r, &f, term_width(), line, sizeof(line));
 	fprintf(stderr, "\r\033[K%s", line);
 	fflush(stderr);
 	r->drawn = 1;

@@ -1,6 +1,7 @@
 /*
  * report.h - what the pexec command tells a person about a run: failed
- * items, the live progress line, the job log and the summary.  Part of the
+ * items, the progress (a live line with a bar on a terminal, or plain lines),
+ * the job log and the summary.  Part of the
  * command, not of libpexec: it prints.
  */
 #ifndef PEXEC_CLI_REPORT_H
@@ -14,8 +15,10 @@ struct cli_report {
 	const char *prog;     /* the command's name, for messages */
 	int quiet;            /* -q: only errors that end the run */
 	int verbose;          /* --verbose: the summary on stderr */
-	int progress;         /* --progress, and stderr is a terminal */
+	int progress;         /* --progress, and stderr is a terminal: the live line */
+	int plain;            /* --progress=plain: a plain line every few seconds */
 	int progress_asked;   /* --progress (summary on stderr even without a terminal) */
+	const char *progress_mode; /* --progress=MODE: auto (the default) or plain */
 	FILE *joblog;         /* --joblog FILE */
 	const char *joblog_path;
 	const char *summary_path; /* --summary FILE */
@@ -25,10 +28,16 @@ struct cli_report {
 	double rate;          /* items per second, smoothed */
 	double last_elapsed;
 	uint64_t last_done;
+	double drawn_at;      /* when the live line was last drawn; -1: never */
+	double plain_at;      /* when the last plain line was printed */
+	uint64_t first_bytes_done; /* at the first call: a resumed run's head start */
+	int seen;             /* a progress call came */
 	pexec_progress last;  /* the final figures */
 	pexec_stats final;
 };
 
+/* Checks --progress=MODE; returns 0, or -1 with a message printed. */
+int cli_report_check_mode(struct cli_report *r);
 /* Opens what was asked for; returns 0, or -1 with a message printed. */
 int cli_report_open(struct cli_report *r);
 

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "pexec.h"
+#include "plugins.h"
+#include "suggest.h"
 #include "tools.h"
 
 #define CHECK_TIMEOUT_S 60
@@ -28,9 +30,11 @@
 struct check {
 	const char *spec;       /* the plugin */
 	const char *plugin_dir;
-	const char *sample;     /* SAMPLE.json, or NULL */
+	const char *sample;     /* SAMPLES.json, or NULL */
+	const char *must_fail;  /* --must-fail FILE: samples a hook must refuse, or NULL */
 	const char *config;     /* --config */
-	pexec_format format;    /* of the sample */
+	const char *format_name; /* --input-format */
+	pexec_format format;    /* of the samples */
 	FILE *out;              /* the report, in the child */
 	int failed;
 	int checks;
@@ -74,65 +78,104 @@ static void excerpt(char *out, size_t size, const char *data, size_t len)
 			*p = ' ';
 }
 
-/* Runs each sample item through the hooks, twice. */
-static void check_samples(struct check *c, pexec_instance *in)
+/* One sample that must succeed: through the hooks twice, the result one
+ * valid JSON value, the same bytes each time, and read back where it can be. */
+static void check_good(struct check *c, pexec_instance *in, uint64_t index, const char *data,
+                       size_t len, const char *in_text)
 {
-	pexec_splitter *s;
 	pexec_buf out, again;
+	pexec_error err;
+	char out_text[48];
+	unsigned long long i = (unsigned long long)index;
+	pexec_stage stage;
+	int rt;
+
+	pexec_buf_init(&out);
+	pexec_buf_init(&again);
+	stage = pexec_instance_map(in, data, len, &out, &err);
+	if (stage != PEXEC_STAGE_NONE) {
+		verdict(c, 0, "sample %llu: %s failed: %s", i, pexec_stage_str(stage), err.msg);
+	} else if (!valid_json(out.data, out.len)) {
+		excerpt(out_text, sizeof(out_text), out.data, out.len);
+		verdict(c, 0, "sample %llu: the result is not one valid JSON value: %s", i,
+		        out_text);
+	} else if (pexec_instance_map(in, data, len, &again, &err) != PEXEC_STAGE_NONE ||
+	           again.len != out.len || memcmp(again.data, out.data, out.len)) {
+		verdict(c, 0, "sample %llu: a second run gave other bytes (serialize must "
+		        "write a value the same way each time)", i);
+	} else if ((again.len = 0,
+	            rt = pexec_instance_rewrite(in, out.data, out.len, &again, &err)) < 0) {
+		verdict(c, 0, "sample %llu: the result does not round-trip: %s", i, err.msg);
+	} else {
+		excerpt(out_text, sizeof(out_text), out.data, out.len);
+		verdict(c, 1, "sample %llu: %s -> %s%s", i, in_text, out_text,
+		        rt ? " (reads back and writes the same)" : "");
+	}
+	pexec_buf_release(&out);
+	pexec_buf_release(&again);
+}
+
+/* One sample that must fail: a hook must refuse it with an error.  (A crash
+ * is never a pass: it takes the check process down, and is reported so.) */
+static void check_bad(struct check *c, pexec_instance *in, uint64_t index, const char *data,
+                      size_t len, const char *in_text)
+{
+	pexec_buf out;
+	pexec_error err;
+	char out_text[48];
+	unsigned long long i = (unsigned long long)index;
+	pexec_stage stage;
+
+	pexec_buf_init(&out);
+	stage = pexec_instance_map(in, data, len, &out, &err);
+	if (stage != PEXEC_STAGE_NONE) {
+		verdict(c, 1, "must-fail sample %llu: %s fails in %s: %s", i, in_text,
+		        pexec_stage_str(stage), err.msg);
+	} else {
+		excerpt(out_text, sizeof(out_text), out.data, out.len);
+		verdict(c, 0, "must-fail sample %llu: %s -> %s, but it must fail", i, in_text,
+		        out_text);
+	}
+	pexec_buf_release(&out);
+}
+
+/* Runs each item of the samples file `path` through the hooks; `bad`: the
+ * samples that must fail. */
+static void check_samples(struct check *c, pexec_instance *in, const char *path, int bad)
+{
+	const char *what = bad ? "must-fail samples" : "samples";
+	pexec_splitter *s;
 	pexec_error err;
 	const char *data;
 	size_t len;
 	uint64_t index = 0;
-	int fd = open(c->sample, O_RDONLY | O_CLOEXEC), rc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
 
 	if (fd < 0) {
-		verdict(c, 0, "read samples '%s': %s", c->sample, strerror(errno));
+		verdict(c, 0, "read %s '%s': %s", what, path, strerror(errno));
 		return;
 	}
-	s = pexec_splitter_open(fd, c->sample, c->format);
-	pexec_buf_init(&out);
-	pexec_buf_init(&again);
+	s = pexec_splitter_open(fd, path, c->format);
 	while (s && (rc = pexec_splitter_next(s, &data, &len, &err)) == 1) {
-		char in_text[48], out_text[48];
-		pexec_stage stage;
-		int rt;
+		char in_text[48];
 
 		excerpt(in_text, sizeof(in_text), data, len);
-		fprintf(c->out, "..    sample %llu: %s\n", (unsigned long long)index, in_text);
+		fprintf(c->out, "..    %ssample %llu: %s\n", bad ? "must-fail " : "",
+		        (unsigned long long)index, in_text);
 		fflush(c->out);
-		out.len = again.len = 0;
-		stage = pexec_instance_map(in, data, len, &out, &err);
-		if (stage != PEXEC_STAGE_NONE) {
-			verdict(c, 0, "sample %llu: %s failed: %s", (unsigned long long)index,
-			        pexec_stage_str(stage), err.msg);
-		} else if (!valid_json(out.data, out.len)) {
-			excerpt(out_text, sizeof(out_text), out.data, out.len);
-			verdict(c, 0, "sample %llu: the result is not one valid JSON value: %s",
-			        (unsigned long long)index, out_text);
-		} else if (pexec_instance_map(in, data, len, &again, &err) != PEXEC_STAGE_NONE ||
-		           again.len != out.len || memcmp(again.data, out.data, out.len)) {
-			verdict(c, 0, "sample %llu: a second run gave other bytes (serialize must "
-			        "write a value the same way each time)", (unsigned long long)index);
-		} else if ((again.len = 0, rt = pexec_instance_rewrite(in, out.data, out.len, &again,
-		                                                      &err)) < 0) {
-			verdict(c, 0, "sample %llu: the result does not round-trip: %s",
-			        (unsigned long long)index, err.msg);
-		} else {
-			excerpt(out_text, sizeof(out_text), out.data, out.len);
-			verdict(c, 1, "sample %llu: %s -> %s%s", (unsigned long long)index, in_text,
-			        out_text, rt ? " (reads back and writes the same)" : "");
-		}
+		if (bad)
+			check_bad(c, in, index, data, len, in_text);
+		else
+			check_good(c, in, index, data, len, in_text);
 		index++;
 	}
 	if (!s)
-		verdict(c, 0, "read samples '%s': out of memory", c->sample);
+		verdict(c, 0, "read %s '%s': out of memory", what, path);
 	else if (rc < 0)
-		verdict(c, 0, "read samples: %s", err.msg);
+		verdict(c, 0, "read %s: %s", what, err.msg);
 	else if (index == 0)
-		verdict(c, 0, "read samples '%s': no items", c->sample);
+		verdict(c, 0, "read %s '%s': no items", what, path);
 	pexec_splitter_free(s);
-	pexec_buf_release(&out);
-	pexec_buf_release(&again);
 	close(fd);
 }
 
@@ -149,7 +192,10 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 	fprintf(c->out, "..    load '%s'\n", c->spec);
 	fflush(c->out);
 	if (pexec_plugin_load(c->spec, c->plugin_dir, &plugin, &err)) {
-		fprintf(c->out, "FAIL  %s\n..    done\n", err.msg);
+		char hint[128];
+
+		fprintf(c->out, "FAIL  %s%s\n..    done\n", err.msg,
+		        cli_plugin_hint(c->plugin_dir, c->spec, hint, sizeof(hint)));
 		fflush(c->out);
 		_exit(2);
 	}
@@ -187,7 +233,9 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 		verdict(c, 1, "init%s%s", c->config ? " with --config " : "",
 		        c->config ? c->config : "");
 	if (c->sample)
-		check_samples(c, in);
+		check_samples(c, in, c->sample, 0);
+	if (c->must_fail)
+		check_samples(c, in, c->must_fail, 1);
 	if (d->fini)
 		fprintf(c->out, "..    fini\n");
 	fflush(c->out);
@@ -284,46 +332,115 @@ static int run_check(struct check *c, int info)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 3;
 }
 
-static int tool_usage(const char *tool)
+static const char check_usage[] =
+	"usage: pexec check PLUGIN [SAMPLES.json] [--must-fail FILE] [--config JSON]\n"
+	"                   [--input-format FMT]\n"
+	"\n"
+	"Loads PLUGIN in a throwaway process, checks its descriptor, and runs each\n"
+	"sample through its hooks: each item of SAMPLES.json must give one valid\n"
+	"JSON value, the same bytes each time; each item of --must-fail FILE must be\n"
+	"refused by a hook with an error (a crash never passes).\n"
+	"\n"
+	"      --must-fail FILE      samples that a hook must refuse\n"
+	"      --config JSON         configuration handed to the plugin's init\n"
+	"      --input-format FMT    the samples' format: json (default), ndjson,\n"
+	"                            lines or nul, as for a run\n"
+	"\n"
+	"Exit status: 0 every check passed, 1 some failed (or the plugin crashed),\n"
+	"2 usage error or a plugin that does not load, 3 system error.\n";
+
+/* The usage line on stderr (a usage error), or all of it on stdout (--help). */
+static int tool_usage(const char *tool, int help)
 {
+	FILE *f = help ? stdout : stderr;
+
 	if (!strcmp(tool, "info"))
-		fputs("usage: pexec info PLUGIN\n", stderr);
+		fputs("usage: pexec info PLUGIN\n", f);
+	else if (help)
+		fputs(check_usage, f);
 	else
-		fputs("usage: pexec check PLUGIN [SAMPLES.json] [--config JSON] "
-		      "[--input-format json|ndjson]\n", stderr);
-	return 2;
+		fprintf(f, "%.*s", (int)(strstr(check_usage, "\n\n") - check_usage + 1),
+		        check_usage);
+	return help ? 0 : 2;
+}
+
+/* The value of option argv[*i] (moving *i past it), or NULL with a message. */
+static const char *option_value(int argc, char **argv, int *i)
+{
+	if (*i + 1 < argc)
+		return argv[++*i];
+	fprintf(stderr, "pexec %s: option '%s' needs a value\n", argv[0], argv[*i]);
+	return NULL;
+}
+
+static int parse_sample_format(const char *name, pexec_format *out)
+{
+	static const char *const names[] = { "json", "ndjson", "lines", "nul" };
+	static const pexec_format formats[] = { PEXEC_FORMAT_JSON, PEXEC_FORMAT_NDJSON,
+		                                PEXEC_FORMAT_LINES, PEXEC_FORMAT_NUL };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(name, names[i])) {
+			*out = formats[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Where `pexec check`'s option `name` keeps its value; NULL: no such option. */
+static const char **check_option(struct check *c, const char *name)
+{
+	if (!strcmp(name, "--config"))
+		return &c->config;
+	if (!strcmp(name, "--must-fail"))
+		return &c->must_fail;
+	if (!strcmp(name, "--input-format"))
+		return &c->format_name;
+	return NULL;
+}
+
+static int parse_tool_args(struct check *c, int info, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], **value = info ? NULL : check_option(c, a);
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			return tool_usage(argv[0], 1);
+		if (value) {
+			if (!(*value = option_value(argc, argv, &i)))
+				return tool_usage(argv[0], 0);
+		} else if (a[0] == '-' && a[1]) {
+			static const char *const known[] = { "--config", "--must-fail",
+				                             "--input-format", "--help" };
+			const char *near = info ? cli_closest(a, known + 3, 1)
+			                        : cli_closest(a, known, 4);
+
+			fprintf(stderr, "pexec %s: unknown option '%s'%s%s%s\n", argv[0], a,
+			        near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+			return tool_usage(argv[0], 0);
+		} else if (!c->spec) {
+			c->spec = a;
+		} else if (!c->sample && !info) {
+			c->sample = a;
+		} else {
+			fprintf(stderr, "pexec %s: unexpected argument '%s'\n", argv[0], a);
+			return tool_usage(argv[0], 0);
+		}
+	}
+	if (c->format_name && parse_sample_format(c->format_name, &c->format)) {
+		fprintf(stderr, "pexec %s: invalid --input-format '%s': expected json, ndjson, "
+		        "lines or nul\n", argv[0], c->format_name);
+		return tool_usage(argv[0], 0);
+	}
+	return c->spec ? -1 : tool_usage(argv[0], 0);
 }
 
 int cli_tool(const char *plugin_dir, int argc, char **argv)
 {
 	struct check c = { .plugin_dir = plugin_dir };
 	int info = !strcmp(argv[0], "info");
+	int status = parse_tool_args(&c, info, argc, argv);
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--config") && i + 1 < argc && !info) {
-			c.config = argv[++i];
-		} else if (!strcmp(argv[i], "--input-format") && i + 1 < argc && !info) {
-			const char *f = argv[++i];
-			if (!strcmp(f, "ndjson"))
-				c.format = PEXEC_FORMAT_NDJSON;
-			else if (strcmp(f, "json"))
-				return tool_usage(argv[0]);
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			tool_usage(argv[0]);
-			return 0;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "pexec %s: unknown option '%s'\n", argv[0], argv[i]);
-			return tool_usage(argv[0]);
-		} else if (!c.spec) {
-			c.spec = argv[i];
-		} else if (!c.sample && !info) {
-			c.sample = argv[i];
-		} else {
-			fprintf(stderr, "pexec %s: unexpected argument '%s'\n", argv[0], argv[i]);
-			return tool_usage(argv[0]);
-		}
-	}
-	if (!c.spec)
-		return tool_usage(argv[0]);
-	return run_check(&c, info);
+	return status >= 0 ? status : run_check(&c, info);
 }

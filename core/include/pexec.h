@@ -3,8 +3,8 @@
  *
  * Two levels:
  *  - pexec_job_run(): what the pexec command does, as one call: load a plugin,
- *    split a JSON or NDJSON input into items, run them on a pool of forked
- *    workers, write the results.
+ *    split its input files (JSON, NDJSON or text) into items, run them on a
+ *    pool of forked workers, write the results.
  *  - pexec_run(): the pool alone, over items the caller supplies through a
  *    source callback, with results handed back through a sink callback.
  *
@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define PEXEC_VERSION "0.1.0"
+#define PEXEC_VERSION "0.2.0"
 
 /* Result codes: one table makes the enum and the strings.  Codes only grow at
  * the end. */
@@ -242,11 +242,22 @@ pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
  * limited by a cgroup CPU quota when there is one.  At least 1. */
 unsigned pexec_cpu_count(void);
 
+/* Appended in 0.2: the physical cores the CPUs this process may use sit on
+ * (hyper-threads of one core count once), read from the sysfs CPU topology,
+ * and limited by a cgroup CPU quota as pexec_cpu_count() is; 0 when the
+ * topology cannot be read. */
+unsigned pexec_cpu_cores(void);
+
 /* ---- whole jobs: what the pexec command runs ---- */
 
 typedef enum pexec_format {
 	PEXEC_FORMAT_JSON = 0, /* one top-level array; its elements are the items */
 	PEXEC_FORMAT_NDJSON,   /* one JSON value per line */
+	/* Appended in 0.2, for input only: plain text items, each handed on as
+	 * a JSON string of its bytes, which must be UTF-8. */
+	PEXEC_FORMAT_LINES,    /* one item per line, without its newline and a CR
+	                        * before it; an empty line is "" */
+	PEXEC_FORMAT_NUL,      /* items separated by NUL bytes (find -print0) */
 } pexec_format;
 
 /* pexec_run()'s contract, with a context: the engine under a job. */
@@ -291,6 +302,14 @@ typedef struct pexec_job {
 	 * (--retry-failed runs a second pass). */
 	pexec_engine_fn engine;
 	void *engine_ctx;
+	/* Several inputs, read in turn as one stream of items into one output
+	 * (item indexes run on across them); when ninputs > 0 they replace
+	 * `input`.  Each is a path, or "-" for standard input (once), and each
+	 * is a whole input of input_format on its own (for JSON, an array
+	 * each).  A malformed one is named in the message; --resume checks
+	 * them all. */
+	const char *const *inputs;
+	size_t ninputs;
 } pexec_job;
 
 /* Where a job stands, for progress displays. */
@@ -301,6 +320,12 @@ typedef struct pexec_progress {
 	uint64_t skipped;          /* items taken from a resumed run's journal */
 	double elapsed;            /* seconds since the run began */
 	int done;                  /* the last call */
+	/* Appended in 0.2: the bytes of the input whose items are complete,
+	 * resumed ones included (bytes_read also counts the items in flight).
+	 * Exact where the job last noted its reading (each call) and as if
+	 * items were of one size between; with unordered output, what the done
+	 * items would span were they the first ones. */
+	uint64_t bytes_done;
 } pexec_progress;
 
 /* Runs a whole job: loads its plugin, splits its input into items, runs them
@@ -322,7 +347,8 @@ int pexec_json_check(const char *text, size_t len, pexec_error *err);
 
 /* The input splitter: cuts a JSON array or an NDJSON stream read from `fd`
  * into items, checking the syntax (RFC 8259, UTF-8) as it goes, in bounded
- * memory.  `name` is how messages call the input.  NULL when out of memory.
+ * memory; or lines or NUL-separated text, each item then a JSON string
+ * (PEXEC_FORMAT_LINES, PEXEC_FORMAT_NUL).  `name` is how messages call the input.  NULL when out of memory.
  * pexec_splitter_next has pexec_next_fn's contract, so a splitter can be a
  * pexec_run() source as it is: 1 and the item's exact bytes (valid until the
  * next call), 0 at the clean end, -PEXEC_EINPUT with "malformed input 'NAME'

@@ -1,10 +1,15 @@
 /*
- * cpus.c - how many CPUs this process may actually use.
+ * cpus.c - how many CPUs this process may actually use, and on how many
+ * physical cores they sit.
  *
  * The machine's total is the wrong default inside a container or under
  * taskset: the affinity mask bounds it, and a cgroup CPU quota (cgroup v2
  * cpu.max, v1 cpu.cfs_quota_us) bounds it further, at every level up the
  * hierarchy.
+ *
+ * Cores come from sysfs: each CPU's topology lists the hardware threads of
+ * its core, and the lowest of them names the core, so two hyper-threads of
+ * one core count once.
  */
 #include <sched.h>
 #include <stdio.h>
@@ -12,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "pexec.h"
 
 static unsigned affinity_count(void)
@@ -23,6 +29,48 @@ static unsigned affinity_count(void)
 		return (unsigned)CPU_COUNT(&set);
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
+}
+
+/* The lowest CPU of cpu's core (the first number of its sibling list), or
+ * -1 when the topology cannot be read. */
+static long core_of(const char *root, int cpu)
+{
+	static const char *const files[] = { "core_cpus_list", "thread_siblings_list" };
+	char path[4200];
+	long first = -1;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && first < 0; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/cpu%d/topology/%s", root, cpu, files[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%ld", &first) != 1 || first < 0 || first >= CPU_SETSIZE)
+			first = -1;
+		fclose(f);
+	}
+	return first;
+}
+
+unsigned pexec__cpu_cores_at(const char *root, const cpu_set_t *set)
+{
+	cpu_set_t cores;
+	int n = CPU_COUNT(set);
+
+	CPU_ZERO(&cores);
+	for (int cpu = 0; cpu < CPU_SETSIZE && n > 0; cpu++) {
+		long core;
+
+		if (!CPU_ISSET(cpu, set))
+			continue;
+		n--;
+		core = core_of(root, cpu);
+		if (core < 0)
+			return 0;
+		CPU_SET((int)core, &cores);
+	}
+	return (unsigned)CPU_COUNT(&cores);
 }
 
 /* CPUs allowed by a quota/period pair, rounded up; 0 when unlimited. */
@@ -137,4 +185,18 @@ unsigned pexec_cpu_count(void)
 	if (quota && quota < n)
 		n = quota;
 	return n ? n : 1;
+}
+
+unsigned pexec_cpu_cores(void)
+{
+	cpu_set_t set;
+	unsigned n, quota;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) == 0)
+		return 0;
+	n = pexec__cpu_cores_at("/sys/devices/system/cpu", &set);
+	quota = cgroup_limit();
+	if (n && quota && quota < n)
+		n = quota;
+	return n;
 }

@@ -1,8 +1,8 @@
 /*
  * fuzz_split.c - libFuzzer harness for the input splitter (split.h).
  *
- * Every input is split in both formats, JSON and NDJSON, and each item is
- * consumed until the end or an error, checking the splitter's contract:
+ * Every input is split in every format (JSON, NDJSON, and the text formats
+ * below), and each item is consumed until the end or an error, checking the splitter's contract:
  *  - an item is non-empty, lies inside the input, starts after the previous
  *    one ended, and has no surrounding whitespace;
  *  - the end is sticky (0 again), an error is sticky (the same code and the
@@ -15,6 +15,11 @@
  * is cut by a refill at some point; the items and the outcome must be the
  * same as from memory.  That is the scanner's suspend/resume path, which a
  * split from memory only reaches at the very end.
+ *
+ * The text formats (one item per line, NUL-separated; split_text.c) hand
+ * out quoted copies rather than spans of the input: there each item must be
+ * one valid JSON string, there are no more items than separators plus one,
+ * the same error rules hold, and the short reads give the same items.
  *
  * Built by `make fuzz` (see the Makefile), with -Wl,--wrap=read.
  */
@@ -171,6 +176,73 @@ static void split_fd(const uint8_t *data, size_t size, pexec_format format, size
 	pexec__split_free(s);
 }
 
+/* The items of a text split, copied out (they live in the splitter). */
+struct text_outcome {
+	char *bytes;
+	size_t len, n;
+	int code;
+	pexec_error err;
+};
+
+static void split_text(pexec__splitter *s, const uint8_t *data, size_t size,
+                       pexec_format format, struct text_outcome *o)
+{
+	const char delim = format == PEXEC_FORMAT_LINES ? '\n' : '\0';
+	const char *item;
+	size_t len, seps = 0;
+	int r;
+
+	for (size_t i = 0; i < size; i++)
+		seps += data[i] == (uint8_t)delim;
+	memset(o, 0, sizeof(*o));
+	CHECK(s != NULL);
+	while ((r = pexec__split_next(s, &item, &len, &o->err)) == 1) {
+		pexec_error e;
+
+		CHECK(len >= 2 && item[0] == '"' && item[len - 1] == '"');
+		CHECK(pexec_json_check(item, len, &e) == 0);
+		CHECK(memchr(item, '\n', len) == NULL);
+		o->bytes = realloc(o->bytes, o->len + len + 1);
+		CHECK(o->bytes != NULL);
+		memcpy(o->bytes + o->len, item, len);
+		o->len += len;
+		o->bytes[o->len++] = '\n';
+		o->n++;
+		CHECK(o->n <= seps + 1);
+	}
+	o->code = r;
+	if (r == 0) {
+		CHECK(pexec__split_next(s, &item, &len, NULL) == 0);
+	} else {
+		pexec_error again;
+
+		check_message(o->err.msg, data, size, r);
+		CHECK(pexec__split_next(s, &item, &len, &again) == r);
+		CHECK(strcmp(again.msg, o->err.msg) == 0);
+	}
+	CHECK(pexec__split_offset(s) <= size);
+	pexec__split_free(s);
+}
+
+static void fuzz_text(const uint8_t *data, size_t size, pexec_format format, size_t chunk)
+{
+	struct text_outcome mem, fd;
+
+	split_text(pexec__split_mem((const char *)data, size, "fuzz", format), data, size, format,
+	           &mem);
+	src = data;
+	src_len = size;
+	src_pos = 0;
+	short_len = chunk;
+	split_text(pexec__split_fd(FAKE_FD, "fuzz", format), data, size, format, &fd);
+	CHECK(fd.code == mem.code && fd.n == mem.n && fd.len == mem.len);
+	CHECK(fd.len == 0 || memcmp(fd.bytes, mem.bytes, fd.len) == 0);
+	if (fd.code < 0)
+		CHECK(strcmp(fd.err.msg, mem.err.msg) == 0);
+	free(mem.bytes);
+	free(fd.bytes);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -186,5 +258,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		split_fd(data, size, formats[i], chunk, &o);
 		free(o.items);
 	}
+	fuzz_text(data, size, PEXEC_FORMAT_LINES, chunk);
+	fuzz_text(data, size, PEXEC_FORMAT_NUL, chunk);
 	return 0;
 }

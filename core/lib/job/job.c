@@ -16,8 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "inputs.h"
 #include "journal.h"
 #include "output.h"
+#include "progress.h"
 #include "split/split.h"
 #include "util.h"
 #include "item.h"
@@ -30,16 +32,16 @@ struct job_ctx {
 	const pexec_job *job;
 	pexec_engine_fn run; /* the engine: pexec_run() or the job's own */
 	void *run_ctx;
-	const char *input_name;
-	pexec__splitter *split;
+	pexec_loaded_plugin *plugin;
+	struct pexec__inputs in;
+	int in_open;
 	struct pexec__writer out;
 	int out_open;
 	int errors_fd;       /* --errors FILE, or -1 */
 	pexec_buf record;
-	uint64_t in_size;    /* of a regular input file; 0: unknown */
-	struct timespec in_mtime;
 	uint64_t t0;
 	pexec_stats *stats;
+	struct pexec__marks marks; /* for pexec_progress.bytes_done */
 
 	/* The resume journal (with an output file and a regular input). */
 	int journaling;
@@ -52,7 +54,7 @@ struct job_ctx {
 	uint64_t last_checkpoint;
 
 	/* --retry-failed: the failed items, and their new results. */
-	const uint64_t *only;
+	uint64_t *only;
 	size_t nonly, only_at;
 	uint64_t read_index; /* index of the next item the splitter yields */
 	pexec_buf *retried;  /* one result (or NULL) per failed item */
@@ -63,10 +65,10 @@ static int job_next(void *ctx, const char **data, size_t *len, pexec_error *err)
 	struct job_ctx *j = ctx;
 
 	if (!j->only)
-		return pexec__split_next(j->split, data, len, err);
+		return pexec__inputs_next(&j->in, data, len, err);
 	/* Retrying: only the failed items go out. */
 	while (j->only_at < j->nonly) {
-		int rc = pexec__split_next(j->split, data, len, err);
+		int rc = pexec__inputs_next(&j->in, data, len, err);
 		if (rc <= 0)
 			return rc;
 		if (j->read_index++ == j->only[j->only_at]) {
@@ -177,16 +179,28 @@ static int job_batch(void *ctx, uint64_t first, uint32_t count, const struct iov
 	return rc ? -(int)rc : 0;
 }
 
+/* Where the job stands, for its on_progress. */
+static pexec_progress progress_now(struct job_ctx *j, const pexec_stats *stats, int done)
+{
+	pexec_progress pr = {
+		.stats = stats,
+		.bytes_read = j->in_open ? pexec__inputs_offset(&j->in) : 0,
+		.bytes_total = j->in_open ? pexec__inputs_total(&j->in) : 0,
+		.skipped = j->base,
+		.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
+		.done = done,
+	};
+
+	pexec__marks_add(&j->marks, stats->items, pr.bytes_read);
+	pr.bytes_done = pexec__marks_done(&j->marks, stats->ok + stats->failed, stats->items,
+	                                  pr.bytes_read);
+	return pr;
+}
+
 static void job_tick(void *ctx, const pexec_stats *stats)
 {
 	struct job_ctx *j = ctx;
-	pexec_progress pr = {
-		.stats = stats,
-		.bytes_read = j->split ? pexec__split_offset(j->split) : 0,
-		.bytes_total = j->in_size,
-		.skipped = j->base,
-		.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
-	};
+	pexec_progress pr = progress_now(j, stats, 0);
 
 	j->job->on_progress(j->job->on_progress_ctx, &pr);
 }
@@ -207,30 +221,6 @@ static pexec_code check_config(const char *config, pexec_error *err)
 	return PEXEC_OK;
 }
 
-static pexec_code open_input(struct job_ctx *j, const char *path, int *fd, pexec_error *err)
-{
-	struct stat st;
-
-	if (!path || !strcmp(path, "-")) {
-		*fd = 0;
-		return PEXEC_OK;
-	}
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0)
-		return pexec__fail(err, PEXEC_EINPUT, "cannot open input '%s': %s", path,
-		                   strerror(errno));
-	if (fstat(*fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		close(*fd);
-		*fd = -1;
-		return pexec__fail(err, PEXEC_EINPUT, "cannot read input '%s': is a directory", path);
-	}
-	if (S_ISREG(st.st_mode)) {
-		j->in_size = (uint64_t)st.st_size;
-		j->in_mtime = st.st_mtim;
-	}
-	return PEXEC_OK;
-}
-
 /* Hashes a whole file (the plugin: a rebuilt plugin is another plugin). */
 static uint64_t hash_file(const char *path)
 {
@@ -247,15 +237,47 @@ static uint64_t hash_file(const char *path)
 	return h;
 }
 
-/* What identifies a run for --resume: everything that shapes its output. */
-static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plugin, uint64_t in_size,
-                            const struct timespec *in_mtime)
+/* A format as the journal names it. */
+static const char *format_name(pexec_format format)
+{
+	switch (format) {
+	case PEXEC_FORMAT_NDJSON:
+		return "ndjson";
+	case PEXEC_FORMAT_LINES:
+		return "lines";
+	case PEXEC_FORMAT_NUL:
+		return "nul";
+	default:
+		return "json";
+	}
+}
+
+/* One input file as the journal knows it. */
+static cJSON *input_record(const struct pexec__input_file *f, pexec_format format)
+{
+	cJSON *in = cJSON_CreateObject();
+	char stamp[48];
+
+	if (!in)
+		return NULL;
+	cJSON_AddStringToObject(in, "path", f->path);
+	cJSON_AddNumberToObject(in, "size", (double)f->size);
+	snprintf(stamp, sizeof(stamp), "%lld.%09ld", (long long)f->mtime.tv_sec, f->mtime.tv_nsec);
+	cJSON_AddStringToObject(in, "mtime", stamp);
+	cJSON_AddStringToObject(in, "format", format_name(format));
+	return in;
+}
+
+/* What identifies a run for --resume: everything that shapes its output.
+ * The input is one record, or, for several files, an array of them. */
+static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plugin,
+                            const struct pexec__inputs *inputs)
 {
 	const pexec_descriptor *d = pexec_plugin_descriptor(plugin);
-	cJSON *h = cJSON_CreateObject(), *pl = cJSON_CreateObject(), *in = cJSON_CreateObject();
+	cJSON *h = cJSON_CreateObject(), *pl = cJSON_CreateObject(), *in = NULL;
 	char hex[24], *text = NULL;
 
-	if (!h || !pl || !in)
+	if (!h || !pl)
 		goto out;
 	cJSON_AddNumberToObject(h, "pexec_journal", 1);
 	cJSON_AddStringToObject(pl, "name", d->name);
@@ -268,22 +290,21 @@ static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plu
 		cJSON_AddStringToObject(h, "config", job->opts.config);
 	else
 		cJSON_AddNullToObject(h, "config");
-	cJSON_AddStringToObject(in, "path", job->input);
-	cJSON_AddNumberToObject(in, "size", (double)in_size);
-	snprintf(hex, sizeof(hex), "%lld.%09ld", (long long)in_mtime->tv_sec, in_mtime->tv_nsec);
-	cJSON_AddStringToObject(in, "mtime", hex);
-	cJSON_AddStringToObject(in, "format",
-	                        job->input_format == PEXEC_FORMAT_NDJSON ? "ndjson" : "json");
+	if (inputs->n == 1) {
+		in = input_record(&inputs->files[0], job->input_format);
+	} else if ((in = cJSON_CreateArray())) {
+		for (size_t i = 0; i < inputs->n; i++)
+			cJSON_AddItemToArray(in, input_record(&inputs->files[i], job->input_format));
+	}
+	if (!in)
+		goto out;
 	cJSON_AddItemToObject(h, "input", in);
-	in = NULL;
-	cJSON_AddStringToObject(h, "output_format",
-	                        job->output_format == PEXEC_FORMAT_NDJSON ? "ndjson" : "json");
+	cJSON_AddStringToObject(h, "output_format", format_name(job->output_format));
 	cJSON_AddBoolToObject(h, "drop_null", job->drop_null);
 	text = cJSON_PrintUnformatted(h);
 out:
 	cJSON_Delete(h);
 	cJSON_Delete(pl);
-	cJSON_Delete(in);
 	return text;
 }
 
@@ -324,7 +345,7 @@ static pexec_code skip_done(struct job_ctx *j, uint64_t n, uint64_t want_hash, p
 	uint64_t h = 0;
 
 	for (uint64_t i = 0; i < n; i++) {
-		int rc = pexec__split_next(j->split, &data, &len, err);
+		int rc = pexec__inputs_next(&j->in, &data, &len, err);
 		if (rc < 0)
 			return (pexec_code)-rc;
 		if (rc == 0)
@@ -347,7 +368,7 @@ static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded_pl
                                         pexec_error *err)
 {
 	const pexec_job *job = j->job;
-	char *header = journal_header(job, plugin, j->in_size, &j->in_mtime);
+	char *header = journal_header(job, plugin, &j->in);
 	struct stat st;
 	pexec_code rc;
 
@@ -390,70 +411,92 @@ static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded_pl
 	return rc;
 }
 
-/* --retry-failed over a finished run: recompute its failed items, then write
- * the output again with their new results in their places. */
-static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded_plugin *plugin, pexec_error *err)
+/* --retry-failed, first step: the failed items to run again, taken from
+ * the journal (whose list the merge rewrites).  j->only stays NULL when
+ * there are none. */
+static pexec_code retry_begin(struct job_ctx *j, pexec_error *err)
 {
-	const pexec_job *job = j->job;
-	struct pexec__journal *jr = &j->journal;
-	pexec__splitter *old = NULL;
-	struct pexec__writer w;
-	pexec_opts opts = job->opts;
-	uint64_t failed_again = 0, merged = 0, *failed = NULL;
-	char *header = NULL;
-	int old_fd = -1, w_open = 0;
-	pexec_code rc;
+	const struct pexec__journal *jr = &j->journal;
 
-	if (job->drop_null)
+	if (j->job->drop_null)
 		return pexec__fail(err, PEXEC_EUSAGE,
 		                   "--retry-failed cannot work with --drop-null: the output no longer "
 		                   "holds every item in its place");
 	if (jr->nfailed == 0)
 		return PEXEC_OK;
-	/* The list outlives the journal it came from, which is rewritten. */
-	failed = malloc(jr->nfailed * sizeof(*failed));
+	j->only = malloc(jr->nfailed * sizeof(*j->only));
 	j->retried = calloc(jr->nfailed, sizeof(*j->retried));
-	if (!failed || !j->retried) {
-		free(failed);
+	if (!j->only || !j->retried) {
+		free(j->only);
 		free(j->retried);
+		j->only = NULL;
 		j->retried = NULL;
 		return pexec__fail(err, PEXEC_ESYS, "out of memory");
 	}
-	memcpy(failed, jr->failed, jr->nfailed * sizeof(*failed));
+	memcpy(j->only, jr->failed, jr->nfailed * sizeof(*j->only));
 	for (size_t i = 0; i < jr->nfailed; i++)
 		pexec__buf_init(&j->retried[i]);
-	j->only = failed;
 	j->nonly = jr->nfailed;
 	j->only_at = 0;
 	j->read_index = 0;
-	opts.result_input = 1;
-	rc = j->run(j->run_ctx, plugin, &opts, job_next, j, job_sink, j, j->stats, err);
-	if (rc != PEXEC_OK && rc != PEXEC_EITEM)
-		goto out;
+	return PEXEC_OK;
+}
 
-	/* The merge: the old output, item by item, with the new results in. */
-	old_fd = open(job->output, O_RDONLY | O_CLOEXEC);
-	if (old_fd < 0) {
-		rc = pexec__fail(err, PEXEC_EUSAGE, "cannot retry: cannot read '%s': %s",
-		                 job->output, strerror(errno));
-		goto out;
-	}
-	old = pexec__split_fd(old_fd, job->output, job->output_format);
-	rc = old ? pexec__writer_open_partial(&w, job->output, j->partial_path, 0, 0, 0,
-	                                      job->output_format, 0, err)
-	         : pexec__fail(err, PEXEC_ESYS, "out of memory");
-	if (rc)
-		goto out;
-	w_open = 1;
-	pexec__journal_release(jr);
-	header = journal_header(job, plugin, j->in_size, &j->in_mtime);
-	rc = header ? pexec__journal_open(jr, j->journal_path, header, 0, err)
+static void retry_end(struct job_ctx *j)
+{
+	for (size_t i = 0; j->retried && i < j->nonly; i++)
+		pexec__buf_release(&j->retried[i]);
+	free(j->retried);
+	free(j->only);
+	j->retried = NULL;
+	j->only = NULL;
+}
+
+/* The old output read back, and the new one written through the partial
+ * file, with the failed items' new results in their places. */
+struct merge {
+	int old_fd;
+	pexec__splitter *old;
+	struct pexec__writer w;
+	int w_open;
+	char *header;
+	uint64_t merged;       /* items written */
+	uint64_t failed_again;
+};
+
+static pexec_code merge_open(struct job_ctx *j, struct merge *m, pexec_error *err)
+{
+	const pexec_job *job = j->job;
+	pexec_code rc;
+
+	m->old_fd = open(job->output, O_RDONLY | O_CLOEXEC);
+	if (m->old_fd < 0)
+		return pexec__fail(err, PEXEC_EUSAGE, "cannot retry: cannot read '%s': %s",
+		                   job->output, strerror(errno));
+	m->old = pexec__split_fd(m->old_fd, job->output, job->output_format);
+	rc = m->old ? pexec__writer_open_partial(&m->w, job->output, j->partial_path, 0, 0, 0,
+	                                         job->output_format, 0, err)
 	            : pexec__fail(err, PEXEC_ESYS, "out of memory");
-	for (uint64_t k = 0; !rc; merged++) {
+	if (rc)
+		return rc;
+	m->w_open = 1;
+	pexec__journal_release(&j->journal);
+	m->header = journal_header(job, j->plugin, &j->in);
+	return m->header ? pexec__journal_open(&j->journal, j->journal_path, m->header, 0, err)
+	                 : pexec__fail(err, PEXEC_ESYS, "out of memory");
+}
+
+/* Copies the old output item by item; a failed item that failed again is
+ * noted in the new journal. */
+static pexec_code merge_items(struct job_ctx *j, struct merge *m, pexec_error *err)
+{
+	pexec_code rc = PEXEC_OK;
+
+	for (uint64_t k = 0; !rc; m->merged++) {
 		const char *data;
 		size_t len;
-		uint64_t i = merged;
-		int got = pexec__split_next(old, &data, &len, err);
+		uint64_t i = m->merged;
+		int got = pexec__split_next(m->old, &data, &len, err);
 
 		if (got < 0) {
 			rc = (pexec_code)-got;
@@ -466,41 +509,73 @@ static pexec_code retry_failed(struct job_ctx *j, const pexec_loaded_plugin *plu
 				data = j->retried[k].data;
 				len = j->retried[k].len;
 			} else {
-				failed_again++;
-				pexec__journal_failed(jr, i);
+				m->failed_again++;
+				pexec__journal_failed(&j->journal, i);
 			}
 			k++;
 		}
-		rc = pexec__writer_put(&w, data, len, err);
+		rc = pexec__writer_put(&m->w, data, len, err);
 	}
+	return rc;
+}
+
+/* Puts the merged output in place, and keeps the journal (complete) while
+ * items still fail, or removes it. */
+static pexec_code merge_finish(struct job_ctx *j, struct merge *m, pexec_code rc,
+                               pexec_error *err)
+{
+	struct pexec__journal *jr = &j->journal;
+
+	if (!m->w_open)
+		return rc;
 	if (!rc)
-		rc = pexec__writer_sync(&w, err);
-	if (!rc && failed_again)
-		rc = pexec__journal_checkpoint(jr, merged, w.count, w.bytes, 0, err);
+		rc = pexec__writer_sync(&m->w, err);
+	if (!rc && m->failed_again)
+		rc = pexec__journal_checkpoint(jr, m->merged, m->w.count, m->w.bytes, 0, err);
 	if (!rc)
-		rc = pexec__writer_finish(&w, err);
+		rc = pexec__writer_finish(&m->w, err);
 	else
-		pexec__writer_abort(&w);
-	w_open = 0;
-	if (!rc && failed_again)
-		rc = pexec__journal_complete(jr, merged, err);
+		pexec__writer_abort(&m->w);
+	m->w_open = 0;
+	if (!rc && m->failed_again)
+		rc = pexec__journal_complete(jr, m->merged, err);
 	else if (!rc)
 		unlink(j->journal_path);
-	if (!rc && failed_again)
+	if (!rc && m->failed_again)
 		rc = PEXEC_EITEM;
-out:
-	if (w_open)
-		pexec__writer_abort(&w);
-	pexec__split_free(old);
-	if (old_fd >= 0)
-		close(old_fd);
-	free(header);
-	for (size_t i = 0; j->retried && i < j->nonly; i++)
-		pexec__buf_release(&j->retried[i]);
-	free(j->retried);
-	free(failed);
-	j->retried = NULL;
-	j->only = NULL;
+	return rc;
+}
+
+static void merge_release(struct merge *m)
+{
+	if (m->w_open)
+		pexec__writer_abort(&m->w);
+	pexec__split_free(m->old);
+	if (m->old_fd >= 0)
+		close(m->old_fd);
+	free(m->header);
+}
+
+/* --retry-failed over a finished run: recompute its failed items, then write
+ * the output again with their new results in their places. */
+static pexec_code retry_failed(struct job_ctx *j, pexec_error *err)
+{
+	struct merge m = { .old_fd = -1 };
+	pexec_opts opts = j->job->opts;
+	pexec_code rc = retry_begin(j, err);
+
+	if (rc || !j->only)
+		return rc;
+	opts.result_input = 1;
+	rc = j->run(j->run_ctx, j->plugin, &opts, job_next, j, job_sink, j, j->stats, err);
+	if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
+		rc = merge_open(j, &m, err);
+		if (!rc)
+			rc = merge_items(j, &m, err);
+		rc = merge_finish(j, &m, rc, err);
+	}
+	merge_release(&m);
+	retry_end(j);
 	return rc;
 }
 
@@ -551,182 +626,229 @@ static pexec_code local_run(void *ctx, const pexec_loaded_plugin *plugin, const 
 	return pexec_run(plugin, opts, next, next_ctx, sink, sink_ctx, stats, err);
 }
 
-pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err)
+/* Whether one of the job's inputs is standard input. */
+static int reads_stdin(const pexec_job *job)
 {
-	struct job_ctx j = {
-		.job = job, .errors_fd = -1, .run = job->engine ? job->engine : local_run,
-		.run_ctx = job->engine_ctx,
-	};
-	pexec_loaded_plugin *plugin = NULL;
-	pexec_stats local;
-	pexec_opts opts = job->opts;
-	const char *name = job->input && strcmp(job->input, "-") ? job->input : "<stdin>";
-	int in_fd = -1;
+	if (job->ninputs == 0)
+		return !job->input || !strcmp(job->input, "-");
+	for (size_t i = 0; i < job->ninputs; i++)
+		if (!job->inputs[i] || !strcmp(job->inputs[i], "-"))
+			return 1;
+	return 0;
+}
+
+/* What no run can start with: a bad --config, or options that do not go
+ * together. */
+static pexec_code check_job(const pexec_job *job, pexec_error *err)
+{
+	pexec_code rc = check_config(job->opts.config, err);
+
+	if (rc)
+		return rc;
+	if ((job->resume || job->retry_failed) && (!job->output || reads_stdin(job)))
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "--resume needs an input file and -o FILE (a run that read "
+		                   "standard input cannot be continued)");
+	if (job->resume && job->opts.reduce)
+		return pexec__fail(err, PEXEC_EUSAGE, "--resume cannot continue a --reduce run");
+	if (job->resume && job->opts.unordered)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "--resume needs ordered output: an --unordered run keeps no journal");
+	if (job->retry_failed && job->drop_null)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "--retry-failed cannot work with --drop-null: the output does not "
+		                   "hold every item in its place");
+	if (job->retry_failed && !job->resume)
+		return pexec__fail(err, PEXEC_EUSAGE, "--retry-failed goes with --resume");
+	if (job->output_format != PEXEC_FORMAT_JSON && job->output_format != PEXEC_FORMAT_NDJSON)
+		return pexec__fail(err, PEXEC_EUSAGE, "the output format must be json or ndjson");
+	return PEXEC_OK;
+}
+
+/* The plugin, the input files, and the --errors file. */
+static pexec_code open_job(struct job_ctx *j, pexec_error *err)
+{
+	const pexec_job *job = j->job;
+	pexec_code rc = pexec_plugin_load(job->plugin, job->plugin_dir, &j->plugin, err);
+
+	if (rc)
+		return rc;
+	j->in_open = 1;
+	rc = pexec__inputs_open(&j->in, job->input, job->inputs, job->ninputs,
+	                        job->input_format, err);
+	if (rc)
+		return rc;
+	if (job->errors) {
+		j->errors_fd = open(job->errors, O_WRONLY | O_CREAT | O_CLOEXEC |
+		                    (job->resume ? O_APPEND : O_TRUNC), 0666);
+		if (j->errors_fd < 0)
+			return pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", job->errors,
+			                   strerror(errno));
+	}
+	return PEXEC_OK;
+}
+
+/* The output: through the journal and the partial file (an output file and
+ * an input file, in order), or straight. */
+static pexec_code open_output(struct job_ctx *j, pexec_error *err)
+{
+	const pexec_job *job = j->job;
 	pexec_code rc;
 
-	j.stats = stats ? stats : &local;
+	/* The journal counts a prefix of the input as done, which only ordered
+	 * output writes. */
+	j->journaling = job->output && !j->in.stdin_used && !job->opts.unordered &&
+	                !job->opts.reduce;
+	if (j->journaling) {
+		struct stat st;
+		if (stat(job->output, &st) == 0 && !S_ISREG(st.st_mode))
+			j->journaling = 0; /* a FIFO or a device: written in place */
+	}
+	if (j->journaling) {
+		if (asprintf(&j->journal_path, "%s.pexec-journal", job->output) < 0 ||
+		    asprintf(&j->partial_path, "%s.pexec-partial", job->output) < 0) {
+			j->journal_path = j->partial_path = NULL;
+			return pexec__fail(err, PEXEC_ESYS, "out of memory");
+		}
+		return open_journaled_output(j, j->plugin, err);
+	}
+	if (job->resume)
+		return pexec__fail(err, PEXEC_EUSAGE, "--resume needs -o FILE, a regular file");
+	/* A reducing run writes one value, on a line of its own. */
+	rc = pexec__writer_open(&j->out, job->output, job->output_fd ? job->output_fd : 1,
+	                        job->opts.reduce ? PEXEC_FORMAT_NDJSON : job->output_format,
+	                        job->drop_null && !job->opts.reduce, err);
+	if (!rc)
+		j->out_open = 1;
+	return rc;
+}
+
+/* --resume of a run that completed: nothing to do, or its failed items. */
+static pexec_code resume_complete(struct job_ctx *j, pexec_error *err)
+{
+	if (j->job->retry_failed)
+		return retry_failed(j, err);
+	if (j->journal.nfailed)
+		return pexec__fail(err, PEXEC_EITEM,
+		                   "nothing to resume: the run is complete, with %zu failed "
+		                   "item%s (--retry-failed runs %s again)", j->journal.nfailed,
+		                   j->journal.nfailed == 1 ? "" : "s",
+		                   j->journal.nfailed == 1 ? "it" : "them");
+	return PEXEC_OK;
+}
+
+/* The engine's options for this job: how results come back, and progress. */
+static void configure_run(struct job_ctx *j, pexec_opts *opts)
+{
+	const pexec_job *job = j->job;
+
+	*opts = job->opts;
+	if (j->journaling)
+		opts->result_input = 1;
+	opts->item_times = job->on_result != NULL;
+	/* Item by item only where something looks at each result. */
+	if (!job->on_result) {
+		opts->batch_sink = job_batch;
+		opts->batch_ctx = j;
+	}
+	if (job->on_progress) {
+		opts->on_tick = job_tick;
+		opts->tick_ctx = j;
+		opts->tick_ms = job->progress_ms;
+	}
+	/* A resumed run's skipped items are behind it. */
+	pexec__marks_start(&j->marks, j->in_open ? pexec__inputs_offset(&j->in) : 0);
+}
+
+/* A resumed run that reached the end, with failed items, under
+ * --retry-failed: now those, again, over the input read anew. */
+static pexec_code retry_after_resume(struct job_ctx *j, pexec_error *err)
+{
+	pexec_code rc;
+
+	pexec__journal_release(&j->journal);
+	rc = pexec__journal_read(&j->journal, j->journal_path, err);
+	if (rc)
+		return rc;
+	rc = pexec__inputs_rewind(&j->in, err);
+	return rc ? rc : retry_failed(j, err);
+}
+
+/* After the engine: the output completed, kept for --resume, or dropped. */
+static pexec_code finish_job(struct job_ctx *j, pexec_code rc, pexec_error *err)
+{
+	pexec_error werr;
+	pexec_code wrc;
+
+	if (j->journaling) {
+		rc = finish_journaled(j, rc, err);
+		if ((rc == PEXEC_OK || rc == PEXEC_EITEM) && j->job->retry_failed && j->failures)
+			rc = retry_after_resume(j, err);
+		return rc;
+	}
+	if (rc != PEXEC_OK && rc != PEXEC_EITEM) {
+		pexec__writer_abort(&j->out);
+		j->out_open = 0;
+		return rc;
+	}
+	wrc = pexec__writer_finish(&j->out, &werr);
+	j->out_open = 0;
+	if (wrc) {
+		*err = werr;
+		rc = wrc;
+	}
+	return rc;
+}
+
+/* The last progress call, and everything the job holds let go. */
+static void release_job(struct job_ctx *j)
+{
+	const pexec_job *job = j->job;
+
+	if (job->on_progress) {
+		pexec_progress pr = progress_now(j, j->stats, 1);
+		job->on_progress(job->on_progress_ctx, &pr);
+	}
+	if (j->out_open)
+		pexec__writer_abort(&j->out);
+	if (j->in_open)
+		pexec__inputs_release(&j->in);
+	if (j->errors_fd >= 0)
+		close(j->errors_fd);
+	pexec__buf_release(&j->record);
+	pexec__journal_release(&j->journal);
+	free(j->journal_path);
+	free(j->partial_path);
+	pexec_plugin_free(j->plugin);
+}
+
+pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *err)
+{
+	pexec_stats local;
+	struct job_ctx j = {
+		.job = job, .errors_fd = -1,
+		.run = job->engine ? job->engine : local_run, .run_ctx = job->engine_ctx,
+		.stats = stats ? stats : &local,
+	};
+	pexec_opts opts;
+	pexec_code rc;
+
 	memset(j.stats, 0, sizeof(*j.stats));
 	j.t0 = pexec__now_ns();
 	pexec__journal_init(&j.journal);
 	pexec__buf_init(&j.record);
-	rc = check_config(job->opts.config, err);
-	if (rc)
-		goto out;
-	if ((job->resume || job->retry_failed) &&
-	    (!job->output || !job->input || !strcmp(job->input, "-"))) {
-		rc = pexec__fail(err, PEXEC_EUSAGE,
-		                 "--resume needs an input file and -o FILE (a run that read "
-		                 "standard input cannot be continued)");
-		goto out;
+	rc = check_job(job, err);
+	if (!rc)
+		rc = open_job(&j, err);
+	if (!rc)
+		rc = open_output(&j, err);
+	if (!rc && j.journaling && j.journal.complete) {
+		rc = resume_complete(&j, err);
+	} else if (!rc) {
+		configure_run(&j, &opts);
+		rc = j.run(j.run_ctx, j.plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
+		rc = finish_job(&j, rc, err);
 	}
-	if (job->resume && job->opts.reduce) {
-		rc = pexec__fail(err, PEXEC_EUSAGE, "--resume cannot continue a --reduce run");
-		goto out;
-	}
-	if (job->resume && job->opts.unordered) {
-		rc = pexec__fail(err, PEXEC_EUSAGE,
-		                 "--resume needs ordered output: an --unordered run keeps no journal");
-		goto out;
-	}
-	if (job->retry_failed && job->drop_null) {
-		rc = pexec__fail(err, PEXEC_EUSAGE,
-		                 "--retry-failed cannot work with --drop-null: the output does not "
-		                 "hold every item in its place");
-		goto out;
-	}
-	if (job->retry_failed && !job->resume) {
-		rc = pexec__fail(err, PEXEC_EUSAGE, "--retry-failed goes with --resume");
-		goto out;
-	}
-	rc = pexec_plugin_load(job->plugin, job->plugin_dir, &plugin, err);
-	if (rc)
-		goto out;
-	rc = open_input(&j, job->input, &in_fd, err);
-	if (rc)
-		goto out;
-	j.split = pexec__split_fd(in_fd, name, job->input_format);
-	if (!j.split) {
-		rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
-		goto out;
-	}
-	if (job->errors) {
-		j.errors_fd = open(job->errors, O_WRONLY | O_CREAT | O_CLOEXEC |
-		                   (job->resume ? O_APPEND : O_TRUNC), 0666);
-		if (j.errors_fd < 0) {
-			rc = pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", job->errors,
-			                 strerror(errno));
-			goto out;
-		}
-	}
-
-	/* The journal counts a prefix of the input as done, which only ordered
-	 * output writes. */
-	j.journaling = job->output && in_fd != 0 && !job->opts.unordered && !job->opts.reduce;
-	if (j.journaling) {
-		struct stat st;
-		if (stat(job->output, &st) == 0 && !S_ISREG(st.st_mode))
-			j.journaling = 0; /* a FIFO or a device: written in place */
-	}
-	if (j.journaling) {
-		if (asprintf(&j.journal_path, "%s.pexec-journal", job->output) < 0 ||
-		    asprintf(&j.partial_path, "%s.pexec-partial", job->output) < 0) {
-			rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
-			goto out;
-		}
-		rc = open_journaled_output(&j, plugin, err);
-		if (rc)
-			goto out;
-		if (j.journal.complete) {
-			if (job->retry_failed)
-				rc = retry_failed(&j, plugin, err);
-			else if (j.journal.nfailed)
-				rc = pexec__fail(err, PEXEC_EITEM,
-				                 "nothing to resume: the run is complete, with %zu failed "
-				                 "items (--retry-failed runs them again)",
-				                 j.journal.nfailed);
-			else
-				rc = PEXEC_OK;
-			goto out;
-		}
-		opts.result_input = 1;
-	} else {
-		if (job->resume) {
-			rc = pexec__fail(err, PEXEC_EUSAGE, "--resume needs -o FILE, a regular file");
-			goto out;
-		}
-		/* A reducing run writes one value, on a line of its own. */
-		rc = pexec__writer_open(&j.out, job->output,
-		                        job->output_fd ? job->output_fd : 1,
-		                        job->opts.reduce ? PEXEC_FORMAT_NDJSON : job->output_format,
-		                        job->drop_null && !job->opts.reduce, err);
-		if (rc)
-			goto out;
-		j.out_open = 1;
-	}
-	opts.item_times = job->on_result != NULL;
-	/* Item by item only where something looks at each result. */
-	if (!job->on_result) {
-		opts.batch_sink = job_batch;
-		opts.batch_ctx = &j;
-	}
-	if (job->on_progress) {
-		opts.on_tick = job_tick;
-		opts.tick_ctx = &j;
-		opts.tick_ms = job->progress_ms;
-	}
-
-	rc = j.run(j.run_ctx, plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
-	if (j.journaling) {
-		rc = finish_journaled(&j, rc, err);
-		if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
-			if (job->retry_failed && j.failures) {
-				/* Resumed to the end: now the failed ones, again. */
-				pexec__journal_release(&j.journal);
-				rc = pexec__journal_read(&j.journal, j.journal_path, err);
-				if (!rc) {
-					pexec__split_free(j.split);
-					j.split = NULL;
-					if (lseek(in_fd, 0, SEEK_SET) < 0 ||
-					    !(j.split = pexec__split_fd(in_fd, name, job->input_format)))
-						rc = pexec__fail(err, PEXEC_ESYS, "cannot read '%s' again",
-						                 name);
-					else
-						rc = retry_failed(&j, plugin, err);
-				}
-			}
-		}
-	} else if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
-		pexec_error werr;
-		pexec_code wrc = pexec__writer_finish(&j.out, &werr);
-		j.out_open = 0;
-		if (wrc) {
-			*err = werr;
-			rc = wrc;
-		}
-	} else {
-		pexec__writer_abort(&j.out);
-		j.out_open = 0;
-	}
-out:
-	if (job->on_progress) {
-		pexec_progress pr = {
-			.stats = j.stats, .bytes_total = j.in_size, .skipped = j.base, .done = 1,
-			.bytes_read = j.split ? pexec__split_offset(j.split) : 0,
-			.elapsed = (double)(pexec__now_ns() - j.t0) / 1e9,
-		};
-		job->on_progress(job->on_progress_ctx, &pr);
-	}
-	if (j.out_open)
-		pexec__writer_abort(&j.out);
-	pexec__split_free(j.split);
-	if (in_fd > 0)
-		close(in_fd);
-	if (j.errors_fd >= 0)
-		close(j.errors_fd);
-	pexec__buf_release(&j.record);
-	pexec__journal_release(&j.journal);
-	free(j.journal_path);
-	free(j.partial_path);
-	pexec_plugin_free(plugin);
+	release_job(&j);
 	return rc;
 }

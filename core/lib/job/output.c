@@ -152,8 +152,14 @@ pexec_code pexec__writer_open(struct pexec__writer *w, const char *path, int fd,
 	}
 	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
 	if (w->fd < 0) {
-		pexec_code rc = pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", w->tmp_path,
-		                            strerror(errno));
+		/* The template's name was never made: the user's file and its
+		 * directory are what to look at. */
+		const char *slash = strrchr(path, '/');
+		int dir_len = slash ? (int)(slash - path) + (slash == path) : 1;
+		pexec_code rc = pexec__fail(err, PEXEC_ESYS,
+		                            "cannot create output '%s': cannot create a temporary "
+		                            "file in '%.*s': %s", path, dir_len,
+		                            slash ? path : ".", strerror(errno));
 		free(w->tmp_path);
 		w->tmp_path = NULL;
 		pexec__writer_abort(w);
@@ -186,7 +192,8 @@ pexec_code pexec__writer_open_partial(struct pexec__writer *w, const char *path,
 	}
 	w->fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0666);
 	if (w->fd < 0) {
-		pexec_code rc = pexec__fail(err, PEXEC_ESYS, "cannot open '%s': %s", partial,
+		pexec_code rc = pexec__fail(err, PEXEC_ESYS, "cannot create output '%s': cannot "
+		                            "open its partial file '%s': %s", path, partial,
 		                            strerror(errno));
 		writer_release(w);
 		return rc;
@@ -286,7 +293,8 @@ pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err)
 		if (fsync(w->fd)) {
 			rc = write_error(w, err);
 		} else if (w->unnamed && link_unnamed(w)) {
-			rc = pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", w->tmp_path,
+			rc = pexec__fail(err, PEXEC_ESYS, "cannot create output '%s': cannot name "
+			                 "its temporary file '%s': %s", w->path, w->tmp_path,
 			                 strerror(errno));
 		} else if (close(w->fd)) {
 			w->fd = -1;

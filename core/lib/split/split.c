@@ -15,7 +15,8 @@
  *    loops over a class table; the state dispatch happens once per token.
  *
  * This file makes and frees splitters and words their messages; the scan,
- * the reading it drives and the per-item path are split_scan.c.
+ * the reading it drives and the per-item path are split_scan.c; plain text
+ * items (one per line, or NUL-separated) are split_text.c.
  *
  * Raw newlines can only occur in whitespace, so the line count costs nothing
  * in strings and numbers.  Positions in messages are 1-based line and column
@@ -40,6 +41,8 @@ static pexec__splitter *split_new(const char *name, pexec_format format)
 		return NULL;
 	memcpy(s->name, name, n + 1);
 	s->ndjson = format == PEXEC_FORMAT_NDJSON;
+	s->delim = format == PEXEC_FORMAT_LINES ? '\n' : format == PEXEC_FORMAT_NUL ? '\0' : -1;
+	pexec__buf_init(&s->text);
 	s->line = 1;
 	s->fd = -1;
 	s->state = ST_START;
@@ -84,6 +87,7 @@ void pexec__split_free(pexec__splitter *s)
 		return;
 	free(s->own);
 	free(s->stack);
+	pexec__buf_release(&s->text);
 	free(s);
 }
 
@@ -240,4 +244,38 @@ int pexec__split_rest_of_line(pexec__splitter *s, const unsigned char *p)
 		return pexec__split_unexpected(s, p, "");
 	return FAIL_AT(s, p, "unexpected %s after the value%s", pexec__split_show(*p, b),
 	               s->one_value ? "" : " (expected end of line)");
+}
+
+/* Whether c can begin a JSON value. */
+static int value_start(unsigned c)
+{
+	return c == '{' || c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') ||
+	       c == 't' || c == 'f' || c == 'n';
+}
+
+int pexec__split_not_an_array(pexec__splitter *s, const unsigned char *p)
+{
+	static const char what[] = "expected '[' to begin the top-level array";
+
+	if (*p == '{')
+		return FAIL_AT(s, p, "%s, found an object (for one JSON value per line, use "
+		               "--input-format ndjson; for the object's values as the items, "
+		               "jq -c '.[]')", what);
+	if (value_start(*p))
+		return FAIL_AT(s, p, "%s (for one JSON value per line, use --input-format ndjson)",
+		               what);
+	return FAIL_AT(s, p, "%s (for one item per line of text, use --input-format lines)",
+	               what);
+}
+
+int pexec__split_after_array(pexec__splitter *s, const unsigned char *p)
+{
+	static const char what[] = "unexpected data after the top-level array";
+
+	/* Only whitespace lies between the array's end and p: a value that
+	 * begins a later line is the next line of an NDJSON file. */
+	if (s->line_start > s->array_end && value_start(*p))
+		return FAIL_AT(s, p, "%s (it looks like one JSON value per line: use "
+		               "--input-format ndjson)", what);
+	return FAIL_AT(s, p, "%s", what);
 }

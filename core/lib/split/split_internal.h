@@ -31,6 +31,8 @@ enum state {
 	ST_ND_AFTER,	/* NDJSON: after a value, only the rest of the line */
 	ST_ND_CHECK,	/* NDJSON: a value is complete; the rest of its line must
 			 * be blank before it is handed out */
+	ST_TEXT,	/* lines or NUL-separated items (split_text.c), after the
+			 * optional BOM */
 
 	/* Inside an item. */
 	V_VALUE,	/* after ':' */
@@ -79,6 +81,9 @@ struct pexec_splitter {
 	int code;			/* 0, or what every call now returns */
 	int one_value;			/* pexec__split_check: one value, in which a
 				 * newline is whitespace; messages give the byte */
+	uint64_t array_end;		/* JSON: input offset after the top-level ']' */
+	int delim;			/* text items: '\n' or '\0'; -1: JSON or NDJSON */
+	pexec_buf text;			/* a text item, quoted as a JSON string */
 	pexec_error err;
 	char name[];
 };
@@ -103,7 +108,21 @@ const char *pexec__split_show(unsigned c, char out[8]);
 /* An unexpected byte outside a string; `expect` says what could have come.
  * NUL, comments and bytes that cannot start UTF-8 get their own words. */
 int pexec__split_unexpected(pexec__splitter *s, const unsigned char *p, const char *expect);
+/* JSON: the input does not begin with '[' (p is its first byte), or has
+ * more after the top-level array (p): the message says which format the
+ * input looks like it is in. */
+int pexec__split_not_an_array(pexec__splitter *s, const unsigned char *p);
+int pexec__split_after_array(pexec__splitter *s, const unsigned char *p);
 /* NDJSON: something other than blanks follows a value on its line. */
 int pexec__split_rest_of_line(pexec__splitter *s, const unsigned char *p);
+
+/* Reads more input after the bytes still needed (the current item's, from
+ * item_start, or none); 0, or the error.  (split_scan.c) */
+int pexec__split_refill(pexec__splitter *s);
+/* Fails the current item for being over PEXEC_ITEM_MAX. */
+int pexec__split_item_too_big(pexec__splitter *s);
+/* pexec__split_next() for lines and NUL-separated items (split_text.c). */
+int pexec__split_text_next(pexec__splitter *s, const char **data, size_t *len,
+                           pexec_error *err);
 
 #endif /* PEXEC_SPLIT_INTERNAL_H */

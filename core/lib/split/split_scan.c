@@ -184,6 +184,7 @@ static int scan(pexec__splitter *s)
 	case V_NUM_ESIGN: goto num_esign;
 	case V_NUM_EXP: goto num_exp;
 	case V_LIT: goto lit;
+	case ST_TEXT: break; /* split_text.c's, never scanned here */
 	}
 	return FAIL_AT(s, p, "internal error: bad splitter state");
 
@@ -201,13 +202,14 @@ json_open:
 	if (c != '[') {
 		if (c == 0 || (c >= 0x80 && !is_utf8_lead(c)))
 			return pexec__split_unexpected(s, p, "");
-		return FAIL_AT(s, p, "expected '[' to begin the top-level array");
+		return pexec__split_not_an_array(s, p);
 	}
 	p++;
 json_first:
 	SKIP_WS(ST_JSON_FIRST);
 	if (c == ']') {
 		p++;
+		s->array_end = s->base + (uint64_t)(p - buf);
 		goto json_done;
 	}
 	ITEM_BEGIN();
@@ -228,6 +230,7 @@ json_after:
 	}
 	if (c == ']') {
 		p++;
+		s->array_end = s->base + (uint64_t)(p - buf);
 		goto json_done;
 	}
 	return pexec__split_unexpected(s, p, "',' or ']'");
@@ -236,7 +239,7 @@ json_done:
 	SKIP_WS(ST_JSON_DONE);
 	if (c == 0 || (c >= 0x80 && !is_utf8_lead(c)))
 		return pexec__split_unexpected(s, p, "");
-	return FAIL_AT(s, p, "unexpected data after the top-level array");
+	return pexec__split_after_array(s, p);
 
 nd_line:
 	SKIP_WS(ST_ND_LINE);
@@ -658,7 +661,7 @@ static int at_eof(pexec__splitter *s)
 	return FAIL_AT(s, p, "unexpected end of input inside %s", kind_name(s));
 }
 
-static int item_too_big(pexec__splitter *s)
+int pexec__split_item_too_big(pexec__splitter *s)
 {
 	return pexec__split_fail_pos(s, s->base + s->item_start, s->item_line, s->item_line_start,
 	                "item larger than 1 GiB");
@@ -667,7 +670,7 @@ static int item_too_big(pexec__splitter *s)
 /* Reads more input after the bytes still needed: the current item's, or
  * none between items.  Moves them to the front first, and grows the buffer
  * when one item fills it, so memory follows the largest item. */
-static int refill(pexec__splitter *s)
+int pexec__split_refill(pexec__splitter *s)
 {
 	size_t keep = s->in_item ? s->item_start : s->pos;
 	ssize_t n;
@@ -683,7 +686,7 @@ static int refill(pexec__splitter *s)
 			s->item_start = 0;
 	}
 	if (s->in_item && s->end - s->item_start > PEXEC_ITEM_MAX)
-		return item_too_big(s);
+		return pexec__split_item_too_big(s);
 	if (s->cap - s->end < BLOCK / 2) {
 		size_t cap = s->cap * 2;
 		unsigned char *own;
@@ -732,6 +735,8 @@ int pexec__split_next(pexec__splitter *s, const char **data, size_t *len, pexec_
 {
 	int r;
 
+	if (s->delim >= 0)
+		return pexec__split_text_next(s, data, len, err);
 	if (s->code)
 		goto out;
 	for (;;) {
@@ -742,12 +747,12 @@ int pexec__split_next(pexec__splitter *s, const char **data, size_t *len, pexec_
 			r = at_eof(s);
 			break;
 		}
-		r = refill(s);
+		r = pexec__split_refill(s);
 		if (r < 0)
 			break;
 	}
 	if (r == 1 && s->item_end - s->item_start > PEXEC_ITEM_MAX)
-		r = item_too_big(s);
+		r = pexec__split_item_too_big(s);
 	if (r == 1) {
 		*data = (const char *)s->buf + s->item_start;
 		*len = s->item_end - s->item_start;
