@@ -118,16 +118,17 @@ Test(inputs, a_bad_file_is_named)
 	cr_expect_not(parses(r.out), "%s", r.out);
 	proc_release(&r);
 
-	/* Missing, a directory, standard input twice: refused before any work. */
+	/* Missing, a directory (exit 3: cannot be read), standard input twice
+	 * (exit 2): refused before any work. */
 	run(&r, NULL, "-p", "identity", a, missing, NULL);
-	expect_exit(&r, 2);
+	expect_exit(&r, 3);
 	snprintf(want, sizeof(want), "pexec: cannot open input '%s': No such file or directory\n",
 	         missing);
 	cr_expect_str_eq(r.err, want);
 	cr_expect_str_eq(r.out, "", "work began before the missing file was seen");
 	proc_release(&r);
 	run(&r, NULL, "-p", "identity", a, scratch, NULL);
-	expect_exit(&r, 2);
+	expect_exit(&r, 3);
 	cr_expect_not_null(strstr(r.err, "is a directory"), "%s", r.err);
 	cr_expect_str_eq(r.out, "");
 	proc_release(&r);

@@ -160,17 +160,18 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
-static int parse_count(const char *opt, const char *arg, unsigned long long max,
-                       unsigned long long *out)
+/* An integer from `min` (0 or 1) to `max`. */
+static int parse_count(const char *opt, const char *arg, unsigned long long min,
+                       unsigned long long max, unsigned long long *out)
 {
 	char *end;
 	unsigned long long v;
 
 	errno = 0;
 	v = strtoull(arg, &end, 10);
-	if (!*arg || *end || errno || v == 0 || v > max || arg[0] == '-') {
-		fprintf(stderr, "%s: invalid %s '%s': expected an integer from 1 to %llu\n", prog, opt,
-		        arg, max);
+	if (!*arg || *end || errno || v < min || v > max || arg[0] == '-') {
+		fprintf(stderr, "%s: invalid %s '%s': expected an integer from %llu to %llu\n", prog,
+		        opt, arg, min, max);
 		return -1;
 	}
 	*out = v;
@@ -463,23 +464,18 @@ static int apply_option(const struct cli_option *opt, const char *arg)
 		*(const char **)opt->value = arg;
 		break;
 	case ARG_UINT0:
-		if (!strcmp(arg, "0")) {
-			*(unsigned *)opt->value = 0;
-			break;
-		}
-		/* fall through */
 	case ARG_UINT:
-		if (parse_count(name, arg, opt->max, &n))
+		if (parse_count(name, arg, opt->kind == ARG_UINT0 ? 0 : 1, opt->max, &n))
 			return 2;
 		*(unsigned *)opt->value = (unsigned)n;
 		break;
 	case ARG_SIZE:
-		if (parse_count(name, arg, opt->max, &n))
+		if (parse_count(name, arg, 1, opt->max, &n))
 			return 2;
 		*(size_t *)opt->value = (size_t)n;
 		break;
 	case ARG_U64:
-		if (parse_count(name, arg, opt->max, &n))
+		if (parse_count(name, arg, 1, opt->max, &n))
 			return 2;
 		*(uint64_t *)opt->value = n;
 		break;

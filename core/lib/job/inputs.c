@@ -35,14 +35,14 @@ static pexec_code look_at(struct pexec__input_file *f, int first, pexec_error *e
 	if (is_stdin(f->path))
 		return PEXEC_OK;
 	if (stat(f->path, &st))
-		return pexec__fail(err, PEXEC_EINPUT, "cannot open input '%s': %s", f->path,
+		return pexec__fail(err, PEXEC_ESYS, "cannot open input '%s': %s", f->path,
 		                   strerror(errno));
 	if (S_ISDIR(st.st_mode))
-		return pexec__fail(err, PEXEC_EINPUT, "cannot read input '%s': is a directory",
+		return pexec__fail(err, PEXEC_ESYS, "cannot read input '%s': is a directory",
 		                   f->path);
 	/* The first is opened at once, which says the same. */
 	if (!first && S_ISREG(st.st_mode) && access(f->path, R_OK))
-		return pexec__fail(err, PEXEC_EINPUT, "cannot open input '%s': %s", f->path,
+		return pexec__fail(err, PEXEC_ESYS, "cannot open input '%s': %s", f->path,
 		                   strerror(errno));
 	if (S_ISREG(st.st_mode)) {
 		f->regular = 1;
@@ -63,7 +63,7 @@ static pexec_code open_file(struct pexec__inputs *in, size_t at, pexec_error *er
 	} else {
 		in->fd = open(f->path, O_RDONLY | O_CLOEXEC);
 		if (in->fd < 0)
-			return pexec__fail(err, PEXEC_EINPUT, "cannot open input '%s': %s", f->path,
+			return pexec__fail(err, PEXEC_ESYS, "cannot open input '%s': %s", f->path,
 			                   strerror(errno));
 	}
 	in->split = pexec__split_fd(in->fd, f->name, in->format);
