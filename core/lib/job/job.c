@@ -18,6 +18,7 @@
 
 #include "inputs.h"
 #include "journal.h"
+#include "lock.h"
 #include "output.h"
 #include "progress.h"
 #include "split/split.h"
@@ -38,6 +39,7 @@ struct job_ctx {
 	struct pexec__writer out;
 	int out_open;
 	int errors_fd;       /* --errors FILE, or -1 */
+	struct pexec__lock lock; /* -o FILE is this run's alone */
 	pexec_buf record;
 	uint64_t t0;
 	pexec_stats *stats;
@@ -693,14 +695,19 @@ static pexec_code open_job(struct job_ctx *j, pexec_error *err)
 static pexec_code open_output(struct job_ctx *j, pexec_error *err)
 {
 	const pexec_job *job = j->job;
+	struct stat st;
 	pexec_code rc;
 
+	/* Before anything of FILE's is touched: no other run is writing it.  (A
+	 * FIFO or a device is written in place, and not locked.) */
+	if (job->output && (stat(job->output, &st) != 0 || S_ISREG(st.st_mode)) &&
+	    (rc = pexec__lock_take(&j->lock, job->output, err)))
+		return rc;
 	/* The journal counts a prefix of the input as done, which only ordered
 	 * output writes. */
 	j->journaling = job->output && !j->in.stdin_used && !job->opts.unordered &&
 	                !job->opts.reduce;
 	if (j->journaling) {
-		struct stat st;
 		if (stat(job->output, &st) == 0 && !S_ISREG(st.st_mode))
 			j->journaling = 0; /* a FIFO or a device: written in place */
 	}
@@ -815,6 +822,7 @@ static void release_job(struct job_ctx *j)
 		pexec__inputs_release(&j->in);
 	if (j->errors_fd >= 0)
 		close(j->errors_fd);
+	pexec__lock_drop(&j->lock);
 	pexec__buf_release(&j->record);
 	pexec__journal_release(&j->journal);
 	free(j->journal_path);
@@ -826,7 +834,7 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 {
 	pexec_stats local;
 	struct job_ctx j = {
-		.job = job, .errors_fd = -1,
+		.job = job, .errors_fd = -1, .lock = { .fd = -1 },
 		.run = job->engine ? job->engine : local_run, .run_ctx = job->engine_ctx,
 		.stats = stats ? stats : &local,
 	};
