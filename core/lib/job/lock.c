@@ -60,9 +60,11 @@ pexec_code pexec__lock_take(struct pexec__lock *l, const char *output, pexec_err
 		char pid[32];
 		int fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 
-		if (fd < 0)
-			return pexec__fail(err, PEXEC_ESYS, "cannot create '%s': %s", l->path,
-			                   strerror(errno));
+		if (fd < 0) {
+			/* Nothing can be created beside FILE: its output will fail
+			 * to be made too, and say so in its own words. */
+			return PEXEC_OK;
+		}
 		if (fcntl(fd, F_SETLK, &fl) < 0) {
 			pexec_code rc = errno == EACCES || errno == EAGAIN
 			                        ? busy(output, holder(fd), err)
