@@ -36,9 +36,12 @@
  *
  * RULES FOR HOOKS
  *  - Report failure by returning non-zero, with a message set through
- *    pexec_error_set().  Never print to stdout (pexec redirects it to stderr
- *    in workers, but output is pexec's), never exit, never install signal
- *    handlers.
+ *    pexec_error_set().  Its first line says what went wrong, and is what
+ *    stderr shows (escaped where it holds control characters or bytes that
+ *    are not UTF-8); anything after a newline is detail (a traceback), kept
+ *    in --errors and --joblog records as "detail".  Never print to stdout
+ *    (pexec redirects it to stderr in workers, but output is pexec's), never
+ *    exit, never install signal handlers.
  *  - Hooks are called from one thread per worker process; state needs no
  *    locking.
  *

@@ -761,11 +761,17 @@ static int finish_run(struct cli *cli, pexec_code rc, const pexec_error *err,
 			raise(SIGPIPE);
 		}
 		char hint[128] = "";
+		const char *msg = err->msg[0] ? err->msg : pexec_code_str(rc);
+		pexec_buf line;
 
 		if (rc == PEXEC_ELOAD)
 			cli_plugin_hint(cli->dirs, cli->job.plugin, hint, sizeof(hint));
-		fprintf(stderr, "%s: %s%s\n", prog, err->msg[0] ? err->msg : pexec_code_str(rc),
-		        hint);
+		/* It may hold a plugin's words (init's message): one line, escaped. */
+		pexec_buf_init(&line);
+		if (pexec_message_line(&line, msg, strlen(msg)) == 0 &&
+		    pexec_buf_append(&line, "", 1) == 0)
+			fprintf(stderr, "%s: %s%s\n", prog, line.data, hint);
+		pexec_buf_release(&line);
 		if (cli->job.output && (rc == PEXEC_ESYS || rc == PEXEC_EPIPE) && partial_kept(cli))
 			fprintf(stderr, "%s: what was done is kept: run the same command with "
 			        "--resume to continue\n", prog);

@@ -62,6 +62,10 @@ int cli_report_open(struct cli_report *r)
 	r->drawn_at = -1;
 	if (r->joblog_path) {
 		r->joblog = fopen(r->joblog_path, r->append ? "ae" : "we");
+		/* Records go out whole, from r->pending (joblog_flush). */
+		if (r->joblog)
+			setvbuf(r->joblog, NULL, _IONBF, 0);
+		pexec_buf_init(&r->pending);
 		if (!r->joblog) {
 			fprintf(stderr, "%s: cannot create '%s': %s\n", r->prog, r->joblog_path,
 			        strerror(errno));
@@ -71,51 +75,78 @@ int cli_report_open(struct cli_report *r)
 	return 0;
 }
 
+/* A plugin's message says anything: on stderr its first line only, its
+ * control characters and bytes that are not UTF-8 shown escaped, in one
+ * write, so that it can neither forge a line of pexec's nor reach the
+ * terminal as an escape sequence. */
 void cli_report_failure(void *ctx, const pexec_result *res)
 {
 	struct cli_report *r = ctx;
+	const char *msg = res->message ? res->message : "no message";
+	pexec_buf line;
 
 	if (r->quiet)
 		return;
 	clear_line(r);
-	fprintf(stderr, "%s: item %" PRIu64 " failed in %s: %s\n", r->prog, res->index,
-	        pexec_stage_str(res->stage), res->message ? res->message : "no message");
+	pexec_buf_init(&line);
+	if (pexec_buf_printf(&line, "%s: item %" PRIu64 " failed in %s: ", r->prog, res->index,
+	                     pexec_stage_str(res->stage)) == 0 &&
+	    pexec_message_line(&line, msg, strlen(msg)) == 0 && pexec_buf_puts(&line, "\n") == 0)
+		fwrite(line.data, 1, line.len, stderr);
+	pexec_buf_release(&line);
 }
 
-/* Writes `s` as a JSON string. */
-static void json_string(FILE *f, const char *s)
+/* Job log records held before they are written: whole lines, a few times a
+ * second or when this much is held. */
+#define JOBLOG_HOLD ((size_t)64 << 10)
+
+/* Appends `len` bytes of `s` as a JSON string; -1 when out of memory. */
+static int json_string(pexec_buf *b, const char *s, size_t len)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
+	return pexec_json_quote(b, s, len);
+}
+
+/* Writes the records held, whole: a reader following the file (tail -f)
+ * never sees half of one. */
+static void joblog_flush(struct cli_report *r)
+{
+	if (r->joblog && r->pending.len) {
+		if (fwrite(r->pending.data, 1, r->pending.len, r->joblog) != r->pending.len)
+			r->write_failed = 1;
+		r->pending.len = 0;
 	}
-	fputc('"', f);
 }
 
 void cli_report_result(void *ctx, const pexec_result *res)
 {
 	struct cli_report *r = ctx;
-	FILE *f = r->joblog;
+	pexec_buf *b = &r->pending;
+	int bad;
 
-	if (!f)
+	if (!r->joblog)
 		return;
-	fprintf(f, "{\"index\":%" PRIu64 ",\"status\":\"%s\",\"attempts\":%u,\"pid\":%d", res->index,
-	        pexec_status_str(res->status), res->attempts, res->pid);
-	if (res->started > 0)
-		fprintf(f, ",\"start\":%.6f", res->started);
-	if (res->seconds >= 0)
-		fprintf(f, ",\"seconds\":%.6f", res->seconds);
-	if (!res->ok) {
-		fprintf(f, ",\"stage\":\"%s\",\"error\":", pexec_stage_str(res->stage));
-		json_string(f, res->message ? res->message : "");
+	bad = pexec_buf_printf(b, "{\"index\":%" PRIu64 ",\"status\":\"%s\",\"attempts\":%u,"
+	                       "\"pid\":%d", res->index, pexec_status_str(res->status),
+	                       res->attempts, res->pid);
+	if (!bad && res->started > 0)
+		bad = pexec_buf_printf(b, ",\"start\":%.6f", res->started);
+	if (!bad && res->seconds >= 0)
+		bad = pexec_buf_printf(b, ",\"seconds\":%.6f", res->seconds);
+	if (!bad && !res->ok) {
+		/* The message's first line, and what follows it as detail. */
+		const char *msg = res->message ? res->message : "";
+		const char *nl = strchr(msg, '\n');
+
+		bad = pexec_buf_printf(b, ",\"stage\":\"%s\",\"error\":",
+		                       pexec_stage_str(res->stage)) ||
+		      json_string(b, msg, nl ? (size_t)(nl - msg) : strlen(msg)) ||
+		      (nl && (pexec_buf_puts(b, ",\"detail\":") ||
+		              json_string(b, nl + 1, strlen(nl + 1))));
 	}
-	fputs("}\n", f);
+	if (bad || pexec_buf_puts(b, "}\n"))
+		r->write_failed = 1;
+	if (b->len >= JOBLOG_HOLD)
+		joblog_flush(r);
 }
 
 static void clock_text(double s, char *out, size_t size)
@@ -216,6 +247,8 @@ static void live_line(const struct cli_report *r, const struct figures *f, unsig
 void cli_report_progress(void *ctx, const pexec_progress *p)
 {
 	struct cli_report *r = ctx;
+
+	joblog_flush(r); /* a few times a second: a follower sees them soon */
 	uint64_t done = p->stats->ok + p->stats->failed + p->skipped;
 	double dt = p->elapsed - r->last_elapsed;
 	struct figures f;
@@ -329,7 +362,9 @@ int cli_report_close(struct cli_report *r, pexec_code rc, int exit_status)
 			}
 		}
 	}
-	if (r->joblog && (ferror(r->joblog) | fclose(r->joblog))) {
+	joblog_flush(r);
+	pexec_buf_release(&r->pending);
+	if (r->joblog && (r->write_failed | ferror(r->joblog) | fclose(r->joblog))) {
 		fprintf(stderr, "%s: cannot write '%s': %s\n", r->prog, r->joblog_path,
 		        strerror(errno));
 		status = -1;

@@ -20,6 +20,7 @@ struct cli_report {
 	int progress_asked;   /* --progress (summary on stderr even without a terminal) */
 	const char *progress_mode; /* --progress=MODE: auto (the default) or plain */
 	FILE *joblog;         /* --joblog FILE */
+	pexec_buf pending;    /* its records not yet written, whole lines */
 	const char *joblog_path;
 	const char *summary_path; /* --summary FILE */
 	int append;           /* --resume: the job log goes on where it was */

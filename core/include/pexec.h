@@ -340,6 +340,16 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 void pexec_buf_init(pexec_buf *buf);
 void pexec_buf_release(pexec_buf *buf);
 
+/* Appends `len` bytes as a JSON string, quotes included; bytes that are not
+ * UTF-8 become U+FFFD.  Returns 0, or -1 when out of memory. */
+int pexec_json_quote(pexec_buf *out, const char *data, size_t len);
+/* Appends the first line of a message (what comes before its first
+ * newline: the rest is detail, see pexec_plugin.h) for a terminal or a log:
+ * control characters and bytes that are not UTF-8 as \xNN (a tab as \t), so
+ * that a plugin's message can neither start a line of its own nor move the
+ * cursor.  Returns 0, or -1 when out of memory. */
+int pexec_message_line(pexec_buf *out, const char *msg, size_t len);
+
 /* Whether `text` is exactly one JSON value, by RFC 8259 and strict UTF-8
  * (whitespace around it allowed): 0, or -1 with `err` saying what is wrong
  * and where ("at byte 5: unexpected end of input"). */

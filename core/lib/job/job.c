@@ -81,16 +81,22 @@ static int job_next(void *ctx, const char **data, size_t *len, pexec_error *err)
 	return 0;
 }
 
-/* {"index":N,"stage":"map","reason":"...","attempts":N,"input":"..."} */
+/* {"index":N,"stage":"map","reason":"...","detail":"...","attempts":N,
+ * "input":"..."}: the reason is the message's first line, the detail (only
+ * when there is one) what follows it, as a plugin's traceback. */
 static pexec_code write_error_record(struct job_ctx *j, const pexec_result *r, pexec_error *err)
 {
 	pexec_buf *b = &j->record;
+	const char *msg = r->message ? r->message : "";
+	const char *nl = strchr(msg, '\n');
+	size_t first = nl ? (size_t)(nl - msg) : strlen(msg);
 
 	b->len = 0;
 	if (pexec_buf_printf(b, "{\"index\":%llu,\"stage\":\"%s\",\"reason\":",
 	                     (unsigned long long)r->index, pexec_stage_str(r->stage)) ||
-	    pexec__json_quote(b, r->message ? r->message : "", r->message ? strlen(r->message) : 0,
-	                      SIZE_MAX) ||
+	    pexec__json_quote(b, msg, first, SIZE_MAX) ||
+	    (nl && (pexec_buf_puts(b, ",\"detail\":") ||
+	            pexec__json_quote(b, nl + 1, strlen(nl + 1), SIZE_MAX))) ||
 	    pexec_buf_printf(b, ",\"attempts\":%u,\"input\":", r->attempts) ||
 	    pexec__json_quote(b, r->input ? r->input : "", r->input ? r->input_len : 0,
 	                      EXCERPT_MAX) ||

@@ -409,3 +409,45 @@ pexec_code pexec__writer_put_batch(struct pexec__writer *w, const struct iovec *
 	}
 	return PEXEC_OK;
 }
+
+int pexec_json_quote(pexec_buf *out, const char *data, size_t len)
+{
+	return pexec__json_quote(out, data, len, SIZE_MAX);
+}
+
+/* A code point of a C1 control (U+0080..U+009F), which a terminal may take
+ * for the start of an escape sequence as it does ESC. */
+static int is_c1(const unsigned char *p, size_t n)
+{
+	return n == 2 && p[0] == 0xc2 && p[1] < 0xa0;
+}
+
+int pexec_message_line(pexec_buf *out, const char *msg, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)msg;
+	const char *nl = memchr(msg, '\n', len);
+	size_t end = nl ? (size_t)(nl - msg) : len;
+
+	for (size_t i = 0; i < end;) {
+		size_t n = utf8_len(p + i, end - i);
+		char esc[8];
+		int rc;
+
+		if (p[i] == '\t') {
+			rc = pexec_buf_append(out, "\\t", 2);
+			n = 1;
+		} else if (n == 0 || p[i] < 0x20 || p[i] == 0x7f || is_c1(p + i, n)) {
+			/* One byte at a time: the lead of a C1 control, or a byte
+			 * that starts no character. */
+			snprintf(esc, sizeof(esc), "\\x%02x", p[i]);
+			rc = pexec_buf_append(out, esc, 4);
+			n = 1;
+		} else {
+			rc = pexec_buf_append(out, p + i, n);
+		}
+		if (rc)
+			return -1;
+		i += n;
+	}
+	return 0;
+}
