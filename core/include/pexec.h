@@ -215,7 +215,9 @@ typedef struct pexec_stats {
  * input order unless opts->unordered.  Returns PEXEC_OK when every item
  * succeeded, PEXEC_EITEM when some failed (each was handed to the sink with
  * ok == 0), or another code with `err` filled when the run itself failed.
- * `stats` may be NULL. */
+ * `stats` may be NULL.  The plugin's setup hook runs first, in this process,
+ * before any worker is forked, and its teardown last (PEXEC_EINIT when setup
+ * fails). */
 pexec_code pexec_run(const pexec_loaded *plugin, const pexec_opts *opts,
                      pexec_next_fn next, void *next_ctx,
                      pexec_result_fn sink, void *sink_ctx,

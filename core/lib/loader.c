@@ -7,6 +7,7 @@
  * a zeroed struct of our own size, so a plugin built with an older (shorter)
  * descriptor reads as having none of the hooks added since.
  */
+#include <cjson/cJSON.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "pexec.h"
 #include "util.h"
 
@@ -23,6 +25,10 @@ struct pexec_loaded {
 	void *handle;
 	char *path;
 	pexec_descriptor desc;
+	/* Nested pexec__plugin_setup() calls not yet ended: this process's
+	 * bookkeeping, not part of the plugin callers see (hence kept through
+	 * a const pointer). */
+	int setup_depth;
 };
 
 /* The first ABI 1 descriptor: everything up to and including free_value. */
@@ -201,4 +207,38 @@ void pexec_plugin_free(pexec_loaded *plugin)
 	dlclose(plugin->handle);
 	free(plugin->path);
 	free(plugin);
+}
+
+pexec_code pexec__plugin_setup(const pexec_loaded *plugin, const char *config,
+                               pexec_error *err)
+{
+	pexec_loaded *p = (pexec_loaded *)plugin;
+	const pexec_descriptor *d = &p->desc;
+	cJSON *tree = NULL;
+	pexec_error why;
+	int rc;
+
+	if (p->setup_depth++ > 0 || !d->setup)
+		return PEXEC_OK;
+	if (config && !(tree = cJSON_Parse(config))) {
+		p->setup_depth--;
+		return pexec__fail(err, PEXEC_EUSAGE, "--config is not valid JSON");
+	}
+	why.msg[0] = '\0';
+	rc = d->setup(tree, &why);
+	cJSON_Delete(tree);
+	if (rc) {
+		p->setup_depth--;
+		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' setup failed: %s", d->name,
+		                   why.msg[0] ? why.msg : "(no message)");
+	}
+	return PEXEC_OK;
+}
+
+void pexec__plugin_teardown(const pexec_loaded *plugin)
+{
+	pexec_loaded *p = (pexec_loaded *)plugin;
+
+	if (p->setup_depth > 0 && --p->setup_depth == 0 && p->desc.teardown)
+		p->desc.teardown();
 }

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "pool/pool.h"
 #include "remote.h"
 #include "util.h"
@@ -489,7 +490,7 @@ static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_o
 	struct pexec__done done = { 0 };
 	pexec_buf reply;
 	pexec_code rc = PEXEC_OK;
-	int failed, inited = 0;
+	int failed, inited = 0, set_up;
 
 	drain(s->cancel_fd); /* a STOP that came after the last run ended */
 	s->flags = flags;
@@ -513,7 +514,11 @@ static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_o
 	s->local_next = 0;
 	s->folding = !base->reduce ? FOLD_NONE : base->serial ? FOLD_HERE : FOLD_POOL;
 	memset(&stats, 0, sizeof(stats));
-	if (s->folding) {
+	/* Before this server's own init for its fold, as pexec_run() would;
+	 * the pexec_run() below then nests inside it. */
+	rc = pexec__plugin_setup(plugin, base->config, &err);
+	set_up = rc == PEXEC_OK;
+	if (rc == PEXEC_OK && s->folding) {
 		if (pexec__plugin_init(s->d, base->config, &s->state, &why))
 			rc = pexec__fail(&err, PEXEC_EINIT, "plugin '%s' init failed: %s",
 			                 s->d->name, why.msg);
@@ -535,6 +540,8 @@ static int serve_run(struct server *s, const pexec_loaded *plugin, const pexec_o
 		pexec__fold_free(s->d, s->state, s->acc);
 		pexec__plugin_fini(s->d, s->state);
 	}
+	if (set_up)
+		pexec__plugin_teardown(plugin);
 	s->acc = s->state = NULL;
 	done.workers_started = stats.workers_started;
 	done.workers_lost = stats.workers_lost;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "mpi_internal.h"
 #include "util.h"
 #include "worker.h"
@@ -588,9 +589,15 @@ pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded *plugin, const pe
 		            "--timeout, --retries, --memory-limit and --max-tasks-per-worker "
 		            "need worker processes: drop --serial");
 	if (opts->reduce) {
-		if (pexec__plugin_init(m->d, opts->config, &m->state, &why))
+		/* This process folds the ranks' partial results: init here, after
+		 * setup here, as in any process that runs hooks. */
+		if (pexec__plugin_setup(plugin, opts->config, &why))
+			return fail(m, PEXEC_EINIT, "%s", why.msg);
+		if (pexec__plugin_init(m->d, opts->config, &m->state, &why)) {
+			pexec__plugin_teardown(plugin);
 			return fail(m, PEXEC_EINIT, "plugin '%s' init failed: %s", m->d->name,
 			            why.msg);
+		}
 		m->inited = 1;
 	}
 	rc = await_hellos(m);
@@ -676,6 +683,7 @@ out:
 	if (m->inited) {
 		pexec__fold_free(m->d, m->state, m->acc);
 		pexec__plugin_fini(m->d, m->state);
+		pexec__plugin_teardown(plugin);
 		m->inited = 0;
 	}
 	m->acc = m->state = NULL;
