@@ -5,7 +5,7 @@
 #   deps.sh test   also what the tests need (Node.js and npm, for the
 #                  JSON Schema validator that checks plugin manifests; Open
 #                  MPI, for pexec-mpi's tests)
-pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3"
+pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3 python3-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
