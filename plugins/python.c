@@ -66,7 +66,8 @@ static struct {
 	PyObject **argv;     /* [vectorcall's spare slot, item, args..., kwargs' values...] */
 	Py_ssize_t nargs;    /* the fixed positional arguments */
 	PyObject *kwnames;   /* a tuple, or NULL */
-	PyObject *format_tb; /* traceback.format_tb, for messages */
+	char *source;        /* --config "source", for the lines of its frames */
+	char *lambda;        /* --config "lambda" (or a lambda "function") */
 	PyObject *out;       /* sys.stderr, which sys.stdout is too */
 	uint64_t flushed_ns;
 } py;
@@ -122,33 +123,113 @@ static void add_type_name(pexec_error *err, size_t *at, PyObject *type)
 	PyErr_Clear();
 }
 
-/* The traceback's last frames that fit, oldest first, after a newline. */
+/* Line `lineno` of `text` (a file's, or --config's), without its
+ * indentation and line end, into buf; "" when there is no such line. */
+static void nth_line(const char *text, long lineno, char *buf, size_t size)
+{
+	const char *p = text, *e;
+
+	buf[0] = '\0';
+	for (long n = 1; p && n < lineno; n++)
+		if ((p = strchr(p, '\n')))
+			p++;
+	if (!p || lineno < 1)
+		return;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	e = strchr(p, '\n');
+	snprintf(buf, size, "%.*s", (int)(e ? e - p : (long)strlen(p)), p);
+	if (*buf && buf[strlen(buf) - 1] == '\r')
+		buf[strlen(buf) - 1] = '\0';
+}
+
+/* The source line a frame stands at: from --config for its own code, else
+ * read from the file (an error path: a plain read is enough, and it spares
+ * every worker the import of traceback and linecache, which is what
+ * formatting with them would cost at start-up). */
+static void frame_line(const char *file, long lineno, char *buf, size_t size)
+{
+	char chunk[4096];
+	long n = 1;
+	size_t have = 0;
+	FILE *f;
+
+	buf[0] = '\0';
+	if (!strcmp(file, "<--config source>") || !strcmp(file, "<--config lambda>")) {
+		const char *text = file[10] == 's' ? py.source : py.lambda;
+		if (text)
+			nth_line(text, lineno, buf, size);
+		return;
+	}
+	if (file[0] == '<' || !(f = fopen(file, "r")))
+		return;
+	/* Counts lines chunk by chunk; keeps the wanted one. */
+	while (fgets(chunk, sizeof(chunk), f)) {
+		if (n == lineno) {
+			nth_line(chunk, 1, buf, size);
+			break;
+		}
+		have = strlen(chunk);
+		if (have && chunk[have - 1] == '\n')
+			n++;
+	}
+	fclose(f);
+}
+
+/* The last frames of a traceback, as Python prints them, oldest first,
+ * after a newline: as many as fit, the innermost at least. */
+#define FRAMES_KEPT 8
+
 static void add_frames(pexec_error *err, size_t *at, PyObject *tb)
 {
-	PyObject *lines = PyObject_CallOneArg(py.format_tb, tb);
+	char text[FRAMES_KEPT][PEXEC_ERROR_MAX];
 	size_t room = sizeof(err->msg) - 2 - *at, used = 0;
-	Py_ssize_t n, first;
+	int n = 0, first;
 
-	if (!lines || !PyList_Check(lines) || (n = PyList_GET_SIZE(lines)) == 0)
-		goto out;
-	for (first = n; first > 0; first--) {
-		Py_ssize_t len;
+	Py_INCREF(tb);
+	while (tb && tb != Py_None) {
+		PyObject *frame = PyObject_GetAttrString(tb, "tb_frame");
+		PyObject *line = PyObject_GetAttrString(tb, "tb_lineno");
+		PyObject *next = PyObject_GetAttrString(tb, "tb_next");
+		PyCodeObject *code = frame ? PyFrame_GetCode((PyFrameObject *)frame) : NULL;
+		PyObject *file = code ? PyObject_GetAttrString((PyObject *)code, "co_filename") : NULL;
+		PyObject *name = code ? PyObject_GetAttrString((PyObject *)code, "co_name") : NULL;
+		const char *f = file && PyUnicode_Check(file) ? PyUnicode_AsUTF8(file) : NULL;
+		const char *nm = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+		long lineno = line ? PyLong_AsLong(line) : -1;
+		char src[256];
 
-		if (!PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(lines, first - 1), &len) ||
-		    used + (size_t)len > room)
+		if (f && nm) {
+			char *t = text[n++ % FRAMES_KEPT];
+			frame_line(f, lineno, src, sizeof(src));
+			snprintf(t, PEXEC_ERROR_MAX, "  File \"%s\", line %ld, in %s\n%s%s%s", f, lineno,
+			         nm, *src ? "    " : "", src, *src ? "\n" : "");
+		}
+		Py_XDECREF(frame);
+		Py_XDECREF(line);
+		Py_XDECREF((PyObject *)code);
+		Py_XDECREF(file);
+		Py_XDECREF(name);
+		Py_DECREF(tb);
+		tb = next;
+		PyErr_Clear();
+	}
+	Py_XDECREF(tb);
+	if (n == 0)
+		return;
+	for (first = n; first > 0 && first > n - FRAMES_KEPT; first--) {
+		size_t len = strlen(text[(first - 1) % FRAMES_KEPT]);
+		if (used + len > room)
 			break;
-		used += (size_t)len;
+		used += len;
 	}
 	if (first == n)
 		first = n - 1; /* the innermost frame, cut */
 	msg_add(err, at, "\n", 1);
-	for (Py_ssize_t i = first; i < n; i++)
-		msg_add_str(err, at, PyList_GET_ITEM(lines, i));
+	for (int i = first; i < n; i++)
+		msg_add(err, at, text[i % FRAMES_KEPT], strlen(text[i % FRAMES_KEPT]));
 	while (*at > 0 && err->msg[*at - 1] == '\n')
 		err->msg[--*at] = '\0';
-out:
-	Py_XDECREF(lines);
-	PyErr_Clear();
 }
 
 /* Turns the pending exception into a message (and clears it): the first
@@ -178,7 +259,7 @@ static void py_message(pexec_error *err, const char *prefix)
 		msg_add(err, &at, t, nl ? (size_t)(nl - t) : (size_t)n);
 	}
 	PyErr_Clear();
-	if (tb && py.format_tb)
+	if (tb)
 		add_frames(err, &at, tb);
 	if (nl)
 		msg_add(err, &at, nl, (size_t)(t + n - nl));
@@ -462,45 +543,26 @@ out:
 }
 
 /* Runs "source" in __main__, where "function" and "reduce" may then name
- * what it defines; its lines are put in linecache, so tracebacks show them. */
+ * what it defines; its text is kept, for the lines of its frames. */
 static int run_source(const char *source, pexec_error *err)
 {
-	static const char name[] = "<--config source>";
 	PyObject *main = PyImport_AddModule("__main__"); /* borrowed */
-	PyObject *code = NULL, *r = NULL, *linecache = NULL, *cache, *lines = NULL, *entry;
+	PyObject *code = NULL, *r = NULL;
 
-	if (!main)
-		goto fail;
-	code = Py_CompileString(source, name, Py_file_input);
-	if (!code)
-		goto fail;
-	/* linecache.cache[name] = (size, None, lines, name): best effort. */
-	if ((linecache = PyImport_ImportModule("linecache")) &&
-	    (cache = PyObject_GetAttrString(linecache, "cache"))) {
-		PyObject *text = PyUnicode_FromString(source);
-		if (text && (lines = PyObject_CallMethod(text, "splitlines", "O", Py_True)) &&
-		    (entry = Py_BuildValue("(nOOs)", (Py_ssize_t)strlen(source), Py_None, lines,
-		                           name))) {
-			PyObject_SetItem(cache, PyTuple_GET_ITEM(entry, 3), entry);
-			Py_DECREF(entry);
-		}
-		Py_XDECREF(text);
-		Py_DECREF(cache);
+	if (!(py.source = strdup(source))) {
+		pexec_error_set(err, "python: out of memory");
+		return -1;
 	}
-	PyErr_Clear();
+	if (!main || !(code = Py_CompileString(source, "<--config source>", Py_file_input)))
+		goto fail;
 	r = PyEval_EvalCode(code, PyModule_GetDict(main), PyModule_GetDict(main));
+	Py_DECREF(code);
 	if (!r)
 		goto fail;
 	Py_DECREF(r);
-	Py_DECREF(code);
-	Py_XDECREF(linecache);
-	Py_XDECREF(lines);
 	return 0;
 fail:
 	py_message(err, "python: --config \"source\" failed: ");
-	Py_XDECREF(code);
-	Py_XDECREF(linecache);
-	Py_XDECREF(lines);
 	return -1;
 }
 
@@ -524,6 +586,8 @@ static PyObject *resolve(const char *key, const char *spec, int have_source, pex
 		                      : NULL;
 
 		main_dict = main ? PyModule_GetDict(main) : NULL;
+		if (!py.lambda)
+			py.lambda = strdup(spec);
 		obj = code ? PyEval_EvalCode(code, main_dict, main_dict) : NULL;
 		Py_XDECREF(code);
 		if (!obj) {
@@ -657,10 +721,12 @@ static void py_release(void)
 	Py_XDECREF(py.kwnames);
 	Py_XDECREF(py.fn);
 	Py_XDECREF(py.reduce);
-	Py_XDECREF(py.format_tb);
 	Py_XDECREF(py.out);
+	free(py.source);
+	free(py.lambda);
 	py.argv = NULL;
-	py.kwnames = py.fn = py.reduce = py.format_tb = py.out = NULL;
+	py.kwnames = py.fn = py.reduce = py.out = NULL;
+	py.source = py.lambda = NULL;
 	py.nargs = 0;
 	py.has_initial = 0;
 }
@@ -670,7 +736,7 @@ static void py_release(void)
 static int py_setup(const cJSON *config, pexec_error *err)
 {
 	const cJSON *source, *fn, *reduce;
-	PyObject *stderr_obj, *tb = NULL;
+	PyObject *stderr_obj;
 
 	if (config_check(config, err) || py_start(err))
 		return -1;
@@ -709,10 +775,6 @@ static int py_setup(const cJSON *config, pexec_error *err)
 		goto fail;
 	if (build_args(config, err) || set_initial(config, err))
 		goto fail;
-	if ((tb = PyImport_ImportModule("traceback")))
-		py.format_tb = PyObject_GetAttrString(tb, "format_tb");
-	Py_XDECREF(tb);
-	PyErr_Clear();
 	if (call_in("gc", "freeze", -1)) {
 		py_message(err, "python: gc.freeze() failed: ");
 		goto fail;
