@@ -770,3 +770,81 @@ Test(python, check_runs_samples_through_a_function)
 	cr_expect(strstr(r.out, "sample 1: \"x\" -> \"xx\""), "%s", r.out);
 	proc_release(&r);
 }
+
+/* ---- the seeds' examples ---- */
+
+/* examples/python/run.sh: each seed's program on pexec beside the Pool.map
+ * program it replaces, their results compared by the script itself. */
+Test(python, the_seeds_examples_run_and_agree_with_pool_map)
+{
+	char dir[300];
+	struct proc r;
+	struct proc_spec s = {
+		.program = PEXEC_SRC_DIR "/examples/python/run.sh",
+		.args = ARGS(dir, "2000"),
+	};
+
+	need_python();
+	snprintf(dir, sizeof(dir), "%s/examples", scratch);
+	setenv("PEXEC", PEXEC, 1);
+	run_spec(&s, &r);
+	expect_exit_status(&r, 0);
+	cr_expect(strstr(r.out, "PicklingError"), "Pool.map pickled a lambda? %s", r.out);
+	cr_expect(strstr(r.out, "ok    24 results, each None"), "%s\n%s", r.out, r.err);
+	cr_expect(strstr(r.out, "ok    factorials: pexec and Pool.map agree"), "%s\n%s", r.out,
+	          r.err);
+	cr_expect(strstr(r.out, "ok    easy_parallelize: pexec and Pool.map agree"), "%s\n%s",
+	          r.out, r.err);
+	proc_release(&r);
+}
+
+/* With a virtual environment active (VIRTUAL_ENV, as `activate` sets it)
+ * made from the plugin's own Python version, its site-packages are on
+ * sys.path, as they would be for `python` there. */
+Test(python, an_active_virtual_environment_is_used)
+{
+	char venv[300], path[700], exe[256], version[256], config[128];
+	const char *base;
+	struct proc r;
+
+	need_python();
+	/* The interpreter the plugin runs, e.g. /usr/bin/python3.11. */
+	run(&r, "[0]", "-p", PYTHON, "--output-format", "ndjson", "--config",
+	    "{\"lambda\": \"lambda x: __import__('sys').executable\"}", NULL);
+	expect_exit(&r, 0);
+	cr_assert_eq(sscanf(r.out, "\"%255[^\"]\"", exe), 1, "%s", r.out);
+	proc_release(&r);
+	base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+	cr_assert(!strncmp(base, "python3.", 8), "%s", exe);
+	snprintf(version, sizeof(version), "%s", base);
+	/* A venv as `python -m venv` lays it out. */
+	snprintf(venv, sizeof(venv), "%s/venv", scratch);
+	snprintf(path, sizeof(path), "%s/bin", venv);
+	cr_assert_eq(mkdir(venv, 0755), 0);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/bin/python", venv);
+	cr_assert_eq(symlink(exe, path), 0);
+	snprintf(path, sizeof(path), "%s/pyvenv.cfg", venv);
+	{
+		char cfg[400];
+		int n = snprintf(cfg, sizeof(cfg), "home = %.*s\ninclude-system-site-packages = false\n",
+		                 (int)(base - exe - 1), exe);
+		write_file(path, cfg, (size_t)n);
+	}
+	snprintf(path, sizeof(path), "%s/lib", venv);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/lib/%s", venv, version);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/lib/%s/site-packages", venv, version);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/lib/%s/site-packages/in_venv.py", venv, version);
+	write_file(path, "def f(x):\n    return 'venv'\n", 28);
+	snprintf(config, sizeof(config), "{\"function\": \"in_venv:f\"}");
+	setenv("VIRTUAL_ENV", venv, 1);
+	expect_output("[0]", ARGS("--config", config), 0, "[\n\"venv\"\n]\n");
+	unsetenv("VIRTUAL_ENV");
+	py_run(&r, "[0]", ARGS("--config", config));
+	expect_exit(&r, 2);
+	cr_expect(strstr(r.err, "No module named 'in_venv'"), "%s", r.err);
+	proc_release(&r);
+}
