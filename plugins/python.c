@@ -287,14 +287,18 @@ static uint64_t now_ns(void)
 static void py_flush(int now)
 {
 	uint64_t t = now_ns();
-	PyObject *r;
+	PyObject *r, *type, *value, *tb;
 
 	if (!py.out || (!now && t - py.flushed_ns < FLUSH_NS))
 		return;
 	py.flushed_ns = t;
+	/* The function's own exception, if it raised, waits for its message:
+	 * no Python code may run with one pending, nor clear it. */
+	PyErr_Fetch(&type, &value, &tb);
 	r = PyObject_CallMethod(py.out, "flush", NULL);
 	Py_XDECREF(r);
 	PyErr_Clear();
+	PyErr_Restore(type, value, tb);
 }
 
 /* f.reconfigure(line_buffering=True, write_through=False); a stream of

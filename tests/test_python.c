@@ -325,6 +325,28 @@ Test(python, exceptions_of_a_module_and_system_exit_are_item_failures)
 	proc_release(&r);
 }
 
+/* An item that fails after a while, when its worker's prints are due to
+ * be flushed (every 10 ms): the flush must not lose its exception. */
+Test(python, a_slow_exception_keeps_its_message)
+{
+	struct proc r;
+
+	need_python();
+	py_run(&r, "[1, 2]", ARGS("-j2", "--config",
+	                          "{\"lambda\": \"lambda x: print(x) or __import__('time').sleep(0.05)"
+	                          " or 1 / 0\"}"));
+	expect_exit(&r, 1);
+	cr_expect_eq(count_of(r.err, "failed in map: ZeroDivisionError: division by zero"), 2, "%s",
+	             r.err);
+	proc_release(&r);
+	py_run(&r, "[1, 2, 3]", ARGS("--reduce", "--serial", "--config",
+	                             "{\"lambda\": \"lambda x: x\", \"reduce\": \"lambda a, b: "
+	                             "__import__('time').sleep(0.05) or a / 0\"}"));
+	expect_exit(&r, 1);
+	cr_expect_eq(count_of(r.err, "failed in reduce: ZeroDivisionError"), 2, "%s", r.err);
+	proc_release(&r);
+}
+
 /* ---- what pexec does around a function ---- */
 
 Test(python, timeout_kills_a_function_stuck_in_a_loop)
