@@ -71,6 +71,21 @@ CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 PLUGINS       := factorial identity sleep wordcount
+
+# The python plugin (plugins/python.c, python_json.c) hosts CPython: built
+# only where the Python headers and embedding library are installed
+# (Debian: python3-dev, which `make deps` installs), found through
+# pkg-config's python3-embed; nothing else in pexec needs Python.  Its
+# include directory goes on -isystem, so that -Wextra judges only our code.
+PYTHON_PC     ?= python3-embed
+PYTHON_FOUND  := $(shell pkg-config --exists $(PYTHON_PC) 2>/dev/null && echo yes)
+ifeq ($(PYTHON_FOUND),yes)
+PLUGINS       += python
+PYTHON_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PYTHON_PC)))
+PYTHON_LIBS   := $(shell pkg-config --libs $(PYTHON_PC))
+# The interpreter whose standard library and site-packages the plugin uses.
+PYTHON_EXE    := $(shell pkg-config --variable=exec_prefix $(PYTHON_PC))/bin/python$(shell pkg-config --modversion $(PYTHON_PC))
+endif
 PLUGIN_SOS    := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 EXAMPLE_SOS   := $(BUILD)/examples/complex.so $(BUILD)/examples/cpp.so
 TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
@@ -102,6 +117,12 @@ $(BUILD)/pexec: $(CLI_OBJS) $(BUILD)/libpexec.a
 $(BUILD)/plugins/%.so: plugins/%.c sdk/pexec_plugin.h
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
+
+$(BUILD)/plugins/python.so: plugins/python.c plugins/python_json.c plugins/python_json.h \
+                            sdk/pexec_plugin.h
+	@mkdir -p $(@D)
+	$(CC) $(PLUGIN_CFLAGS) $(PYTHON_CFLAGS) -DPEXEC_PYTHON_EXE='"$(PYTHON_EXE)"' \
+		$(PLUGIN_LDFLAGS) -o $@ plugins/python.c plugins/python_json.c $(PYTHON_LIBS) -lcjson
 
 $(BUILD)/examples/%.so: examples/%/plugin.c sdk/pexec_plugin.h
 	@mkdir -p $(@D)
@@ -139,12 +160,23 @@ deps-test:
 # where cargo is (deps-test installs both where it can); each skips, saying
 # so, where it is not.
 test: deps-test all $(TEST_PLUGINS) $(TEST_BIN) $(SCHEMA_TOOLS)
+	@$(MAKE) --no-print-directory python-plugin
 	@if command -v $(MPICC) >/dev/null; then $(MAKE) --no-print-directory mpi; \
 	else echo "make test: no $(MPICC): the pexec-mpi tests will be skipped" >&2; fi
 	@if [ -n "$(CARGO)" ]; then $(MAKE) --no-print-directory rust; \
 	else echo "make test: no cargo: the Rust example's tests will be skipped" >&2; fi
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $$LSAN_OPTIONS" \
 		$(TEST_BIN) --jobs 2 $(TEST_ARGS)
+
+# The python plugin where Python can be embedded; a sub-make of `test`,
+# so that it sees a python3-dev that deps-test has just installed.
+.PHONY: python-plugin
+ifeq ($(PYTHON_FOUND),yes)
+python-plugin: $(BUILD)/plugins/python.so
+else
+python-plugin:
+	@echo "make: no pkg-config $(PYTHON_PC) (Debian: apt-get install python3-dev): the python plugin is not built, its tests will be skipped" >&2
+endif
 
 demo: deps all
 	$(BUILD)/pexec --plugin factorial examples/factorial/inputs.json

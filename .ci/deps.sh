@@ -6,7 +6,7 @@
 #                  JSON Schema validator that checks plugin manifests; Open
 #                  MPI, for pexec-mpi's tests; cargo, for the Rust example's;
 #                  zsh, for its completion's)
-pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3"
+pkgs="build-essential pkg-config libcjson-dev libcriterion-dev python3 python3-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -9,6 +9,13 @@ cannot be pickled), and json.dump the list of results to the output file.
     python3 bench/anchor.py factorial -j 2 in.json out.json
     python3 bench/anchor.py identity  -j 2 in.json out.json
     python3 bench/anchor.py sleep     -j 8 in.json out.json
+    python3 bench/anchor.py factorial --loop in.json out.json
+
+--loop is the plain Python loop, one process and no Pool: what
+`pexec --serial` with the python plugin stands for.  The python plugin's
+rows also import this file's `factorial` (--config
+'{"function": "anchor:factorial", "path": ["bench"]}'), so that both sides
+run the very same function.
 
 Honest by construction: every item is mapped (no cache, no short cut), the
 factorial is the seeds' recursive one on Python's exact ints, and the output
@@ -50,14 +57,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("mode", choices=sorted(MODES))
     ap.add_argument("-j", "--jobs", type=int, default=2, help="Pool size (default 2)")
+    ap.add_argument("--loop", action="store_true",
+                    help="no Pool: a plain loop over the items in this process")
     ap.add_argument("input", help="a JSON file holding one array of items")
     ap.add_argument("output", help="where the JSON array of results goes")
     args = ap.parse_args(argv)
 
     with open(args.input, "rb") as f:
         items = json.load(f)
-    with multiprocessing.Pool(args.jobs) as pool:
-        results = pool.map(MODES[args.mode], items)
+    f = MODES[args.mode]
+    if args.loop:
+        results = [f(x) for x in items]
+    else:
+        with multiprocessing.Pool(args.jobs) as pool:
+            results = pool.map(f, items)
     with open(args.output, "w") as f:
         json.dump(results, f)
     return 0

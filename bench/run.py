@@ -51,13 +51,13 @@ DATA = BENCH / "data"
 MODES = {
     "quick": dict(runs=3, factorial=1_000_000, identity=1_000_000, sleep=24,
                   memory=10_000_000, memory_python=1_000_000,
-                  startup=50, startup_python=5),
+                  startup=50, startup_python=5, python=200_000),
     "full": dict(runs=5, factorial=1_000_000, identity=1_000_000, sleep=24,
                  memory=10_000_000, memory_python=10_000_000,
-                 startup=100, startup_python=10),
+                 startup=100, startup_python=10, python=1_000_000),
 }
 SCALING_JOBS = (1, 2, 4, 8, 12, 16)
-WORKLOADS = ("factorial", "identity", "sleep", "memory", "startup")
+WORKLOADS = ("factorial", "identity", "sleep", "memory", "startup", "python")
 INPUT_VERSION = "v1"  # bump when a generator changes, so cached inputs are remade
 MIB = 1024  # ru_maxrss is in KiB
 
@@ -298,7 +298,8 @@ class Workload:
     row), whose own values are then what its output must hold."""
 
     def __init__(self, cfg, key, title, plugin, jobs, inp, items, expect, ndjson=False,
-                 python_input=None, python_items=None, anchor=True, runs=None, python_runs=None):
+                 python_input=None, python_items=None, anchor=True, runs=None, python_runs=None,
+                 extra=(), python=None, anchor_mode=None):
         self.key, self.title, self.jobs, self.items = key, title, jobs, items
         self.python_items = python_items if python_items is not None else items
         self.expect = expect
@@ -316,23 +317,37 @@ class Workload:
         # json.dump writes a file: neither makes it durable.  (-o FILE adds
         # fsync and the resume journal; RESULTS.md measures that apart.)
         self.serial = Variant("pexec --serial",
-                              [pexec, "-p", plugin, "--serial", *fmt, rel(inp)],
+                              [pexec, "-p", plugin, *extra, "--serial", *fmt, rel(inp)],
                               out("serial"), self.same_bytes, runs, stdout=rel(out("serial")))
         self.pexec = Variant(f"pexec -j{jobs}" if jobs else "pexec (default -j)",
-                             [pexec, "-p", plugin, *jflag, *fmt, rel(inp)],
+                             [pexec, "-p", plugin, *extra, *jflag, *fmt, rel(inp)],
                              out("pexec"), self.same_bytes, runs, stdout=rel(out("pexec")))
         self.variants = [self.pexec, self.serial]
         self.ceiling = None
         self.python = None
+        self.loop = None
+        self.python_path = None
+        self.python_exe = python or cfg.python
+        self.anchor_mode = anchor_mode or plugin
+        self.out = out
         if anchor:
             pj = jobs or cfg.cpus
             py_in = python_input or inp
             self.python = Variant(f"Python Pool({pj})",
-                                  [cfg.python, rel(BENCH / "anchor.py"), plugin, "-j", str(pj),
-                                   rel(py_in), rel(out("python"))],
+                                  [self.python_exe, rel(BENCH / "anchor.py"), self.anchor_mode,
+                                   "-j", str(pj), rel(py_in), rel(out("python"))],
                                   out("python"), self.same_values, python_runs)
             self.python_ref = python_input
             self.variants.append(self.python)
+
+    def add_loop(self, inp):
+        """The plain Python loop the --serial run stands for: json.load, the
+        function on each item in one process, json.dump (anchor.py --loop)."""
+        self.loop = Variant("Python loop",
+                            [self.python_exe, rel(BENCH / "anchor.py"), self.anchor_mode,
+                             "--loop", rel(inp), rel(self.out("loop"))],
+                            self.out("loop"), self.same_values)
+        self.variants.append(self.loop)
 
     def add_ceiling(self, plugin, inp):
         """The hardware's limit for two workers: two independent `--serial`
@@ -483,7 +498,90 @@ def build_workloads(cfg, only):
         rows.append(Workload(cfg, "startup", "startup with an empty input (`[]`)", "identity", 0,
                              empty_input(), 0, expect_equal(lambda: [], "[]"),
                              runs=size["startup"], python_runs=size["startup_python"]))
+    if "python" in only:
+        rows += python_workloads(cfg)
     return rows
+
+
+def python_plugin(cfg):
+    """The interpreter the python plugin embeds (its sys.executable), which
+    the Python side of its rows runs on, so that both sides run the same
+    CPython; None where the plugin is not built."""
+    if not (cfg.pexec.parent / "plugins" / "python.so").exists():
+        return None
+    cp = subprocess.run([str(cfg.pexec), "-p", "python", "--output-format", "ndjson",
+                         "--config", json.dumps({"lambda": "lambda x: __import__('sys').executable"})],
+                        input=b"[0]", capture_output=True, cwd=ROOT)
+    if cp.returncode != 0:
+        raise BenchError("the python plugin does not run: " + cp.stderr.decode(errors="replace"))
+    return json.loads(cp.stdout)
+
+
+def python_workloads(cfg):
+    """The python plugin's rows: the seeds' factorial as a Python function
+    (bench/anchor.py's own, imported by the plugin) against Pool(N).map of
+    the same function and a plain loop, and the seeds' 24 sleeps through a
+    lambda (Pool.map cannot pickle one; its side runs a top-level function)."""
+    exe = python_plugin(cfg)
+    if exe is None:
+        log("python rows: skipped (no python plugin: make builds it where python3-dev is installed)")
+        return []
+    n = cfg.size["python"]
+    inp = factorial_input(n)
+    fact = ["--config", json.dumps({"function": "anchor:factorial", "path": ["bench"]})]
+    rows = []
+    w = Workload(cfg, "python-factorial", "the seeds' factorial as a Python function",
+                 "python", 2, inp, n, expect_factorials(inp), extra=fact, python=exe,
+                 anchor_mode="factorial")
+    w.add_loop(inp)
+    # The python3 on PATH, where it is another interpreter (a pyenv build,
+    # say): what a user who types `python3` would be comparing with.
+    path_py = shutil.which("python3")
+    if path_py and os.path.realpath(path_py) != os.path.realpath(exe):
+        w.python_path = Variant(f"Python Pool(2), {path_py}",
+                                [path_py, rel(BENCH / "anchor.py"), "factorial", "-j", "2",
+                                 rel(inp), rel(w.out("python-path"))],
+                                w.out("python-path"), w.same_values)
+        w.variants.append(w.python_path)
+    rows.append(w)
+    if cfg.cpus >= 16:
+        w = Workload(cfg, "python-factorial-16", "the seeds' factorial as a Python function",
+                     "python", 16, inp, n, expect_factorials(inp), extra=fact, python=exe,
+                     anchor_mode="factorial")
+        w.variants.remove(w.serial)  # timed in the row above; still the reference here
+        rows.append(w)
+    m = cfg.size["sleep"]
+    lam = ["--config", json.dumps({"lambda": "lambda x: __import__('time').sleep(x) or x"})]
+    rows.append(Workload(cfg, "python-sleep", f"{m} x sleep(0.1) through a lambda", "python", 8,
+                         sleep_input(m), m, expect_equal(lambda m=m: [0.1] * m, f"{m} times 0.1"),
+                         extra=lam, python=exe, anchor_mode="sleep"))
+    return rows
+
+
+def python_convert(cfg):
+    """bench/pyconvert.c: one item's conversion, each way the plugin could
+    convert, built against the python plugin's own reader and writer."""
+    exe = cfg.pexec.parent / "bench" / "pyconvert"
+    srcs = [BENCH / "pyconvert.c", ROOT / "plugins" / "python_json.c"]
+    try:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "python3-embed"],
+                               capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        raise BenchError("--python-convert needs Python's embedding library (python3-dev)")
+    if not exe.exists() or any(exe.stat().st_mtime < p.stat().st_mtime for p in srcs):
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [os.environ.get("CC") or "cc", "-std=c11", "-O2", "-Wall", "-Wextra",
+               f"-I{ROOT / 'sdk'}", f"-I{ROOT / 'plugins'}", "-o", str(exe), *map(str, srcs), *flags]
+        log("building " + rel(exe) + ": " + shlex.join(cmd))
+        subprocess.run(cmd, check=True)
+    cp = subprocess.run([str(exe), "50000"], capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise BenchError("pyconvert failed: " + cp.stderr)
+    lines = header(cfg, "python plugin: the cost of one item's JSON <-> Python conversion",
+                   "CPU time per call, the best of 5 rounds")
+    lines += cp.stdout.rstrip("\n").split("\n")
+    lines += ["", f"Command: `{rel(exe)}` (built from {', '.join(rel(p) for p in srcs)}).", ""]
+    return lines, []
 
 
 # ---- goals ----
@@ -504,6 +602,28 @@ def goals(rows):
 
     speedup("factorial", "python", ">= 8x", 8)
     speedup("factorial", "serial", ">= 1.8x", 1.8)
+    w = by.get("python-factorial")
+    if w:
+        x = w.python.median / w.pexec.median
+        out.append((f"python-factorial: {w.pexec.label} vs {w.python.label} (speed-up)",
+                    f"{x:.2f}x", ">= 2x", x >= 2))
+        x = w.serial.median / w.loop.median
+        out.append((f"python-factorial: {w.serial.label} vs a plain Python loop with "
+                    f"json.load/json.dump (slow-down)", f"{x:.2f}x", "<= 1.2x", x <= 1.2))
+        if w.python_path:
+            x = w.python_path.median / w.pexec.median
+            out.append((f"python-factorial: {w.pexec.label} vs {w.python_path.label} "
+                        f"(speed-up; another interpreter than the plugin's)", f"{x:.2f}x",
+                        "(information)", None))
+    w = by.get("python-factorial-16")
+    if w:
+        x = w.python.median / w.pexec.median
+        out.append((f"python-factorial-16: {w.pexec.label} vs {w.python.label} (speed-up)",
+                    f"{x:.2f}x", ">= 4x", x >= 4))
+    w = by.get("python-sleep")
+    if w:
+        out.append((f"python-sleep: {w.items} x 0.1 s through a lambda, {w.pexec.label}",
+                    secs(w.pexec.median), "< 320 ms", w.pexec.median < 0.320))
     w = by.get("factorial")
     if w and w.ceiling:
         x = w.serial.median / w.ceiling.median
@@ -593,9 +713,15 @@ def report(cfg, rows, selfcheck):
     ]
     for w in rows:
         py_items = w.python_items if w.python and w.python_items != w.items else None
+        serial = f"{secs(w.serial.median)} · {mib(w.serial.peak)}" if w.serial.times else "—"
+        python = cell(w.python, py_items)
+        if w.loop:
+            python += f"; plain loop: {secs(w.loop.median)} · {mib(w.loop.peak)}"
+        if w.python_path:
+            python += (f"; Pool(2) on `{w.python_path.argv[0]}`: {secs(w.python_path.median)} · "
+                       f"{mib(w.python_path.peak)}")
         lines.append(f"| {w.key}: {w.title} | {count(w.items)} | {cell(w.pexec)} "
-                     f"| {secs(w.serial.median)} · {mib(w.serial.peak)} "
-                     f"| {cell(w.python, py_items)} |")
+                     f"| {serial} | {python} |")
     lines.append("")
     lines += ["## Goals", "", "| goal | measured | target | result |", "|---|---|---|---|"]
     results = goals(rows)
@@ -619,6 +745,9 @@ def report(cfg, rows, selfcheck):
               "- correctness: every pexec output equals the `--serial` output byte for byte; "
               "the `--serial` output was checked against math.factorial / the input's own "
               "bytes; every Python output, loaded with json, equals pexec's values exactly.",
+              "- python rows: the plugin imports bench/anchor.py's own function, and the "
+              "Python side runs on the interpreter the plugin embeds (its sys.executable), so "
+              "both sides run the same CPython.",
               ""]
     return lines, results
 
@@ -802,6 +931,9 @@ def main(argv=None):
     ap.add_argument("--mpi", action="store_true",
                     help="only pexec-mpi: factorial, sleep and startup with 1, 2, 4 ranks "
                          "(needs make mpi and mpirun)")
+    ap.add_argument("--python-convert", action="store_true",
+                    help="only the python plugin's conversion cost per item (bench/pyconvert.c): "
+                         "its own reader and writer against the json module's")
     ap.add_argument("--runs", type=int, metavar="R", help="runs per figure (default 3, --full 5)")
     ap.add_argument("--only", metavar="LIST",
                     help="comma-separated workloads to run: " + ",".join(WORKLOADS))
@@ -844,6 +976,8 @@ def main(argv=None):
             lines, results = scaling(cfg, launcher)
         elif args.mpi:
             lines, results = mpi_bench(cfg, launcher)
+        elif args.python_convert:
+            lines, results = python_convert(cfg)
         else:
             selfcheck = rss_self_check(launcher)
             log("peak RSS self-check: " + selfcheck)

@@ -29,9 +29,14 @@
  *    value must be of the same kind on both sides.
  *  - serialize appends bytes to a pexec_buf owned by pexec, only through the
  *    helpers below.  It must not keep the buffer.
- *  - The config given to init belongs to pexec and lives only during init.
- *    The state init makes belongs to the plugin; pexec hands it to every hook
- *    and to fini, and never looks inside.
+ *  - The config given to setup or init belongs to pexec and lives only
+ *    during that call.  The state init makes belongs to the plugin; pexec
+ *    hands it to every hook and to fini, and never looks inside.
+ *  - What setup builds belongs to the plugin and lives in its own static
+ *    memory (setup has no state to return: init runs in other processes,
+ *    forked after setup, and finds it there).  Workers inherit it
+ *    copy-on-write: they may read it, but what one writes stays its own.
+ *    teardown frees it.
  *  - An error message is copied out of the pexec_error by pexec.
  *
  * RULES FOR HOOKS
@@ -43,7 +48,11 @@
  *    (pexec redirects it to stderr in workers, but output is pexec's), never
  *    exit, never install signal handlers.
  *  - Hooks are called from one thread per worker process; state needs no
- *    locking.
+ *    locking.  setup and teardown are called from the thread that runs the
+ *    pool, in the process that forks the workers, once per run: the one
+ *    place where a plugin's static variables are the right home for state.
+ *    Its init can tell a forked worker (getpid() differs from the pid
+ *    setup saw) from --serial and from pexec's own init for --reduce.
  *
  * ABI STABILITY
  *  - PEXEC_ABI_VERSION is the major version: pexec refuses a plugin built for
@@ -163,9 +172,30 @@ typedef struct pexec_descriptor {
 	 * reducing plugin's input and output values are of one kind (both
 	 * hooks, or neither).  `reduce_initial` is the JSON text of the fold's
 	 * starting value, which must be an identity of reduce (0 for a sum, {}
-	 * for merged counts); NULL means JSON null. */
+	 * for merged counts); NULL means JSON null.  pexec reads the text only
+	 * after setup, so a plugin whose starting value comes from --config may
+	 * point reduce_initial at a buffer of its own that setup fills. */
 	int (*reduce)(void *state, void *a, void *b, void **out, pexec_error *err) PEXEC__ZERO;
 	const char *reduce_initial PEXEC__ZERO;
+
+	/* ---- appended after 0.2 (setup before the fork); a plugin built
+	 * earlier reads as NULL ---- */
+
+	/* Optional.  Work done once, before the fork: pexec calls setup in the
+	 * process that starts the workers, before it forks any of them and
+	 * before any init there, with the parsed --config (NULL without one).
+	 * Whatever setup builds (a table, an imported interpreter module) lives
+	 * in the plugin's own static memory, and every worker, forked afterwards,
+	 * inherits it copy-on-write: built once, in memory shared by all the
+	 * workers until one writes to it.  init, in each worker, then finds it
+	 * there.  A failing setup stops the run as a failing init does (exit
+	 * status 2).  In --serial, setup runs in pexec itself, before init. */
+	int (*setup)(const struct cJSON *config, pexec_error *err) PEXEC__ZERO;
+	/* Optional.  Called once in that same process after every worker has
+	 * ended and after its own fini (--reduce calls init and fini there too),
+	 * when setup succeeded (or the plugin has none).  Like fini, it does not
+	 * run when pexec itself dies. */
+	void (*teardown)(void) PEXEC__ZERO;
 
 	/* New members are appended below, never inserted, each with PEXEC__ZERO
 	 * (tests/test_cpp.c builds a C++ descriptor with -Wextra -Werror). */

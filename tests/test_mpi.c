@@ -423,6 +423,38 @@ Test(mpi, reduce_fault_in_the_reduce_hook_fails_only_its_item)
 	}
 }
 
+/* The python plugin across ranks: each rank's pool server sets up (one
+ * import) before forking its workers, and rank 0, which folds, sets up
+ * too.  Values, a failed item and a fold come out as from pexec. */
+Test(mpi, python_functions_give_what_pexec_gives)
+{
+	char *numbers = random_integers(2000, 0), fn[512], fold[512];
+	struct proc local, mpi;
+	char *want, *got;
+
+	need_mpi();
+	if (access(PEXEC_TEST_BUILD "/plugins/python.so", R_OK) != 0)
+		cr_skip_test("the python plugin is not built (needs python3-dev)");
+	setenv("PYTHONDONTWRITEBYTECODE", "1", 1);
+	snprintf(fn, sizeof(fn), "{\"path\": [\"%s/tests/python\"], \"function\": "
+	         "\"fixture:factorial\"}", PEXEC_SRC_DIR);
+	snprintf(fold, sizeof(fold), "{\"path\": [\"%s/tests/python\"], \"function\": "
+	         "\"fixture:unlucky\", \"reduce\": \"fixture:add\", \"initial\": 0}",
+	         PEXEC_SRC_DIR);
+	compare(ARGS("-p", "python", "-j", "2", "--config", fn), numbers, 0);
+	expect_same_run(&local, &mpi, ARGS("-p", "python", "-j", "2", "--reduce", "--config", fold),
+	                "[1, 13, 2, 13, 3]", 1);
+	cr_expect_str_eq(local.out, "12\n");
+	want = lines_starting(local.err, "pexec: item ");
+	got = lines_starting(mpi.err, "pexec-mpi: item ");
+	cr_expect_str_eq(got, want, "%s: failure lines differ:\n%s\nwant:\n%s", mpi.cmd, got, want);
+	free(want);
+	free(got);
+	proc_release(&local);
+	proc_release(&mpi);
+	free(numbers);
+}
+
 /* ---- 5. stdin ---- */
 
 Test(mpi, input_from_stdin)

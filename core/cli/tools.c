@@ -179,7 +179,7 @@ static void check_samples(struct check *c, pexec_instance *in, const char *path,
 	close(fd);
 }
 
-/* In the child: load, describe, init, samples, fini.  Exits with 0 when
+/* In the child: load, describe, setup, init, samples, fini, teardown.  Exits with 0 when
  * every check passed, 1 when some failed, 2 when the plugin did not load. */
 static void __attribute__((noreturn)) check_child(struct check *c, int info)
 {
@@ -218,6 +218,21 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 				verdict(c, valid_json(texts[i], strlen(texts[i])),
 				        "its %s is valid JSON", names[i]);
 	}
+	if (d->setup) {
+		fprintf(c->out, "..    setup\n");
+		fflush(c->out);
+	}
+	/* As pexec would before forking its workers; this child is the one
+	 * process here, so init runs where setup did, as in --serial. */
+	if (pexec_plugin_setup(plugin, c->config, &err)) {
+		verdict(c, 0, "%s", err.msg);
+		fprintf(c->out, "..    done\n");
+		fflush(c->out);
+		_exit(1);
+	}
+	if (d->setup)
+		verdict(c, 1, "setup%s%s", c->config ? " with --config " : "",
+		        c->config ? c->config : "");
 	if (d->init) {
 		fprintf(c->out, "..    init\n");
 		fflush(c->out);
@@ -242,6 +257,13 @@ static void __attribute__((noreturn)) check_child(struct check *c, int info)
 	pexec_instance_close(in);
 	if (d->fini)
 		verdict(c, 1, "fini");
+	if (d->teardown) {
+		fprintf(c->out, "..    teardown\n");
+		fflush(c->out);
+	}
+	pexec_plugin_teardown(plugin);
+	if (d->teardown)
+		verdict(c, 1, "teardown");
 	fprintf(c->out, "%d of %d checks passed\n..    done\n", c->checks - c->failed, c->checks);
 	fflush(c->out);
 	free(manifest);

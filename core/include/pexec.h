@@ -76,6 +76,16 @@ void pexec_plugin_free(pexec_loaded_plugin *plugin);
 /* The plugin's manifest as JSON text (see plugin.schema.json), malloc'd;
  * NULL when out of memory. */
 char *pexec_plugin_manifest(const pexec_loaded_plugin *plugin);
+/* Runs the plugin's setup hook (pexec_plugin.h) here, with `config` (JSON
+ * text or NULL).  Calls nest: only the outermost pair reaches the plugin,
+ * so pexec_run() and pexec_instance_open(), which set up themselves, may be
+ * called inside a pair; a program calls it to choose the moment (before
+ * forks of its own).  PEXEC_OK, or a code with "plugin 'x' setup failed:
+ * ..." (then there is no teardown to call).  Appended in 0.2. */
+pexec_code pexec_plugin_setup(const pexec_loaded_plugin *plugin, const char *config,
+                              pexec_error *err);
+/* Ends the pair: the outermost call runs the plugin's teardown hook. */
+void pexec_plugin_teardown(const pexec_loaded_plugin *plugin);
 
 /* ---- the pool ---- */
 
@@ -232,7 +242,9 @@ typedef struct pexec_stats {
  * input order unless opts->unordered.  Returns PEXEC_OK when every item
  * succeeded, PEXEC_EITEM when some failed (each was handed to the sink with
  * ok == 0), or another code with `err` filled when the run itself failed.
- * `stats` may be NULL. */
+ * `stats` may be NULL.  The plugin's setup hook runs first, in this process,
+ * before any worker is forked, and its teardown last (PEXEC_EINIT when setup
+ * fails). */
 pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
                      pexec_next_fn next, void *next_ctx,
                      pexec_result_fn sink, void *sink_ctx,
@@ -372,7 +384,8 @@ void pexec_splitter_free(pexec_splitter *splitter);
 
 /* A plugin's hooks in this process: what `pexec check` drives, and what a
  * program needs to fold partial results itself.  Opening runs the plugin's
- * init here (with `config`, JSON text or NULL); closing runs fini. */
+ * setup (pexec_plugin_setup: nested) and init here (with `config`, JSON text
+ * or NULL); closing runs fini and teardown. */
 typedef struct pexec_instance pexec_instance;
 pexec_code pexec_instance_open(const pexec_loaded_plugin *plugin, const char *config,
                                pexec_instance **out, pexec_error *err);

@@ -14,6 +14,7 @@
 #include "item.h"
 
 struct pexec_instance {
+	const pexec_loaded_plugin *plugin;
 	const pexec_descriptor *d;
 	void *state;
 	void *acc;       /* the fold's value */
@@ -38,9 +39,16 @@ pexec_code pexec_instance_open(const pexec_loaded_plugin *plugin, const char *co
 		free(in);
 		return pexec__fail(err, PEXEC_ESYS, "out of memory");
 	}
+	in->plugin = plugin;
+	if (pexec_plugin_setup(plugin, config, err)) {
+		pexec__split_free(in->check);
+		free(in);
+		return PEXEC_EINIT;
+	}
 	if (pexec__plugin_init(in->d, config, &in->state, &why)) {
 		pexec_code rc = pexec__fail(err, PEXEC_EINIT, "plugin '%s' init failed: %s",
 		                            in->d->name, why.msg);
+		pexec_plugin_teardown(plugin);
 		pexec__split_free(in->check);
 		free(in);
 		return rc;
@@ -130,6 +138,7 @@ void pexec_instance_close(pexec_instance *in)
 	if (in->acc_started)
 		pexec__fold_free(in->d, in->state, in->acc);
 	pexec__plugin_fini(in->d, in->state);
+	pexec_plugin_teardown(in->plugin);
 	pexec__buf_release(&in->item);
 	pexec__split_free(in->check);
 	free(in);

@@ -7,6 +7,7 @@
  * a zeroed struct of our own size, so a plugin built with an older (shorter)
  * descriptor reads as having none of the hooks added since.
  */
+#include <cjson/cJSON.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,10 @@ struct pexec_loaded_plugin {
 	void *handle;
 	char *path;
 	pexec_descriptor desc;
+	/* Nested pexec_plugin_setup() calls not yet ended: this process's
+	 * bookkeeping, not part of the plugin callers see (hence kept through
+	 * a const pointer). */
+	int setup_depth;
 };
 
 /* The first ABI 1 descriptor: everything up to and including free_value. */
@@ -208,4 +213,38 @@ void pexec_plugin_free(pexec_loaded_plugin *plugin)
 	dlclose(plugin->handle);
 	free(plugin->path);
 	free(plugin);
+}
+
+pexec_code pexec_plugin_setup(const pexec_loaded_plugin *plugin, const char *config,
+                               pexec_error *err)
+{
+	pexec_loaded_plugin *p = (pexec_loaded_plugin *)plugin;
+	const pexec_descriptor *d = &p->desc;
+	cJSON *tree = NULL;
+	pexec_error why;
+	int rc;
+
+	if (p->setup_depth++ > 0 || !d->setup)
+		return PEXEC_OK;
+	if (config && !(tree = cJSON_Parse(config))) {
+		p->setup_depth--;
+		return pexec__fail(err, PEXEC_EUSAGE, "--config is not valid JSON");
+	}
+	why.msg[0] = '\0';
+	rc = d->setup(tree, &why);
+	cJSON_Delete(tree);
+	if (rc) {
+		p->setup_depth--;
+		return pexec__fail(err, PEXEC_EINIT, "plugin '%s' setup failed: %s", d->name,
+		                   why.msg[0] ? why.msg : "(no message)");
+	}
+	return PEXEC_OK;
+}
+
+void pexec_plugin_teardown(const pexec_loaded_plugin *plugin)
+{
+	pexec_loaded_plugin *p = (pexec_loaded_plugin *)plugin;
+
+	if (p->setup_depth > 0 && --p->setup_depth == 0 && p->desc.teardown)
+		p->desc.teardown();
 }

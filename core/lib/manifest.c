@@ -54,6 +54,8 @@ char *pexec_plugin_manifest(const pexec_loaded_plugin *plugin)
 		cJSON_AddBoolToObject(hooks, "serialize", d->serialize != NULL);
 		cJSON_AddBoolToObject(hooks, "free_value", d->free_value != NULL);
 		cJSON_AddBoolToObject(hooks, "reduce", d->reduce != NULL);
+		cJSON_AddBoolToObject(hooks, "setup", d->setup != NULL);
+		cJSON_AddBoolToObject(hooks, "teardown", d->teardown != NULL);
 	}
 	add_json(m, "config", d->config_schema);
 	add_declaration(m, "input", d->input_description, d->input_schema);

@@ -1,6 +1,7 @@
 /*
  * run.c - pexec_run(): the public entry to the pool, and the --serial path
- * that runs the same items through the same hooks in this process.
+ * that runs the same items through the same hooks in this process.  The
+ * plugin's setup runs around either (loader.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -340,16 +341,20 @@ pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
 	else if (opts->reduce && opts->unordered)
 		rc = pexec__fail(err, PEXEC_EUSAGE,
 		                 "--reduce folds results in input order: drop --unordered");
-	else if (opts->serial)
-		rc = serial_run(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
-	else if (opts->reduce && opts->partial_sink)
-		rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, opts->partial_sink,
-		                     opts->partial_ctx, stats, err);
-	else if (opts->reduce)
-		rc = pool_reduce(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
-	else
-		rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, NULL, NULL, stats,
-		                     err);
+	else if ((rc = pexec_plugin_setup(plugin, opts->config, err)) == PEXEC_OK) {
+		/* Before the fork, so that every worker inherits what setup built. */
+		if (opts->serial)
+			rc = serial_run(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
+		else if (opts->reduce && opts->partial_sink)
+			rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx,
+			                     opts->partial_sink, opts->partial_ctx, stats, err);
+		else if (opts->reduce)
+			rc = pool_reduce(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
+		else
+			rc = pexec__pool_run(d, opts, next, next_ctx, sink, sink_ctx, NULL, NULL,
+			                     stats, err);
+		pexec_plugin_teardown(plugin);
+	}
 
 	if (!pending)
 		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
