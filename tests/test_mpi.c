@@ -754,3 +754,22 @@ Test(mpi, sigkill_to_rank_2_ends_the_job_then_resume_gives_identical_output)
 	proc_release(&r);
 	expect_resume_completes(&f);
 }
+
+/* A rank read from a launcher variable that holds no rank would be 0, the
+ * rank that speaks: refused instead, before MPI starts. */
+Test(mpi, a_launcher_rank_that_is_no_number_is_refused)
+{
+	static const char *const args[] = { "-p", "identity", NULL };
+	struct proc_spec s = { .program = PEXEC_MPI, .args = args, .in = "[1]", .in_len = 3 };
+	struct proc r;
+
+	if (access(PEXEC_MPI, X_OK) != 0)
+		cr_skip_test("no %s (make mpi needs Open MPI)", PEXEC_MPI);
+	setenv("OMPI_COMM_WORLD_RANK", "1x", 1);
+	run_spec(&s, &r);
+	unsetenv("OMPI_COMM_WORLD_RANK");
+	expect_exit(&r, 2);
+	cr_expect_str_eq(r.err, "pexec-mpi: OMPI_COMM_WORLD_RANK is '1x', not a rank: is this "
+	                        "mpirun's?\n");
+	proc_release(&r);
+}

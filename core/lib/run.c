@@ -83,7 +83,7 @@ static int reducer_fold(void *ctx, uint32_t items, const char *data, size_t len,
 
 	(void)items;
 	if (pexec__fold_text(red->d, red->state, &red->acc, data, len, &why))
-		return -pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		return -(int)pexec__fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 	return 0;
 }
 

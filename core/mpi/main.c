@@ -301,7 +301,9 @@ static int on_finish(void *ctx, pexec_code rc, int status)
 }
 
 /* The rank this process will be, from the launcher's environment, before
- * MPI_Init: -1 when unknown. */
+ * MPI_Init: -1 when unknown, -2 (said on stderr) when a variable holds
+ * something that is not a rank: a rank read from garbage would be 0, the
+ * one that speaks. */
 static int launcher_rank(void)
 {
 	static const char *const vars[] = {
@@ -310,8 +312,19 @@ static int launcher_rank(void)
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++) {
 		const char *v = getenv(vars[i]);
-		if (v && *v)
-			return atoi(v);
+		char *end;
+		long rank;
+
+		if (!v || !*v)
+			continue;
+		errno = 0;
+		rank = strtol(v, &end, 10);
+		if (*end || errno || rank < 0 || rank > INT32_MAX) {
+			fprintf(stderr, "pexec-mpi: %s is '%s', not a rank: is this mpirun's?\n",
+			        vars[i], v);
+			return -2;
+		}
+		return (int)rank;
 	}
 	return -1;
 }
@@ -323,10 +336,13 @@ int main(int argc, char **argv)
 		.name = "pexec-mpi", .start = on_start, .run = pexec__mpi_coordinate, .ctx = &m,
 		.finish = on_finish,
 	};
+	int rank = launcher_rank();
 
 	/* Every rank parses the same options; only rank 0 says what is wrong
 	 * with them. */
-	if (launcher_rank() > 0) {
+	if (rank == -2)
+		return 2;
+	if (rank > 0) {
 		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		m.saved_stderr = fcntl(2, F_DUPFD_CLOEXEC, 3);
 		if (null >= 0 && m.saved_stderr >= 0)

@@ -205,17 +205,17 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 			if (got == 0)
 				return PEXEC_NEXT_WAIT;
 			if (got < 0)
-				return -pexec__mpi_fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi");
+				return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi");
 			continue;
 		}
 		if (got < 0)
-			return -pexec__mpi_fail(err, PEXEC_ESYS, "malformed message from pexec-mpi");
+			return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "malformed message from pexec-mpi");
 		switch (h.type) {
 		case PEXEC__MSG_CHUNK:
 			if (h.count == 0)
 				continue;
 			if (push_segment(s, &h))
-				return -pexec__mpi_fail(err, PEXEC_ESYS, "out of memory");
+				return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "out of memory");
 			s->cur = payload;
 			s->cur_end = payload + h.len;
 			s->cur_left = h.count;
@@ -224,9 +224,9 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 			s->ended = 1;
 			return 0;
 		case PEXEC__MSG_STOP:
-			return -pexec__mpi_fail(err, PEXEC_ECANCELED, "stopped by pexec-mpi");
+			return -(int)pexec__mpi_fail(err, PEXEC_ECANCELED, "stopped by pexec-mpi");
 		default:
-			return -pexec__mpi_fail(err, PEXEC_ESYS, "unexpected message %u in a run",
+			return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "unexpected message %u in a run",
 			                    (unsigned)h.type);
 		}
 	}
@@ -242,7 +242,7 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 		s->cut = 1;
 	return 1;
 torn:
-	return -pexec__mpi_fail(err, PEXEC_ESYS, "malformed chunk from pexec-mpi");
+	return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "malformed chunk from pexec-mpi");
 }
 
 #define RECORD_HEAD 8u
@@ -443,13 +443,13 @@ static int serve_fold(void *ctx, uint32_t items, const char *data, size_t len,
 	if (items == 0)
 		return 0;
 	if (s->segs_len == 0)
-		return -pexec__mpi_fail(err, PEXEC_ESYS, "a partial result for no chunk");
+		return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "a partial result for no chunk");
 	g = &s->segs[s->segs_head];
 	if (pexec_instance_fold(s->fold, data, len, &why))
-		return -pexec__mpi_fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		return -(int)pexec__mpi_fail(err, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 	g->done += items;
 	if (g->done > g->count)
-		return -pexec__mpi_fail(err, PEXEC_ESYS, "a partial result across chunks");
+		return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "a partial result across chunks");
 	if (g->done == g->count)
 		return -(int)finish_segment(s, err);
 	return 0;

@@ -214,16 +214,15 @@ int pexec__pool_chunk_put_record(struct pool *p, struct chunk *c, uint32_t i, in
 
 static void emit_one(struct pool *p, pexec_result *r)
 {
-	char msg[PEXEC_ERROR_MAX];
-
 	p->stats->by_status[r->status]++;
 	if (r->ok) {
 		p->stats->ok++;
 		r->message = NULL;
 	} else {
-		/* Messages travel without their NUL. */
-		snprintf(msg, sizeof(msg), "%.*s", (int)r->len, r->data);
-		r->message = msg;
+		/* Messages travel without their NUL; the pool's copy with one
+		 * outlives the call, as the result's pointers must. */
+		snprintf(p->message, sizeof(p->message), "%.*s", (int)r->len, r->data);
+		r->message = p->message;
 		p->stats->failed++;
 	}
 	if (p->sink) {

@@ -206,6 +206,7 @@ struct pool {
 	unsigned fruitless_deaths; /* worker deaths since an item last completed */
 	int emitted;         /* results handed over since the last flush */
 
+	char message[PEXEC_ERROR_MAX]; /* a failure's message, for the sink */
 	struct iovec *texts, *inputs; /* batch_sink scratch, iov_cap each */
 	size_t iov_cap;
 
