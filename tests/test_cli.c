@@ -7,7 +7,7 @@
  * cannot: the pool's output equals --serial's byte for byte across job and
  * chunk sizes, a plugin's prints never reach stdout, a crashing plugin ends
  * the run.  -o FILE, a closed reader, a killed pexec and running out of
- * descriptors are in test_output.c (suite `cli` too).
+ * descriptors are in test_output.c (suite `output`).
  *
  * The runs go through helpers.c: the test process makes itself a child
  * subreaper, so a worker that pexec left behind would become its child: after

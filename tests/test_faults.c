@@ -15,7 +15,7 @@
  * awkward size through the pipe, and many workers crashing at once are in
  * test_faults_more.c; the inputs and checks both use, in fault_checks.c.
  * SIGINT/SIGTERM/SIGKILL to pexec, and output that cannot be written, are in
- * test_signals.c (suite `faults` too).  Bad
+ * test_signals.c (suite `signals`).  Bad
  * input (malformed input with its position, and a conformance table of small
  * documents) is in test_input.c.
  *

@@ -2,7 +2,7 @@
  * test_faults_more.c - issue 3 end to end, beyond the fault matrix of
  * test_faults.c: faults in init, retries, a worker killed from outside,
  * results of every awkward size through the pipe, and many workers crashing
- * at once.  Same fixture and checks (fault_checks.c), same suite.
+ * at once.  Same fixture and checks (fault_checks.c); suite `faults_more`.
  *
  * Nothing measures time: every wait is a hang guard, generous enough for a
  * loaded 2-core machine.
@@ -29,9 +29,11 @@
 #include "fault_checks.h"
 #include "helpers.h"
 
+TestSuite(faults_more, .init = scratch_make, .fini = scratch_remove, .timeout = 600);
+
 /* ---- 2. faults in init ---- */
 
-Test(faults, init_faults_exit_2_with_the_reason)
+Test(faults_more, init_faults_exit_2_with_the_reason)
 {
 	static const struct {
 		const char *fault;
@@ -79,7 +81,7 @@ Test(faults, init_faults_exit_2_with_the_reason)
 
 /* ---- 3. retries, and a worker killed from outside ---- */
 
-Test(faults, retries_count_every_attempt)
+Test(faults_more, retries_count_every_attempt)
 {
 	const char *errors = scratch_path(0, "errors.ndjson");
 	static const char segv[] = "{\"fault\":\"segv\",\"stage\":\"map\"}";
@@ -174,7 +176,7 @@ static void kill_busy_worker(void *ctx, pid_t pexec, const struct proc *so_far)
 	}
 }
 
-Test(faults, worker_killed_from_outside_costs_only_its_item)
+Test(faults_more, worker_killed_from_outside_costs_only_its_item)
 {
 	const char *errors = scratch_path(0, "errors.ndjson");
 	static const char loop[] = "{\"fault\":\"loop\",\"stage\":\"map\"}";
@@ -258,7 +260,7 @@ static void check_result_size(size_t size)
 	proc_release(&r);
 }
 
-Test(faults, results_of_every_size_cross_the_pipe)
+Test(faults_more, results_of_every_size_cross_the_pipe)
 {
 	static const size_t sizes[] = { 2, 65535, 65536, 65537, (4u << 20) + 1, 100u << 20 };
 
@@ -266,7 +268,7 @@ Test(faults, results_of_every_size_cross_the_pipe)
 		check_result_size(sizes[i]);
 }
 
-Test(faults, empty_result_fails_at_serialize)
+Test(faults_more, empty_result_fails_at_serialize)
 {
 	const char *errors = scratch_path(0, "errors.ndjson");
 	const struct failure f = {
@@ -288,7 +290,7 @@ Test(faults, empty_result_fails_at_serialize)
 /* `n` workers, `n` segv items among 200 innocent ones: together (with one
  * item per chunk, so that every worker takes one and they all die at once)
  * or spread out (adaptive chunks); ten times each. */
-Test(faults, many_workers_crashing_at_once_cost_only_their_items)
+Test(faults_more, many_workers_crashing_at_once_cost_only_their_items)
 {
 	static const unsigned ns[] = { 1, 2, 5, 13 };
 	static const char segv[] = "{\"fault\":\"segv\",\"stage\":\"map\"}";

@@ -1,6 +1,6 @@
 /*
  * test_joblog.c - issue 5 end to end, continued from test_progress.c (suite
- * `progress`, whose TestSuite fixtures are declared there): what a run
+ * `joblog`): what a run
  * leaves when it ends, the --joblog records and the --summary file.
  *
  * The tests use the faults fixture plugin (tests/plugins/faults.c) to end
@@ -25,6 +25,8 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+
+TestSuite(joblog, .init = scratch_make, .fini = scratch_remove, .timeout = 180);
 
 #define FAULTS FIX("faults")
 
@@ -169,20 +171,20 @@ static void fates_joblog(int died_times)
 	free(in);
 }
 
-Test(progress, joblog_has_one_record_per_item_however_it_ended)
+Test(joblog, joblog_has_one_record_per_item_however_it_ended)
 {
 	fates_joblog(0);
 }
 
 /* The record of an item whose worker died (crashed, exited, killed,
  * timeout) says when the item began and how long it ran until then. */
-Test(progress, joblog_times_of_items_whose_worker_died)
+Test(joblog, joblog_times_of_items_whose_worker_died)
 {
 	fates_joblog(1);
 }
 
 /* In --serial mode items run in pexec itself: the records are the same. */
-Test(progress, joblog_in_serial_mode)
+Test(joblog, joblog_in_serial_mode)
 {
 	const char *in = "[1, {\"fault\": \"error\", \"stage\": \"map\"}, 2]";
 	char log[256];
@@ -216,7 +218,7 @@ static double num_of(const cJSON *obj, const char *key)
 	return v->valuedouble;
 }
 
-Test(progress, summary_file_matches_the_run)
+Test(joblog, summary_file_matches_the_run)
 {
 	char *in = fates_input(), sum_path[256], log[256], *text;
 	struct proc r;
@@ -277,7 +279,7 @@ Test(progress, summary_file_matches_the_run)
 	free(in);
 }
 
-Test(progress, summary_file_of_a_clean_run)
+Test(joblog, summary_file_of_a_clean_run)
 {
 	char sum_path[256], *text;
 	struct proc r;

@@ -1,6 +1,6 @@
 /*
  * test_output.c - the pexec command end to end, continued from test_cli.c
- * (suite `cli`, whose TestSuite fixtures are declared there): where the
+ * (suite `output`): where the
  * output goes and how a run ends early.  -o FILE is written on success only
  * and never left partial, a FIFO is written into; a closed reader stops the
  * run, a killed pexec takes its workers along, and running out of file
@@ -27,11 +27,13 @@
 
 #include "helpers.h"
 
+TestSuite(output, .init = scratch_make, .fini = scratch_remove, .timeout = 300);
+
 #define FACT_INPUTS PEXEC_SRC_DIR "/examples/factorial/inputs.json"
 
 /* ---- -o FILE ---- */
 
-Test(cli, output_file_written_on_success)
+Test(output, output_file_written_on_success)
 {
 	const char *out = scratch_path(0, "out.json");
 	struct proc ref, r;
@@ -63,7 +65,7 @@ Test(cli, output_file_written_on_success)
 	proc_release(&ref);
 }
 
-Test(cli, output_file_not_created_by_a_failed_run)
+Test(output, output_file_not_created_by_a_failed_run)
 {
 	const char *out = scratch_path(0, "out.json");
 	static const struct {
@@ -106,7 +108,7 @@ Test(cli, output_file_not_created_by_a_failed_run)
 	}
 }
 
-Test(cli, output_file_left_untouched_by_a_failed_run)
+Test(output, output_file_left_untouched_by_a_failed_run)
 {
 	const char *out = scratch_path(0, "out.json");
 	static const char old[] = "[\"old\"]\n";
@@ -152,7 +154,7 @@ Test(cli, output_file_left_untouched_by_a_failed_run)
 /* pexec writes -o FILE through a temporary file beside it; when that cannot
  * be made, the message names FILE and where the temporary would go, not a
  * temporary name that never existed. */
-Test(cli, output_that_cannot_be_created_names_the_file)
+Test(output, output_that_cannot_be_created_names_the_file)
 {
 	const char *in = scratch_path(0, "in.json"), *plain = scratch_path(1, "plain");
 	char missing[300], under_file[300], want[700];
@@ -186,7 +188,7 @@ Test(cli, output_that_cannot_be_created_names_the_file)
 	}
 }
 
-Test(cli, output_to_a_fifo_writes_into_it)
+Test(output, output_to_a_fifo_writes_into_it)
 {
 	const char *fifo = scratch_path(0, "fifo");
 	char buf[64] = { 0 };
@@ -212,7 +214,7 @@ Test(cli, output_to_a_fifo_writes_into_it)
 
 /* ---- ending early ---- */
 
-Test(cli, closed_reader_ends_the_run)
+Test(output, closed_reader_ends_the_run)
 {
 	/* An input that never ends: only the closed output can stop pexec. */
 	static const char *const modes[][3] = {
@@ -247,7 +249,7 @@ Test(cli, closed_reader_ends_the_run)
 	}
 }
 
-Test(cli, killed_pexec_takes_its_workers_along)
+Test(output, killed_pexec_takes_its_workers_along)
 {
 	/* Workers busy for an hour each, on an input that never ends. */
 	const char *args[] = { "-p", "sleep", "-j", "3", "--chunksize", "1", NULL };
@@ -267,7 +269,7 @@ Test(cli, killed_pexec_takes_its_workers_along)
 /* Out of file descriptors is a system error (exit 3), said as such, not a
  * plugin that cannot load; whether it strikes at the plugin (dlopen) or at
  * the workers' pipes depends on the limit. */
-Test(cli, out_of_descriptors_is_a_system_error)
+Test(output, out_of_descriptors_is_a_system_error)
 {
 	static const rlim_t limits[] = { 6, 9 };
 	char bin[512], input[512], err_path[256];

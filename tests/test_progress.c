@@ -1,7 +1,7 @@
 /*
  * test_progress.c - issue 5 end to end: what a long run shows while it runs
  * and leaves when it ends: the --progress line and --quiet.  The --joblog
- * records and the --summary file are in test_joblog.c (suite `progress` too).
+ * records and the --summary file are in test_joblog.c (suite `joblog`).
  *
  * The progress line is drawn only when stderr is a terminal, so those tests
  * run pexec with its stderr on a pseudo-terminal (openpty) whose output

@@ -4,8 +4,8 @@
  * keeps the failures that fail again in the journal for the next retry;
  * --retry-failed with --drop-null is refused.
  *
- * Suite `resume`, as before the split (its TestSuite fixtures are declared in
- * test_resume.c); the shared helpers are in helpers.c.
+ * Suite `retry`; the helpers it shares with test_resume.c are in
+ * helpers_resume.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +22,8 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+
+TestSuite(retry, .init = scratch_make, .fini = scratch_remove, .timeout = 180);
 
 /* ---- --retry-failed ---- */
 
@@ -54,7 +56,7 @@ static void expect_file_is(const char *what, const char *path, const char *want)
 
 /* A retry that takes longer than a checkpoint interval writes no checkpoint
  * through an output that is not open: it ends with every result in place. */
-Test(resume, retry_failed_recomputes_transient_failures)
+Test(retry, retry_failed_recomputes_transient_failures)
 {
 	/* Items 2 and 4 take 1.1 and 1.3 s: they time out at 0.4 s, not at 30. */
 	const char *in_text = "[0.01, 0.01, 1.1, 0.01, 1.3, 0.01]";
@@ -102,7 +104,7 @@ Test(resume, retry_failed_recomputes_transient_failures)
 
 /* The same, for a run that was interrupted: --resume --retry-failed first
  * completes it, then retries what failed. */
-Test(resume, retry_failed_after_an_interruption_completes_then_retries)
+Test(retry, retry_failed_after_an_interruption_completes_then_retries)
 {
 	enum { N = 81 };
 	struct files f;
@@ -161,7 +163,7 @@ static void factorial_with_failures(struct files *f, struct args *a)
 
 static const char factorial_want[] = "[\n1,\n2,\nnull,\n6,\nnull,\n120\n]\n";
 
-Test(resume, retry_failed_keeps_deterministic_failures)
+Test(retry, retry_failed_keeps_deterministic_failures)
 {
 	struct files f;
 	struct args a;
@@ -193,7 +195,7 @@ Test(resume, retry_failed_keeps_deterministic_failures)
 
 /* A retry that leaves failures keeps them in the journal for the next one
  * (each round's job log is removed first: on --resume it is appended to). */
-Test(resume, retry_failed_twice_still_knows_the_failures)
+Test(retry, retry_failed_twice_still_knows_the_failures)
 {
 	struct files f;
 	struct args a;
@@ -220,7 +222,7 @@ Test(resume, retry_failed_twice_still_knows_the_failures)
 	}
 }
 
-Test(resume, retry_failed_with_drop_null_is_refused)
+Test(retry, retry_failed_with_drop_null_is_refused)
 {
 	struct files f;
 	struct args a;
@@ -250,7 +252,7 @@ Test(resume, retry_failed_with_drop_null_is_refused)
 }
 
 /* --retry-failed with --drop-null is refused before any work is done. */
-Test(resume, retry_failed_with_drop_null_is_refused_before_any_work)
+Test(retry, retry_failed_with_drop_null_is_refused_before_any_work)
 {
 	struct files f;
 	struct args a;

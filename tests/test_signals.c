@@ -1,6 +1,6 @@
 /*
  * test_signals.c - issue 3 end to end, continued from test_faults.c (suite
- * `faults`, whose TestSuite fixtures are declared there): SIGINT, SIGTERM and
+ * `signals`): SIGINT, SIGTERM and
  * SIGKILL to pexec, and output that cannot be written (a full disk, a reader
  * that went away).
  *
@@ -26,6 +26,8 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+
+TestSuite(signals, .init = scratch_make, .fini = scratch_remove, .timeout = 600);
 
 #define FAULTS FIX("faults")
 
@@ -75,7 +77,7 @@ static void run_until_signal(struct proc *r, struct stop_signal *stop, const cha
 	cr_assert(stop->sent, "%s: never got to send the signal; stderr: %s", r->cmd, r->err);
 }
 
-Test(faults, sigint_and_sigterm_stop_with_130_and_143)
+Test(signals, sigint_and_sigterm_stop_with_130_and_143)
 {
 	static const struct {
 		int sig;
@@ -99,7 +101,7 @@ Test(faults, sigint_and_sigterm_stop_with_130_and_143)
 	}
 }
 
-Test(faults, signal_leaves_no_output_file)
+Test(signals, signal_leaves_no_output_file)
 {
 	static const int sigs[] = { SIGINT, SIGTERM };
 
@@ -120,7 +122,7 @@ Test(faults, signal_leaves_no_output_file)
 	}
 }
 
-Test(faults, second_sigint_ends_at_once)
+Test(signals, second_sigint_ends_at_once)
 {
 	struct stop_signal stop = { .sig = SIGINT, .times = 2 };
 	char how[128];
@@ -158,7 +160,7 @@ static void kill_pexec_when_busy(void *ctx, pid_t pexec, const struct proc *so_f
 	}
 }
 
-Test(faults, killed_pexec_takes_its_busy_workers_along)
+Test(signals, killed_pexec_takes_its_busy_workers_along)
 {
 	struct busy_kill b = { .workers = 3 };
 	const char *args[] = { "-p", FAULTS, "-j", "3", "--chunksize", "1", NULL };
@@ -200,7 +202,7 @@ static const char *numbers_file(size_t n)
 	return path;
 }
 
-Test(faults, full_disk_exits_3_with_a_message)
+Test(signals, full_disk_exits_3_with_a_message)
 {
 	const char *input = numbers_file(100000);
 	static const char *const modes[][5] = {
@@ -240,7 +242,7 @@ Test(faults, full_disk_exits_3_with_a_message)
 	}
 }
 
-Test(faults, closed_reader_ends_the_run_quietly_by_sigpipe)
+Test(signals, closed_reader_ends_the_run_quietly_by_sigpipe)
 {
 	static const char *const modes[][5] = {
 		{ "-j", "2", NULL },

@@ -17,6 +17,8 @@
 #include "split_run.h"
 #include "util.h"
 
+TestSuite(split_stream);
+
 #define JSON PEXEC_FORMAT_JSON
 #define NDJSON PEXEC_FORMAT_NDJSON
 
@@ -151,7 +153,7 @@ static void check_corpus(const corpus *c, const outcome *o)
 	cr_assert_eq(o->offset, c->in.len);
 }
 
-Test(split, streams_items_across_block_boundaries_from_a_file, .timeout = 60)
+Test(split_stream, streams_items_across_block_boundaries_from_a_file, .timeout = 60)
 {
 	for (int f = 0; f < 2; f++) {
 		corpus c;
@@ -165,7 +167,7 @@ Test(split, streams_items_across_block_boundaries_from_a_file, .timeout = 60)
 	}
 }
 
-Test(split, streams_items_across_block_boundaries_from_a_pipe, .timeout = 60)
+Test(split_stream, streams_items_across_block_boundaries_from_a_pipe, .timeout = 60)
 {
 	corpus c;
 	outcome o;
@@ -180,7 +182,7 @@ Test(split, streams_items_across_block_boundaries_from_a_pipe, .timeout = 60)
 	corpus_release(&c);
 }
 
-Test(split, returns_a_million_items_in_order, .timeout = 60)
+Test(split_stream, returns_a_million_items_in_order, .timeout = 60)
 {
 	text t = { 0 };
 	char num[24];
@@ -216,7 +218,7 @@ Test(split, returns_a_million_items_in_order, .timeout = 60)
 
 /* ---- the contract around the scan ---- */
 
-Test(split, memory_items_point_into_the_callers_bytes)
+Test(split_stream, memory_items_point_into_the_callers_bytes)
 {
 	static const char in[] = "[ 10, \"x\" ]";
 	const char *data;
@@ -236,7 +238,7 @@ Test(split, memory_items_point_into_the_callers_bytes)
 	pexec__split_free(s);
 }
 
-Test(split, repeats_the_error_on_later_calls)
+Test(split_stream, repeats_the_error_on_later_calls)
 {
 	static const char in[] = "[1,2,]";
 	const char *data;
@@ -257,7 +259,7 @@ Test(split, repeats_the_error_on_later_calls)
 	pexec__split_free(s);
 }
 
-Test(split, reports_read_errors)
+Test(split_stream, reports_read_errors)
 {
 	const char *data;
 	size_t len;
@@ -277,7 +279,7 @@ Test(split, reports_read_errors)
 	close(fd);
 }
 
-Test(split, free_accepts_null)
+Test(split_stream, free_accepts_null)
 {
 	pexec__split_free(NULL);
 }
