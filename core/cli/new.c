@@ -508,17 +508,10 @@ static int write_new(const char *path, const char *text, const struct subst *sub
 	return rc;
 }
 
-int cli_new(int argc, char **argv)
+/* The arguments: NAME and --lang.  Returns -1 to go on, or the exit
+ * status. */
+static int new_args(int argc, char **argv, const char **name, const struct lang **lang)
 {
-	char paths[FILE_COUNT][NAME_MAX_LEN * 2 + 16];
-	const char *texts[FILE_COUNT];
-	const struct lang *lang = &langs[0];
-	const char *name = NULL;
-	struct subst sub;
-	size_t written = 0;
-	char *sdk = NULL;
-	int status = 3, made_dir = 0;
-
 	for (int i = 1; i < argc; i++) {
 		const char *value = NULL;
 
@@ -536,8 +529,8 @@ int cli_new(int argc, char **argv)
 			value = argv[i] + 7;
 		}
 		if (value) {
-			lang = lang_named(value);
-			if (!lang) {
+			*lang = lang_named(value);
+			if (!*lang) {
 				fprintf(stderr, "pexec new: unknown language '%s' (c or c++)\n", value);
 				return usage_error();
 			}
@@ -547,20 +540,62 @@ int cli_new(int argc, char **argv)
 			fprintf(stderr, "pexec new: unknown option '%s'\n", argv[i]);
 			return usage_error();
 		}
-		if (name) {
+		if (*name) {
 			fprintf(stderr, "pexec new: unexpected argument '%s' (one NAME)\n", argv[i]);
 			return usage_error();
 		}
-		name = argv[i];
+		*name = argv[i];
 	}
-	if (!name)
+	if (!*name)
 		return usage_error();
-	if (!valid_name(name)) {
+	if (!valid_name(*name)) {
 		fprintf(stderr, "pexec new: invalid plugin name '%s': expected a C identifier "
 		        "(letters, digits and '_', not starting with a digit; at most %d)\n",
-		        name, NAME_MAX_LEN);
+		        *name, NAME_MAX_LEN);
 		return 2;
 	}
+	return -1;
+}
+
+/* Writes the skeleton's files into NAME/ (which exists); on failure removes
+ * what it wrote.  Returns the exit status. */
+static int write_skeleton(const char *name, const struct lang *lang, const char *sdk)
+{
+	char paths[FILE_COUNT][NAME_MAX_LEN * 2 + 16];
+	const char *texts[FILE_COUNT] = { lang->source, makefile_template, input_template };
+	struct subst sub = { .name = name, .sdk = sdk, .flags = lang->flags };
+	size_t written = 0;
+
+	snprintf(paths[0], sizeof(paths[0]), "%s/%s.%s", name, name, lang->ext);
+	snprintf(paths[1], sizeof(paths[1]), "%s/Makefile", name);
+	snprintf(paths[2], sizeof(paths[2]), "%s/input.json", name);
+	for (; written < FILE_COUNT; written++) {
+		if (write_new(paths[written], texts[written], &sub)) {
+			fprintf(stderr, "pexec new: cannot write '%s': %s\n", paths[written],
+			        strerror(errno));
+			/* This one may exist, half written. */
+			for (written++; written > 0;)
+				unlink(paths[--written]);
+			return 3;
+		}
+	}
+	printf("pexec new: wrote %s, %s and %s\n"
+	       "Build and run it:\n"
+	       "  make -C %s\n"
+	       "  %s --plugin %s/%s.so %s/input.json\n",
+	       paths[0], paths[1], paths[2], name, program_invocation_name, name, name, name);
+	return 0;
+}
+
+int cli_new(int argc, char **argv)
+{
+	const struct lang *lang = &langs[0];
+	const char *name = NULL;
+	char *sdk;
+	int status = new_args(argc, argv, &name, &lang);
+
+	if (status >= 0)
+		return status;
 	if (mkdir(name, 0777)) {
 		if (errno == EEXIST) {
 			fprintf(stderr, "pexec new: cannot create '%s': it already exists "
@@ -571,42 +606,12 @@ int cli_new(int argc, char **argv)
 		        strerror(errno));
 		return 3;
 	}
-	made_dir = 1;
 	sdk = find_sdk();
-	if (!sdk) {
+	if (!sdk)
 		fprintf(stderr, "pexec new: out of memory\n");
-		goto out;
-	}
-	sub = (struct subst){ .name = name, .sdk = sdk, .flags = lang->flags };
-	snprintf(paths[0], sizeof(paths[0]), "%s/%s.%s", name, name, lang->ext);
-	texts[0] = lang->source;
-	snprintf(paths[1], sizeof(paths[1]), "%s/Makefile", name);
-	texts[1] = makefile_template;
-	snprintf(paths[2], sizeof(paths[2]), "%s/input.json", name);
-	texts[2] = input_template;
-	for (; written < FILE_COUNT; written++) {
-		const char *path = paths[written];
-
-		if (write_new(path, texts[written], &sub)) {
-			fprintf(stderr, "pexec new: cannot write '%s': %s\n", path, strerror(errno));
-			/* This one may exist, half written. */
-			written++;
-			goto out;
-		}
-	}
-	printf("pexec new: wrote %s, %s and %s\n"
-	       "Build and run it:\n"
-	       "  make -C %s\n"
-	       "  %s --plugin %s/%s.so %s/input.json\n",
-	       paths[0], paths[1], paths[2], name, program_invocation_name, name, name, name);
-	status = 0;
-out:
-	if (status) {
-		while (written > 0)
-			unlink(paths[--written]);
-		if (made_dir)
-			rmdir(name);
-	}
+	status = sdk ? write_skeleton(name, lang, sdk) : 3;
+	if (status)
+		rmdir(name);
 	free(sdk);
 	return status;
 }
