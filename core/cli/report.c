@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "report.h"
@@ -294,10 +295,25 @@ void cli_report_progress(void *ctx, const pexec_progress *p)
 
 static const char *const kinds[] = { "error", "crashed", "exited", "killed", "timeout", "lost" };
 
+/* CPU seconds (user + system) of this process, and of the processes it
+ * has reaped (its workers, and theirs). */
+static void cpu_seconds(double *self, double *children)
+{
+	struct rusage ru;
+
+	*self = *children = 0;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		*self = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		        (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
+		*children = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static void summary_json(FILE *f, const struct cli_report *r, int exit_status)
 {
 	const pexec_stats *st = &r->final;
-	double wall = r->last.elapsed;
+	double wall = r->last.elapsed, self, children;
 
 	fprintf(f,
 	        "{\"items\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
@@ -308,10 +324,13 @@ static void summary_json(FILE *f, const struct cli_report *r, int exit_status)
 	fprintf(f,
 	        "},\"retried\":%" PRIu64 ",\"resumed\":%" PRIu64 ",\"wall_seconds\":%.6f,"
 	        "\"items_per_second\":%.1f,\"workers_started\":%" PRIu64
-	        ",\"workers_lost\":%" PRIu64 ",\"exit_status\":%d}\n",
+	        ",\"workers_lost\":%" PRIu64 ",\"exit_status\":%d",
 	        st->retried, r->last.skipped, wall,
 	        wall > 0 ? (double)(st->ok + st->failed) / wall : 0.0, st->workers_started,
 	        st->workers_lost, exit_status);
+	/* What the run cost: pexec's own process, and its workers. */
+	cpu_seconds(&self, &children);
+	fprintf(f, ",\"cpu_seconds\":{\"pexec\":%.6f,\"workers\":%.6f}}\n", self, children);
 }
 
 int cli_report_close(struct cli_report *r, pexec_code rc, int exit_status)
