@@ -71,6 +71,8 @@ int pexec__frame_parse_header(const char *data, struct pexec__frame_header *h,
 	case PEXEC_FRAME_CHUNK:
 	case PEXEC_FRAME_RESULTS:
 	case PEXEC_FRAME_INITFAIL:
+	case PEXEC_FRAME_SPAN:
+	case PEXEC_FRAME_SPAN_RESULTS:
 		break;
 	case PEXEC_FRAME_READY:
 	case PEXEC_FRAME_RESULTS_SHM:

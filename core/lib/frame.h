@@ -15,6 +15,16 @@
  *   RESULTS_SHM  worker -> parent: a RESULTS frame of `count` bytes (header
  *            included) lies in the worker's result arena, ending where the
  *            arena's byte count reaches aux.  No payload.
+ *   SPAN     parent -> worker: a chunk of the input itself, whole items the
+ *            worker splits and checks (struct pexec__span_head, then the
+ *            bytes, or none where the worker reads them from the input
+ *            file).  `count` items (for the last chunk: at most); aux is
+ *            the index of the first.
+ *   SPAN_RESULTS worker -> parent: a SPAN's results laid out as they go out
+ *            (struct pexec__span_tail, then the output bytes, then a record
+ *            per failed item, then an input error's message).  `count`:
+ *            items run; aux: the worker's busy time in ns.  It may lie in the
+ *            arena like a RESULTS frame.
  *   READY    worker -> parent: init succeeded.  No payload.
  *   INITFAIL worker -> parent: init failed; the payload is the message.
  *
@@ -35,7 +45,36 @@ enum pexec__frame_type {
 	PEXEC_FRAME_READY = 0x70780003u,
 	PEXEC_FRAME_INITFAIL = 0x70780004u,
 	PEXEC_FRAME_RESULTS_SHM = 0x70780005u,
+	PEXEC_FRAME_SPAN = 0x70780006u,
+	PEXEC_FRAME_SPAN_RESULTS = 0x70780007u,
 };
+
+/* A SPAN's description of its chunk of the input. */
+struct pexec__span_head {
+	uint64_t offset;     /* of its first byte in the input */
+	uint64_t len;
+	uint64_t line;       /* the line of that byte, and where that line begins */
+	uint64_t line_start;
+	uint32_t flags;      /* PEXEC_SPAN_* */
+	uint32_t pad;
+};
+#define PEXEC_SPAN_FIRST 1u   /* the input's first chunk (its '[', a BOM) */
+#define PEXEC_SPAN_LAST 2u    /* the last: it ends with the input */
+#define PEXEC_SPAN_INLINE 4u  /* the bytes follow; else read them from the input */
+#define PEXEC_SPAN_HASH 8u    /* sum the items' hashes (the resume journal's) */
+
+/* What a SPAN_RESULTS frame holds, after its header. */
+struct pexec__span_tail {
+	uint64_t out_len;    /* output bytes, as they are to be written */
+	uint64_t hash;       /* with PEXEC_SPAN_HASH: pexec__item_hash, summed */
+	uint32_t written;    /* results in them (--drop-null writes fewer) */
+	uint32_t failures;   /* records after them: [u32 pos][u8 status][u8 stage]
+	                      * [u16 0][u32 message length][u32 input length]
+	                      * [message][input] */
+	uint32_t error_len;  /* an input error's message, after the records */
+	uint32_t pad;
+};
+#define PEXEC_SPAN_FAILURE_HEAD 16u
 
 struct pexec__frame_header {
 	uint32_t type;

@@ -29,6 +29,18 @@ void pexec__buf_init(pexec_buf *buf);
 void pexec__buf_release(pexec_buf *buf);
 int pexec__buf_grow(pexec_buf *buf, size_t need);
 
+/* A 64-bit hash for telling whether bytes changed (not cryptographic).
+ * Chains: pass the previous result as `h` (0 to start). */
+uint64_t pexec__hash(uint64_t h, const void *data, size_t len);
+
+/* An item's share of the resume journal's hash of a run's input: its bytes
+ * hashed from a seed of its index, so that the sum over items (mod 2^64)
+ * depends on their order, and chunks hashed apart add up to the whole. */
+static inline uint64_t pexec__item_hash(uint64_t index, const void *data, size_t len)
+{
+	return pexec__hash(index * 0x9e3779b97f4a7c15ull + 1, data, len);
+}
+
 /* CLOCK_MONOTONIC in ns, for durations and deadlines; the time of day in
  * seconds, for pexec_result.started. */
 uint64_t pexec__now_ns(void);

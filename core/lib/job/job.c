@@ -161,7 +161,7 @@ static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 	if (j->job->on_result)
 		j->job->on_result(j->job->on_result_ctx, &r);
 	if (!rc && j->journaling && !j->only) {
-		j->hash = pexec__hash(j->hash, r.input, r.input_len);
+		j->hash += pexec__item_hash(j->done, r.input, r.input_len);
 		j->done++;
 		if ((j->done & 1023) == 0 && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
 			rc = checkpoint(j, err);
@@ -179,7 +179,7 @@ static int job_batch(void *ctx, uint64_t first, uint32_t count, const struct iov
 	(void)first;
 	if (!rc && j->journaling) {
 		for (uint32_t i = 0; i < count; i++)
-			j->hash = pexec__hash(j->hash, inputs[i].iov_base, inputs[i].iov_len);
+			j->hash += pexec__item_hash(j->done + i, inputs[i].iov_base, inputs[i].iov_len);
 		j->done += count;
 		if (pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
 			rc = checkpoint(j, err);
@@ -287,7 +287,8 @@ static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plu
 
 	if (!h || !pl)
 		goto out;
-	cJSON_AddNumberToObject(h, "pexec_journal", 1);
+	/* 2: the hash is of items summed (pexec__item_hash), not chained. */
+	cJSON_AddNumberToObject(h, "pexec_journal", 2);
 	cJSON_AddStringToObject(pl, "name", d->name);
 	cJSON_AddStringToObject(pl, "version", d->version ? d->version : "");
 	snprintf(hex, sizeof(hex), "%016" PRIx64, hash_file(pexec_plugin_path(plugin)));
@@ -329,8 +330,16 @@ static pexec_code compare_headers(const char *was, const char *now, pexec_error 
 		{ "drop_null", "--drop-null differs" },
 	};
 	cJSON *a = cJSON_Parse(was), *b = cJSON_Parse(now);
+	const cJSON *va = cJSON_GetObjectItemCaseSensitive(a, "pexec_journal");
+	const cJSON *vb = cJSON_GetObjectItemCaseSensitive(b, "pexec_journal");
 	pexec_code rc = PEXEC_OK;
 
+	if (!cJSON_Compare(va, vb, 1))
+		rc = pexec__fail(err, PEXEC_EUSAGE,
+		                 "cannot resume: the journal is of another pexec version (%g, this one "
+		                 "writes %g); run without --resume to start over",
+		                 cJSON_IsNumber(va) ? va->valuedouble : 0.0,
+		                 cJSON_IsNumber(vb) ? vb->valuedouble : 0.0);
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && !rc; i++) {
 		const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, parts[i].key);
 		const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, parts[i].key);
@@ -360,7 +369,7 @@ static pexec_code skip_done(struct job_ctx *j, uint64_t n, uint64_t want_hash, p
 			return pexec__fail(err, PEXEC_EUSAGE,
 			                   "cannot resume: the input changed since the run began "
 			                   "(it now has fewer than %" PRIu64 " items)", n);
-		h = pexec__hash(h, data, len);
+		h += pexec__item_hash(i, data, len);
 	}
 	if (h != want_hash)
 		return pexec__fail(err, PEXEC_EUSAGE,

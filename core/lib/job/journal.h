@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "pexec.h"
+#include "util.h"
 
 struct pexec__journal {
 	int fd;
@@ -31,15 +32,12 @@ struct pexec__journal {
 	uint64_t items;       /* the last checkpoint: items done */
 	uint64_t written;     /* results in the output (fewer with --drop-null) */
 	uint64_t bytes;       /* bytes of output */
-	uint64_t hash;        /* pexec__hash of the items' input bytes */
+	uint64_t hash;        /* the items' pexec__item_hash, summed */
 	uint64_t *failed;     /* failed items before `items`, in order */
 	size_t nfailed;
 	size_t valid_len;     /* bytes of whole lines read (a torn end is cut) */
 };
 
-/* A 64-bit hash for telling whether bytes changed (not cryptographic).
- * Chains: pass the previous result as `h` (0 to start). */
-uint64_t pexec__hash(uint64_t h, const void *data, size_t len);
 
 void pexec__journal_init(struct pexec__journal *j);
 /* Reads the journal at `path`.  Returns PEXEC_OK, or PEXEC_EUSAGE with a
