@@ -89,7 +89,7 @@ static void child_start(struct child *c, const char *plugin, const char *config,
 		close(up[0]);
 		close(err[0]);
 		pexec__worker_main(pexec_plugin_descriptor(c->plugin), config, down[0], up[1],
-		                   c->progress, with_arena ? &c->slot.arena : NULL, timed);
+		                   c->progress, with_arena ? &c->slot.arena : NULL, timed, NULL);
 	}
 	close(down[0]);
 	close(up[1]);

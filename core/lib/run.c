@@ -298,6 +298,53 @@ out:
 	return rc;
 }
 
+/* A write to a dead worker or a closed output must come back as EPIPE, not
+ * kill the caller: SIGPIPE stays blocked while a run lasts, and one raised
+ * by the run is consumed before the caller's mask comes back. */
+struct sigpipe_guard {
+	sigset_t set, old;
+	int pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t now;
+
+	sigemptyset(&g->set);
+	sigaddset(&g->set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &g->set, &g->old);
+	sigpending(&now);
+	g->pending = sigismember(&now, SIGPIPE);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	struct timespec zero = { 0, 0 };
+
+	if (!g->pending)
+		while (sigtimedwait(&g->set, NULL, &zero) == SIGPIPE)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* What pexec_run() refuses of a plugin and options. */
+static pexec_code run_refuse(const pexec_descriptor *d, const pexec_opts *opts,
+                             pexec_error *err)
+{
+	if (opts->reduce && !d->reduce)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "plugin '%s' has no reduce hook: --reduce needs one", d->name);
+	if (opts->reduce && !d->deserialize != !d->serialize)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "plugin '%s' cannot reduce: partial results cross between "
+		                   "processes through serialize and deserialize, so it needs both or "
+		                   "neither", d->name);
+	if (opts->reduce && opts->unordered)
+		return pexec__fail(err, PEXEC_EUSAGE,
+		                   "--reduce folds results in input order: drop --unordered");
+	return PEXEC_OK;
+}
+
 pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
                      pexec_next_fn next, void *next_ctx,
                      pexec_result_fn sink, void *sink_ctx,
@@ -305,10 +352,8 @@ pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
 {
 	static const pexec_opts defaults;
 	const pexec_descriptor *d = pexec_plugin_descriptor(plugin);
+	struct sigpipe_guard guard;
 	pexec_stats local;
-	sigset_t pipe_set, old;
-	struct timespec zero = { 0, 0 };
-	int pending;
 	pexec_code rc;
 
 	if (!opts)
@@ -317,31 +362,9 @@ pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
 		stats = &local;
 	memset(stats, 0, sizeof(*stats));
 	err->msg[0] = '\0';
-
-	/* A write to a dead worker or a closed output must come back as EPIPE,
-	 * not kill the caller: SIGPIPE stays blocked while the run lasts, and one
-	 * raised by the run is consumed before the caller's mask comes back. */
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	{
-		sigset_t now;
-		sigpending(&now);
-		pending = sigismember(&now, SIGPIPE);
-	}
-
-	if (opts->reduce && !d->reduce)
-		rc = pexec__fail(err, PEXEC_EUSAGE,
-		                 "plugin '%s' has no reduce hook: --reduce needs one", d->name);
-	else if (opts->reduce && !d->deserialize != !d->serialize)
-		rc = pexec__fail(err, PEXEC_EUSAGE,
-		                 "plugin '%s' cannot reduce: partial results cross between processes "
-		                 "through serialize and deserialize, so it needs both or neither",
-		                 d->name);
-	else if (opts->reduce && opts->unordered)
-		rc = pexec__fail(err, PEXEC_EUSAGE,
-		                 "--reduce folds results in input order: drop --unordered");
-	else if ((rc = pexec_plugin_setup(plugin, opts->config, err)) == PEXEC_OK) {
+	sigpipe_block(&guard);
+	rc = run_refuse(d, opts, err);
+	if (!rc && (rc = pexec_plugin_setup(plugin, opts->config, err)) == PEXEC_OK) {
 		/* Before the fork, so that every worker inherits what setup built. */
 		if (opts->serial)
 			rc = serial_run(d, opts, next, next_ctx, sink, sink_ctx, stats, err);
@@ -355,10 +378,25 @@ pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
 			                     stats, err);
 		pexec_plugin_teardown(plugin);
 	}
+	sigpipe_restore(&guard);
+	return rc;
+}
 
-	if (!pending)
-		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
-			;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+pexec_code pexec__run_spans(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
+                            const struct pexec__spans *spans, pexec_stats *stats,
+                            pexec_error *err)
+{
+	struct sigpipe_guard guard;
+	pexec_code rc;
+
+	memset(stats, 0, sizeof(*stats));
+	err->msg[0] = '\0';
+	sigpipe_block(&guard);
+	rc = pexec_plugin_setup(plugin, opts->config, err);
+	if (rc == PEXEC_OK) {
+		rc = pexec__pool_run_spans(pexec_plugin_descriptor(plugin), opts, spans, stats, err);
+		pexec_plugin_teardown(plugin);
+	}
+	sigpipe_restore(&guard);
 	return rc;
 }

@@ -39,6 +39,24 @@ ssize_t pexec__read_some(int fd, void *buf, size_t len)
 	}
 }
 
+ssize_t pexec__pread_full(int fd, void *buf, size_t len, off_t offset)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, (char *)buf + got, len - got, offset + (off_t)got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
 int pexec__write_full(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

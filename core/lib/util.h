@@ -14,6 +14,8 @@
 /* Reads exactly `len` bytes unless EOF comes first.  Returns the bytes read
  * (less than `len` only at EOF), or -1 with errno set.  Retries EINTR. */
 ssize_t pexec__read_full(int fd, void *buf, size_t len);
+/* pexec__read_full at `offset`, the file position untouched. */
+ssize_t pexec__pread_full(int fd, void *buf, size_t len, off_t offset);
 /* Reads once, retrying EINTR.  Returns bytes read, 0 at EOF, -1 on error. */
 ssize_t pexec__read_some(int fd, void *buf, size_t len);
 /* Writes all `len` bytes; returns 0, or -1 with errno set.  Retries EINTR and

@@ -19,6 +19,7 @@
 #include "inputs.h"
 #include "journal.h"
 #include "lock.h"
+#include "spans.h"
 #include "output.h"
 #include "progress.h"
 #include "split/split.h"
@@ -40,6 +41,8 @@ struct job_ctx {
 	int out_open;
 	int errors_fd;       /* --errors FILE, or -1 */
 	struct pexec__lock lock; /* -o FILE is this run's alone */
+	struct pexec__span_src src; /* the input as spans, where the run goes so */
+	int spanning;
 	pexec_buf record;
 	uint64_t t0;
 	pexec_stats *stats;
@@ -119,6 +122,22 @@ static pexec_code checkpoint(struct job_ctx *j, pexec_error *err)
 	return rc;
 }
 
+/* A failed item, told where it is to be told: the job's callback, --errors,
+ * the journal. */
+static pexec_code note_failure(struct job_ctx *j, const pexec_result *r, pexec_error *err)
+{
+	pexec_code rc = PEXEC_OK;
+
+	j->failures++;
+	if (j->job->on_failure)
+		j->job->on_failure(j->job->on_failure_ctx, r);
+	if (j->errors_fd >= 0)
+		rc = write_error_record(j, r, err);
+	if (!rc && j->journaling && !j->only && pexec__journal_failed(&j->journal, r->index))
+		rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
+	return rc;
+}
+
 static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 {
 	struct job_ctx *j = ctx;
@@ -149,15 +168,8 @@ static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 	} else if (!j->job->opts.reduce) {
 		rc = pexec__writer_put(&j->out, "null", 4, err);
 	}
-	if (!r.ok) {
-		j->failures++;
-		if (j->job->on_failure)
-			j->job->on_failure(j->job->on_failure_ctx, &r);
-		if (!rc && j->errors_fd >= 0)
-			rc = write_error_record(j, &r, err);
-		if (!rc && j->journaling && !j->only && pexec__journal_failed(&j->journal, r.index))
-			rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
-	}
+	if (!r.ok && !rc)
+		rc = note_failure(j, &r, err);
 	if (j->job->on_result)
 		j->job->on_result(j->job->on_result_ctx, &r);
 	if (!rc && j->journaling && !j->only) {
@@ -187,12 +199,78 @@ static int job_batch(void *ctx, uint64_t first, uint32_t count, const struct iov
 	return rc ? -(int)rc : 0;
 }
 
+/* ---- the pool over spans (pool.h): the parent's work per chunk ---- */
+
+static int span_next(void *ctx, uint32_t want, struct pexec__span *span, pexec_error *err)
+{
+	struct job_ctx *j = ctx;
+
+	return pexec__span_src_next(&j->src, want, span, err);
+}
+
+/* A failed item of a chunk: its null is in the chunk's output already. */
+static int span_failed(void *ctx, const pexec_result *r, pexec_error *err)
+{
+	pexec_code rc = note_failure(ctx, r, err);
+
+	return rc ? -(int)rc : 0;
+}
+
+static int span_put(void *ctx, uint64_t first, uint32_t count, const char *out, size_t len,
+                    uint32_t written, uint64_t hash, pexec_error *err)
+{
+	struct job_ctx *j = ctx;
+	pexec_code rc = pexec__writer_put_span(&j->out, out, len, written, err);
+
+	(void)first;
+	if (!rc && j->journaling) {
+		j->hash += hash;
+		j->done += count;
+		if (pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
+			rc = checkpoint(j, err);
+	}
+	return rc ? -(int)rc : 0;
+}
+
+/* Whether this run can go by spans: nothing that needs each item in the
+ * parent (a job log, --fail-fast, --reduce, --serial, a second pass, an
+ * engine of the caller's), one input in JSON or NDJSON, from its start. */
+static int spans_apply(const struct job_ctx *j, const pexec_opts *opts)
+{
+	const pexec_job *job = j->job;
+
+	return !job->engine && !opts->serial && !opts->reduce && !opts->fail_fast &&
+	       !job->on_result && !j->only && j->base == 0 && j->in_open && j->in.n == 1 &&
+	       (job->input_format == PEXEC_FORMAT_JSON || job->input_format == PEXEC_FORMAT_NDJSON);
+}
+
+/* The run by spans: the workers split, run and lay out; the input file,
+ * where it is one, is theirs to read. */
+static pexec_code run_spans(struct job_ctx *j, const pexec_opts *opts, pexec_error *err)
+{
+	const struct pexec__input_file *f = &j->in.files[0];
+	struct pexec__spans sp = {
+		.next = span_next, .put = span_put, .failed = span_failed, .flush = job_sink,
+		.ctx = j, .input_fd = f->regular ? j->in.fd : -1, .name = f->name,
+		.in_format = j->job->input_format, .out_format = j->job->output_format,
+		.drop_null = j->job->drop_null, .hash = j->journaling,
+	};
+	pexec_code rc = pexec__span_src_open(&j->src, j->in.fd, f->name, j->job->input_format, err);
+
+	if (rc)
+		return rc;
+	j->spanning = 1;
+	rc = pexec__run_spans(j->plugin, opts, &sp, j->stats, err);
+	return rc;
+}
+
 /* Where the job stands, for its on_progress. */
 static pexec_progress progress_now(struct job_ctx *j, const pexec_stats *stats, int done)
 {
 	pexec_progress pr = {
 		.stats = stats,
-		.bytes_read = j->in_open ? pexec__inputs_offset(&j->in) : 0,
+		.bytes_read = j->spanning ? pexec__span_src_offset(&j->src)
+		              : j->in_open ? pexec__inputs_offset(&j->in) : 0,
 		.bytes_total = j->in_open ? pexec__inputs_total(&j->in) : 0,
 		.skipped = j->base,
 		.elapsed = (double)(pexec__now_ns() - j->t0) / 1e9,
@@ -838,6 +916,8 @@ static void release_job(struct job_ctx *j)
 	if (j->errors_fd >= 0)
 		close(j->errors_fd);
 	pexec__lock_drop(&j->lock);
+	if (j->spanning)
+		pexec__span_src_release(&j->src);
 	pexec__buf_release(&j->record);
 	pexec__journal_release(&j->journal);
 	free(j->journal_path);
@@ -869,7 +949,10 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		rc = resume_complete(&j, err);
 	} else if (!rc) {
 		configure_run(&j, &opts);
-		rc = j.run(j.run_ctx, j.plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
+		if (spans_apply(&j, &opts))
+			rc = run_spans(&j, &opts, err);
+		else
+			rc = j.run(j.run_ctx, j.plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
 		rc = finish_job(&j, rc, err);
 	}
 	release_job(&j);

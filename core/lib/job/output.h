@@ -50,6 +50,11 @@ pexec_code pexec__writer_flush(struct pexec__writer *w, pexec_error *err);
 /* Adds `count` results at once (the pool's batch path). */
 pexec_code pexec__writer_put_batch(struct pexec__writer *w, const struct iovec *texts,
                                    uint32_t count, pexec_error *err);
+/* Adds a chunk of `written` results laid out by a worker (pool.h, struct
+ * pexec__spans): a JSON array's each after ",\n", NDJSON's each with its
+ * newline, --drop-null's nulls left out already. */
+pexec_code pexec__writer_put_span(struct pexec__writer *w, const char *out, size_t len,
+                                  uint32_t written, pexec_error *err);
 /* Completes the output (closing bracket, flush, fsync and rename). */
 pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err);
 /* Ends an incomplete run: a descriptor gets what was complete, without the

@@ -95,7 +95,8 @@ const char *pexec__arena_take(struct pool *p, struct worker *w,
 	if (off + len > a->size)
 		return NULL;
 	frame = a->base + off;
-	if (pexec__frame_parse_header(frame, &h, &perr) || h.type != PEXEC_FRAME_RESULTS ||
+	if (pexec__frame_parse_header(frame, &h, &perr) ||
+	    (h.type != PEXEC_FRAME_RESULTS && h.type != PEXEC_FRAME_SPAN_RESULTS) ||
 	    h.payload_len != len - PEXEC_FRAME_HEADER_SIZE)
 		return NULL;
 	w->arena_end = end;

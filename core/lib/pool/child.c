@@ -36,6 +36,12 @@ struct child {
 	pexec__splitter *check; /* every result is one valid JSON value */
 	struct pexec__stages stages;
 	int watch;           /* an item sent alone: its descriptors checked */
+	/* Spans (NULL: none in this run): how to read and lay them out. */
+	const struct pexec__spans *spans;
+	pexec__splitter *fragment; /* the strict splitter, over one span at a time */
+	pexec_buf bytes;     /* a span read from the input file */
+	pexec_buf item;      /* an item, with the NUL hooks are promised */
+	pexec_buf fails;     /* the failure records of the span being run */
 };
 
 /* Between the stages of an item sent alone (a suspect, or a slow item,
@@ -87,7 +93,8 @@ static int read_chunk(struct child *c, struct pexec__frame_header *h)
 		errno = EPIPE;
 		die("torn frame header");
 	}
-	if (pexec__frame_parse_header(hdr, h, &c->err) || h->type != PEXEC_FRAME_CHUNK) {
+	if (pexec__frame_parse_header(hdr, h, &c->err) ||
+	    (h->type != PEXEC_FRAME_CHUNK && h->type != PEXEC_FRAME_SPAN)) {
 		errno = EPROTO;
 		die("bad frame from pexec");
 	}
@@ -207,13 +214,191 @@ static void run_chunk(struct child *c, const struct pexec__frame_header *h)
 		die("cannot send results");
 }
 
+/* ---- spans ---- */
+
+/* The span's bytes: sent with it, or read from the input file. */
+static const char *span_bytes(struct child *c, const struct pexec__span_head *head,
+                              const char *after)
+{
+	ssize_t n;
+
+	if (head->flags & PEXEC_SPAN_INLINE)
+		return after;
+	c->bytes.len = 0;
+	if (pexec_buf_reserve(&c->bytes, head->len + 1))
+		die("cannot hold a span");
+	n = pexec__pread_full(c->spans->input_fd, c->bytes.data, head->len, (off_t)head->offset);
+	if (n < 0 || (uint64_t)n != head->len) {
+		if (n >= 0)
+			errno = EIO;
+		die("cannot read the input");
+	}
+	return c->bytes.data;
+}
+
+/* A failure's record, kept apart until the span's output is all laid out. */
+static void note_failure(struct child *c, uint32_t pos, pexec_stage stage, const char *item,
+                         size_t len)
+{
+	unsigned char head[PEXEC_SPAN_FAILURE_HEAD] = { 0 };
+	uint32_t mlen = (uint32_t)strlen(c->err.msg), ilen = (uint32_t)len;
+
+	memcpy(head, &pos, 4);
+	head[4] = pexec__record_byte(PEXEC_STATUS_ERROR);
+	head[5] = (unsigned char)stage;
+	memcpy(head + 8, &mlen, 4);
+	memcpy(head + 12, &ilen, 4);
+	if (pexec_buf_append(&c->fails, head, sizeof(head)) ||
+	    pexec_buf_append(&c->fails, c->err.msg, mlen) ||
+	    pexec_buf_append(&c->fails, item, len))
+		die("cannot hold results");
+}
+
+/* One item of a span, its result laid out as it is to be written: after
+ * ",\n" in a JSON array, with its newline (and no other) on an NDJSON line;
+ * null for a failure, nothing for a null under --drop-null. */
+static void span_item(struct child *c, const char *data, size_t len, uint32_t pos,
+                      uint64_t index, struct pexec__span_tail *tail)
+{
+	const struct pexec__spans *sp = c->spans;
+	pexec_buf *out = &c->out.buf;
+	int json = sp->out_format == PEXEC_FORMAT_JSON;
+	size_t at = out->len, text;
+	pexec_stage stage;
+
+	c->item.len = 0;
+	if (pexec_buf_reserve(&c->item, len + 1))
+		die("cannot hold an item");
+	memcpy(c->item.data, data, len);
+	c->item.data[len] = '\0';
+	atomic_store_explicit(&c->progress->pos, pos, memory_order_relaxed);
+	if (c->timed)
+		atomic_store_explicit(&c->progress->started, pexec__now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&c->progress->stage, PEXEC_STAGE_DESERIALIZE, memory_order_release);
+	if (json && pexec_buf_append(out, ",\n", 2))
+		die("cannot hold results");
+	text = out->len;
+	stage = pexec__item_run(c->d, c->state, c->item.data, len, out, c->check, &c->err,
+	                        &c->stages);
+	check_pipes(c);
+	atomic_store_explicit(&c->progress->stage, PEXEC_STAGE_NONE, memory_order_release);
+	if (stage != PEXEC_STAGE_NONE) {
+		note_failure(c, pos, stage, data, len);
+		tail->failures++;
+		if (pexec_buf_append(out, "null", 4))
+			die("cannot hold results");
+	}
+	if (sp->drop_null && out->len - text == 4 && !memcmp(out->data + text, "null", 4)) {
+		out->len = at;
+	} else {
+		if (!json) {
+			/* A newline in valid JSON text is whitespace: a space keeps
+			 * the value on its line. */
+			for (char *p = out->data + text; (p = memchr(p, '\n', (size_t)(out->data + out->len - p)));)
+				*p = ' ';
+			for (char *p = out->data + text; (p = memchr(p, '\r', (size_t)(out->data + out->len - p)));)
+				*p = ' ';
+			if (pexec_buf_append(out, "\n", 1))
+				die("cannot hold results");
+		}
+		tail->written++;
+	}
+	if (sp->hash)
+		tail->hash += pexec__item_hash(index, data, len);
+}
+
+/* Splits and runs the items of a span; returns how many ran.  An input
+ * error ends it, its message in c->err (and *error set). */
+static uint32_t span_items(struct child *c, const struct pexec__span_head *head,
+                           const char *bytes, uint32_t count, uint64_t first,
+                           struct pexec__span_tail *tail, int *error)
+{
+	struct pexec__fragment f = { head->offset, head->line, head->line_start,
+		                     (head->flags & PEXEC_SPAN_FIRST) != 0,
+		                     (head->flags & PEXEC_SPAN_LAST) != 0 };
+	uint32_t n = 0;
+
+	pexec__split_fragment(c->fragment, bytes, head->len, &f);
+	*error = 0;
+	for (;; n++) {
+		const char *item;
+		size_t len;
+		int got;
+
+		if (!f.last && n == count) {
+			*error = pexec__split_fragment_end(c->fragment, &c->err) != 0;
+			break;
+		}
+		got = pexec__split_next(c->fragment, &item, &len, &c->err);
+		if (got <= 0) {
+			*error = got < 0 || !f.last;
+			if (got == 0 && !f.last)
+				pexec__fail(&c->err, PEXEC_EINPUT, "internal error: a chunk with fewer "
+				            "items than counted");
+			break;
+		}
+		span_item(c, item, len, n, first + n, tail);
+	}
+	return n;
+}
+
+/* Answers a SPAN with one SPAN_RESULTS frame. */
+static void run_span(struct child *c, const struct pexec__frame_header *h)
+{
+	struct pexec__span_head head;
+	struct pexec__span_tail tail = { 0 };
+	uint64_t t0 = pexec__now_ns();
+	const char *bytes;
+	size_t tail_at;
+	uint32_t n;
+	int error;
+
+	if (!c->spans || c->chunk.len < sizeof(head)) {
+		errno = EPROTO;
+		die("a span that was not asked for");
+	}
+	memcpy(&head, c->chunk.data, sizeof(head));
+	if ((head.flags & PEXEC_SPAN_INLINE) && c->chunk.len - sizeof(head) != head.len) {
+		errno = EPROTO;
+		die("a torn span");
+	}
+	atomic_store_explicit(&c->progress->pos, 0, memory_order_relaxed);
+	atomic_store_explicit(&c->progress->frame_started, t0, memory_order_relaxed);
+	atomic_store_explicit(&c->progress->frames, ++c->frames, memory_order_release);
+	c->watch = h->count == 1;
+	bytes = span_bytes(c, &head, c->chunk.data + sizeof(head));
+	pexec__results_begin(&c->out);
+	if (pexec__frame_begin(&c->out.buf, PEXEC_FRAME_SPAN_RESULTS, 0) ||
+	    pexec_buf_append(&c->out.buf, &tail, sizeof(tail)))
+		die("cannot hold results");
+	tail_at = c->out.buf.len - sizeof(tail);
+	c->fails.len = 0;
+	n = span_items(c, &head, bytes, h->count, h->aux, &tail, &error);
+	tail.out_len = c->out.buf.len - tail_at - sizeof(tail);
+	if (error) {
+		tail.error_len = (uint32_t)strlen(c->err.msg);
+		if (pexec_buf_append(&c->fails, c->err.msg, tail.error_len))
+			die("cannot hold results");
+	}
+	if (pexec_buf_append(&c->out.buf, c->fails.data, c->fails.len))
+		die("cannot hold results");
+	memcpy(c->out.buf.data + tail_at, &tail, sizeof(tail));
+	pexec__frame_end(&c->out.buf, 0, n);
+	atomic_store_explicit(&c->progress->pos, n, memory_order_relaxed);
+	pexec__frame_set_aux(&c->out.buf, 0, pexec__now_ns() - t0);
+	fflush(stdout);
+	if (pexec__results_send(&c->out, c->out_fd))
+		die("cannot send results");
+}
+
 void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
                         struct pexec__progress *progress, const struct pexec__arena *arena,
-                        int timed)
+                        int timed, const struct pexec__spans *spans)
 {
 	struct child c = {
 		.d = d, .in_fd = in_fd, .out_fd = out_fd, .timed = timed, .progress = progress,
 		.out = { .arena = arena, .progress = progress, .head = progress->arena_head },
+		.spans = spans,
 	};
 
 	c.stages = (struct pexec__stages){ &progress->stage, check_pipes, &c };
@@ -227,15 +412,28 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	c.check = pexec__split_checker();
 	if (!c.check)
 		die("cannot check results");
+	if (spans && !(c.fragment = pexec__split_mem("", 0, spans->name, spans->in_format)))
+		die("cannot split spans");
 	pexec__buf_init(&c.chunk);
 	pexec__buf_init(&c.out.heap);
-	while (read_chunk(&c, &h))
-		run_chunk(&c, &h);
+	pexec__buf_init(&c.bytes);
+	pexec__buf_init(&c.item);
+	pexec__buf_init(&c.fails);
+	while (read_chunk(&c, &h)) {
+		if (h.type == PEXEC_FRAME_SPAN)
+			run_span(&c, &h);
+		else
+			run_chunk(&c, &h);
+	}
 	pexec__plugin_fini(d, c.state);
 	fflush(stdout);
 	fflush(stderr);
 	pexec__buf_release(&c.chunk);
 	pexec__buf_release(&c.out.heap);
+	pexec__buf_release(&c.bytes);
+	pexec__buf_release(&c.item);
+	pexec__buf_release(&c.fails);
 	pexec__split_free(c.check);
+	pexec__split_free(c.fragment);
 	_exit(0);
 }

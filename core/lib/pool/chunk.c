@@ -59,6 +59,7 @@ static void slot_release(struct pool *p, struct chunk *c)
 	c->items.len = 0;
 	c->results.len = 0;
 	c->split = 0;
+	c->span = 0;
 	p->nbusy--;
 }
 
@@ -84,6 +85,20 @@ static uint32_t next_chunk_items(struct pool *p)
 	return p->chunk_items;
 }
 
+/* A chunk just built takes its place in the window. */
+static struct chunk *chunk_open(struct pool *p, struct chunk *c, uint32_t count)
+{
+	c->state = CHUNK_OPEN;
+	c->seq = p->next_seq++;
+	c->first = p->next_index;
+	c->split = 0;
+	c->results.len = 0;
+	p->next_index += count;
+	p->stats->items += count;
+	p->nbusy++;
+	return c;
+}
+
 /* Builds the next chunk from the source into a free slot, at most `limit`
  * items.  Returns the chunk, or NULL when there is nothing to send (end of
  * input, or an error that set p->stop). */
@@ -99,6 +114,11 @@ struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
 		return NULL;
 	if (limit && want > limit)
 		want = (uint32_t)limit;
+	if (p->spans) {
+		if (!pexec__span_build(p, c, want))
+			return NULL;
+		return chunk_open(p, c, c->count);
+	}
 	c->items.len = 0;
 	/* Under --reduce, a chunk sent whole comes back folded (frame.h). */
 	if (pexec__frame_begin(&c->items, PEXEC_FRAME_CHUNK,
@@ -128,16 +148,8 @@ struct chunk *pexec__pool_chunk_build(struct pool *p, uint64_t limit)
 	if (count == 0)
 		return NULL;
 	pexec__frame_end(&c->items, 0, count);
-	c->state = CHUNK_OPEN;
-	c->seq = p->next_seq++;
-	c->first = p->next_index;
 	c->count = c->pending = count;
-	c->split = 0;
-	c->results.len = 0;
-	p->next_index += count;
-	p->stats->items += count;
-	p->nbusy++;
-	return c;
+	return chunk_open(p, c, count);
 nomem:
 	p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory building a chunk");
 	return NULL;
@@ -153,6 +165,8 @@ int pexec__pool_chunk_split(struct pool *p, struct chunk *c)
 
 	if (c->split)
 		return 0;
+	if (c->span && pexec__span_to_items(p, c))
+		return -1;
 	if (c->arrays_cap < c->count) {
 		size_t *io = realloc(c->item_off, c->count * sizeof(*io));
 		size_t *ro = io ? realloc(c->rec_off, c->count * sizeof(*ro)) : NULL;
@@ -237,6 +251,26 @@ static void emit_one(struct pool *p, pexec_result *r)
 	p->emitted = 1;
 }
 
+/* One result of a span chunk a fault split, handed over as a whole span's
+ * would be: a failure to spans->failed, and every result laid out. */
+static void span_record(struct pool *p, pexec_result *r, uint32_t *written, uint64_t *hash)
+{
+	p->stats->by_status[r->status]++;
+	if (r->ok) {
+		p->stats->ok++;
+	} else {
+		int rc;
+		snprintf(p->message, sizeof(p->message), "%.*s", (int)r->len, r->data);
+		r->message = p->message;
+		p->stats->failed++;
+		if ((rc = p->spans->failed(p->spans->ctx, r, p->err)) < 0)
+			p->stop = (pexec_code)-rc;
+	}
+	if (pexec__span_lay_out(p, r, written, hash))
+		p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+	p->emitted = 1;
+}
+
 /* The batch path: a chunk of successes goes to batch_sink in one call.
  * Returns 1 if it did, 0 if the chunk needs the item-by-item path. */
 static int chunk_emit_batch(struct pool *p, struct chunk *c)
@@ -308,9 +342,17 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 	};
 	uint32_t items_at = 0; /* the item `items` points at */
 	uint32_t folded = 0;   /* successes a whole chunk's partial stands for */
+	uint32_t written = 0;  /* spans: results laid out again */
+	uint64_t hash = 0;
 
+	if (c->span) {
+		pexec__span_emit(p, c);
+		slot_release(p, c);
+		return;
+	}
 	if (chunk_emit_batch(p, c))
 		return;
+	p->layout.len = 0;
 	for (uint32_t i = 0; i < c->count && !p->stop; i++) {
 		pexec_result r = { .index = c->first + i, .attempts = 1, .pid = c->whole.pid,
 		                   .started = c->whole.started + i * c->whole.seconds,
@@ -331,7 +373,7 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 		}
 		r.status = pexec__record_status((uint8_t)byte);
 		r.ok = r.status == PEXEC_STATUS_OK;
-		if (!r.ok || p->opts->result_input) {
+		if (!r.ok || p->opts->result_input || (p->spans && p->spans->hash)) {
 			/* The input goes with a failure (or when asked): it costs a walk. */
 			if (c->split) {
 				chunk_item(c, i, &r.input, &r.input_len);
@@ -351,7 +393,16 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 			folded++;
 			continue;
 		}
-		emit_one(p, &r);
+		if (p->spans)
+			span_record(p, &r, &written, &hash);
+		else
+			emit_one(p, &r);
+	}
+	if (p->spans && !p->stop) {
+		int rc = p->spans->put(p->spans->ctx, c->first, c->count, p->layout.data,
+		                       p->layout.len, written, hash, p->err);
+		if (rc < 0)
+			p->stop = (pexec_code)-rc;
 	}
 	if (p->opts->reduce && !c->split && !p->stop) {
 		/* A chunk sent whole: its partial result follows its records. */
@@ -384,14 +435,26 @@ void pexec__pool_chunk_check_done(struct pool *p, struct chunk *c)
 	}
 }
 
+/* --unordered: a chunk whose input is malformed stops the run only once no
+ * chunk before it is left (one of them may hold an earlier error). */
+static int before_all_left(const struct pool *p, const struct chunk *c)
+{
+	for (unsigned i = 0; i < p->nslots; i++)
+		if (p->slots[i].state != CHUNK_FREE && p->slots[i].seq < c->seq)
+			return 0;
+	return 1;
+}
+
 void pexec__pool_collect(struct pool *p)
 {
 	if (p->opts->unordered) {
-		for (unsigned i = 0; i < p->nslots && p->ndone > 0 && !p->stop; i++)
-			if (p->slots[i].state == CHUNK_DONE) {
+		for (unsigned i = 0; i < p->nslots && p->ndone > 0 && !p->stop; i++) {
+			struct chunk *c = &p->slots[i];
+			if (c->state == CHUNK_DONE && (!c->input_error || before_all_left(p, c))) {
 				p->ndone--;
-				chunk_emit(p, &p->slots[i]);
+				chunk_emit(p, c);
 			}
+		}
 		return;
 	}
 	while (!p->stop && p->emit_seq < p->next_seq) {

@@ -16,9 +16,12 @@
  *   child.c   the worker process itself: init, then chunks in, results out
  *   contain.c what plugins start stays in the run: the subreaper, adopted
  *             processes, the warden (contain.h)
+ *   span.c    chunks that are spans of the input: built, taken, handed over
+ *             whole, or turned into items after a fault
  *
  * Calls go one way: loop -> fault, worker, chunk, arena, contain; fault ->
- * chunk; worker -> chunk, arena, contain; chunk -> arena; child -> arena.
+ * chunk; worker -> chunk, span, arena, contain; chunk -> span, arena;
+ * child -> arena.
  *
  * All of it but child.c runs in the parent, on the loop's one thread.  An
  * error that ends the run is recorded in p->stop (with p->err) rather than
@@ -35,6 +38,7 @@
 
 #include "contain.h"
 #include "frame.h"
+#include "split/split.h"
 #include "pexec.h"
 #include "pool.h"
 
@@ -124,6 +128,9 @@ struct chunk {
 	uint32_t arrays_cap;
 	/* Who ran a chunk that answered whole, and when (pexec_result). */
 	struct item_meta whole;
+	/* A span of the input (span.c): `items` is its SPAN frame. */
+	int span;
+	int input_error;     /* its worker found the input malformed in it */
 };
 
 /* A worker's unit of work: a whole chunk, or some items of one. */
@@ -217,6 +224,13 @@ struct pool {
 	pid_t parent;
 
 	struct pexec__contain contain; /* what plugins start stays in the run */
+
+	/* A run over spans (pexec__pool_run_spans); NULL: over items. */
+	const struct pexec__spans *spans;
+	struct pexec__spans child_spans; /* a worker's copy, its input fd its own */
+	pexec__splitter *fragment;       /* to split a span a fault needs in items */
+	pexec_buf layout;                /* a split span's output, laid out again */
+
 	uint64_t next_sweep;
 };
 
@@ -283,6 +297,25 @@ void pexec__pool_task_release(struct task *t);
 const char *pexec__pool_task_data(const struct task *t);
 size_t pexec__pool_task_len(const struct task *t);
 
+/* ---- span.c ---- */
+
+/* Fills free chunk `c` with the next span of at most `want` items (its SPAN
+ * frame, count and pending); 0 when there is none (the end, or p->stop). */
+int pexec__span_build(struct pool *p, struct chunk *c, uint32_t want);
+/* Records a SPAN_RESULTS frame of `len` bytes at `frame` (in the worker's
+ * arena, or the chunk's results buffer) as `c`'s; -1 for one that lies. */
+int pexec__span_take(struct pool *p, struct chunk *c, const char *frame, size_t len);
+/* Hands a done span chunk to p->spans: its failures, then its output (or,
+ * for an input error, stops the run with it). */
+void pexec__span_emit(struct pool *p, struct chunk *c);
+/* Turns a span chunk into a chunk of items (its CHUNK frame), for the
+ * fault machinery to settle item by item; -1 with p->stop. */
+int pexec__span_to_items(struct pool *p, struct chunk *c);
+/* Lays out one result of such a chunk in p->layout as a worker would have
+ * (counting it in *written, hashing its input into *hash); -1: no memory. */
+int pexec__span_lay_out(struct pool *p, const pexec_result *r, uint32_t *written,
+                        uint64_t *hash);
+
 /* ---- arena.c ---- */
 
 /* Maps slot `w`'s arena (none, where mmap refuses: results then come
@@ -319,11 +352,12 @@ int pexec__results_send(struct pexec__results *r, int fd);
 /* ---- child.c ---- */
 
 /* The body of a worker process: init, READY, then CHUNK frames from `in_fd`
- * answered by RESULTS frames on `out_fd` until EOF.  Reports each item in
+ * answered by RESULTS frames on `out_fd` (SPAN frames by SPAN_RESULTS, with
+ * `spans`: NULL when the run has none) until EOF.  Reports each item in
  * `progress`, with its start time when `timed`.  Never returns. */
 void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
                         struct pexec__progress *progress, const struct pexec__arena *arena,
-                        int timed)
+                        int timed, const struct pexec__spans *spans)
 	__attribute__((noreturn));
 
 #endif

@@ -453,6 +453,8 @@ static void pool_release(struct pool *p)
 		}
 	for (size_t i = 0; i < p->queue_len; i++)
 		pexec__pool_task_release(&p->queue[i]);
+	pexec__split_free(p->fragment);
+	pexec__buf_release(&p->layout);
 	free(p->queue);
 	free(p->texts);
 	free(p->inputs);
@@ -495,6 +497,25 @@ static pexec_code pool_setup(struct pool *p)
 	return PEXEC_OK;
 }
 
+/* Setup, the loop, shutdown and release of a pool filled in by the caller. */
+static pexec_code pool_run(struct pool *p)
+{
+	pexec_code rc = pool_setup(p);
+
+	pexec__buf_init(&p->layout);
+	pexec__contain_start(&p->contain);
+	p->next_sweep = pexec__now_ns() + SWEEP_NS;
+	if (!rc)
+		rc = loop(p);
+	if (p->workers)
+		shutdown_workers(p, rc != PEXEC_OK);
+	pexec__contain_end(&p->contain);
+	if (rc == PEXEC_OK && p->stats->failed)
+		rc = PEXEC_EITEM;
+	pool_release(p);
+	return rc;
+}
+
 pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
                            pexec_next_fn next, void *next_ctx, pexec_result_fn sink,
                            void *sink_ctx, pexec__fold_fn fold, void *fold_ctx,
@@ -508,17 +529,23 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 		.timeout_ns = (uint64_t)(opts->timeout * 1e9),
 		.tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u,
 	};
-	pexec_code rc = pool_setup(&p);
 
-	pexec__contain_start(&p.contain);
-	p.next_sweep = pexec__now_ns() + SWEEP_NS;
-	if (!rc)
-		rc = loop(&p);
-	if (p.workers)
-		shutdown_workers(&p, rc != PEXEC_OK);
-	pexec__contain_end(&p.contain);
-	if (rc == PEXEC_OK && stats->failed)
-		rc = PEXEC_EITEM;
-	pool_release(&p);
-	return rc;
+	return pool_run(&p);
+}
+
+pexec_code pexec__pool_run_spans(const pexec_descriptor *desc, const pexec_opts *opts,
+                                 const struct pexec__spans *spans, pexec_stats *stats,
+                                 pexec_error *err)
+{
+	struct pool p = {
+		.desc = desc, .opts = opts, .spans = spans,
+		/* The sink is only asked to flush (NULL) before the pool waits. */
+		.sink = spans->flush, .sink_ctx = spans->ctx,
+		.stats = stats, .err = err,
+		.chunk_items = 1, .parent = getpid(),
+		.timeout_ns = (uint64_t)(opts->timeout * 1e9),
+		.tick_ns = (uint64_t)(opts->tick_ms ? opts->tick_ms : 250) * 1000000u,
+	};
+
+	return pool_run(&p);
 }

@@ -52,15 +52,18 @@ static void close_from(int lowfd)
 		close((int)fd);
 }
 
-/* In the child: the two pipes as 3 and 4, close-on-exec (a helper a plugin
- * execs holds none of pexec's descriptors), 0 from /dev/null, 1 onto stderr
- * (a plugin's prints never reach pexec's output), 2, and nothing else. */
-static void child_descriptors(int in_fd, int out_fd)
+/* In the child: the two pipes as 3 and 4, the input file spans are read from
+ * as 5 (when `input` is one), all close-on-exec (a helper a plugin execs
+ * holds none of pexec's descriptors), 0 from /dev/null, 1 onto stderr (a
+ * plugin's prints never reach pexec's output), 2, and nothing else. */
+static void child_descriptors(int in_fd, int out_fd, int input)
 {
-	int a = fcntl(in_fd, F_DUPFD, 5), b = fcntl(out_fd, F_DUPFD, 5), null_fd;
+	int a = fcntl(in_fd, F_DUPFD, 6), b = fcntl(out_fd, F_DUPFD, 6), null_fd;
+	int c = input >= 0 ? fcntl(input, F_DUPFD, 6) : -1;
 
 	if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 ||
-	    fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || fcntl(4, F_SETFD, FD_CLOEXEC) < 0)
+	    fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || fcntl(4, F_SETFD, FD_CLOEXEC) < 0 ||
+	    (input >= 0 && (c < 0 || dup2(c, 5) < 0 || fcntl(5, F_SETFD, FD_CLOEXEC) < 0)))
 		_exit(3);
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd >= 0 && null_fd != 0) {
@@ -70,7 +73,7 @@ static void child_descriptors(int in_fd, int out_fd)
 	}
 	if (fcntl(2, F_GETFD) >= 0)
 		dup2(2, 1);
-	close_from(5);
+	close_from(input >= 0 ? 6 : 5);
 }
 
 /* In the child, between fork() and the worker loop: a clean signal state, a
@@ -98,11 +101,16 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 		struct rlimit rl = { p->opts->memory_limit, p->opts->memory_limit };
 		setrlimit(RLIMIT_AS, &rl);
 	}
-	child_descriptors(in_fd, out_fd);
+	child_descriptors(in_fd, out_fd, p->spans ? p->spans->input_fd : -1);
 	/* Buffered output of the parent's, copied by fork(), is not ours to write. */
 	__fpurge(stdout);
+	if (p->spans) {
+		p->child_spans = *p->spans;
+		if (p->child_spans.input_fd >= 0)
+			p->child_spans.input_fd = 5;
+	}
 	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, &w->arena,
-	                   p->timeout_ns != 0);
+	                   p->timeout_ns != 0, p->spans ? &p->child_spans : NULL);
 }
 
 /* The slot's fields for a new process. */
@@ -334,10 +342,14 @@ static int take_results(struct pool *p, struct worker *w, const struct pexec__fr
 	struct task *t = &w->inflight[0];
 	struct chunk *c = t->chunk;
 
-	if (h->count != t->n)
+	if ((h->type == PEXEC_FRAME_SPAN_RESULTS) != c->span || (!c->span && h->count != t->n))
 		return -1;
 	note_timing(p, h);
-	if (!t->pos) {
+	if (c->span) {
+		take_whole(p, w, h, len);
+		if (!p->stop && pexec__span_take(p, c, c->results.data, len))
+			return -1;
+	} else if (!t->pos) {
 		take_whole(p, w, h, len);
 	} else {
 		if (put_task_records(p, w, t, h, w->in.data, len))
@@ -366,10 +378,16 @@ static int take_arena_results(struct pool *p, struct worker *w,
 	if (!frame)
 		return p->stop ? 0 : -1;
 	pexec__frame_parse_header(frame, &h, &perr);
-	if (h.count != t->n)
+	if ((h.type == PEXEC_FRAME_SPAN_RESULTS) != c->span || (!c->span && h.count != t->n))
 		return -1;
 	note_timing(p, &h);
-	if (!t->pos) {
+	if (c->span) {
+		if (pexec__span_take(p, c, frame, notice->count))
+			return -1;
+		c->whole = frame_meta(w, &h);
+		c->arena_owner = w;
+		c->arena_frame = frame_no;
+	} else if (!t->pos) {
 		c->res = frame;
 		c->res_len = notice->count;
 		c->whole = frame_meta(w, &h);
@@ -406,6 +424,7 @@ static int take_frame(struct pool *p, struct worker *w, const struct pexec__fram
 		                      w->in.data + PEXEC_FRAME_HEADER_SIZE);
 		return 0;
 	case PEXEC_FRAME_RESULTS:
+	case PEXEC_FRAME_SPAN_RESULTS:
 		if (w->nsent == 0 || take_results(p, w, h, len))
 			return -1;
 		return 1;
