@@ -131,7 +131,8 @@ static int pass(struct pexec__span_src *s, uint32_t want, uint32_t *found, int *
 		                             want - *found, &got);
 		*found += got;
 		if (s->b.done) {
-			if (s->buf[s->pos - 1] == ']' && item_before_close(s, s->pos - 1))
+			if (s->pos > s->start && s->buf[s->pos - 1] == ']' &&
+			    item_before_close(s, s->pos - 1))
 				++*found;
 			*last = 1;
 			return trailing(s, err);
