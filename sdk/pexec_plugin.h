@@ -263,6 +263,8 @@ static inline int pexec_buf_reserve(pexec_buf *buf, size_t n)
 
 static inline int pexec_buf_append(pexec_buf *buf, const void *data, size_t n)
 {
+	if (n == 0)
+		return 0; /* data may be NULL then */
 	if (pexec_buf_reserve(buf, n))
 		return -1;
 	memcpy(buf->data + buf->len, data, n);
