@@ -73,9 +73,11 @@ int pexec__frame_parse_header(const char *data, struct pexec__frame_header *h,
 	case PEXEC_FRAME_INITFAIL:
 	case PEXEC_FRAME_SPAN:
 	case PEXEC_FRAME_SPAN_RESULTS:
+	case PEXEC_FRAME_WRITE:
 		break;
 	case PEXEC_FRAME_READY:
 	case PEXEC_FRAME_RESULTS_SHM:
+	case PEXEC_FRAME_WRITTEN:
 		if (h->payload_len == 0)
 			break;
 		/* fall through */

@@ -25,6 +25,10 @@
  *            per failed item, then an input error's message).  `count`:
  *            items run; aux: the worker's busy time in ns.  It may lie in the
  *            arena like a RESULTS frame.
+ *   WRITE    parent -> worker: write a chunk's output to the output file
+ *            yourself (struct pexec__write_order).
+ *   WRITTEN  worker -> parent: done; aux: the frame's end, count: 0 or the
+ *            errno the write failed with.  No payload.
  *   READY    worker -> parent: init succeeded.  No payload.
  *   INITFAIL worker -> parent: init failed; the payload is the message.
  *
@@ -47,6 +51,17 @@ enum pexec__frame_type {
 	PEXEC_FRAME_RESULTS_SHM = 0x70780005u,
 	PEXEC_FRAME_SPAN = 0x70780006u,
 	PEXEC_FRAME_SPAN_RESULTS = 0x70780007u,
+	PEXEC_FRAME_WRITE = 0x70780008u,
+	PEXEC_FRAME_WRITTEN = 0x70780009u,
+};
+
+/* A WRITE's order: the output of the worker's oldest unwritten SPAN_RESULTS
+ * frame in its arena (which ends where the arena's count reaches `end`),
+ * from byte `skip` of it on, at `offset` of the output file. */
+struct pexec__write_order {
+	uint64_t end;
+	uint64_t offset;
+	uint64_t skip;
 };
 
 /* A SPAN's description of its chunk of the input. */

@@ -57,12 +57,12 @@ ssize_t pexec__pread_full(int fd, void *buf, size_t len, off_t offset)
 	return (ssize_t)got;
 }
 
-int pexec__write_full(int fd, const void *buf, size_t len)
+/* Writes all of buf, at `offset` with pwrite(), or with write() where
+ * `offset` is negative. */
+static int write_all(int fd, const char *p, size_t len, off_t offset)
 {
-	const char *p = buf;
-
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = offset < 0 ? write(fd, p, len) : pwrite(fd, p, len, offset);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -70,8 +70,24 @@ int pexec__write_full(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		if (offset >= 0)
+			offset += n;
 	}
 	return 0;
+}
+
+int pexec__pwrite_full(int fd, const void *buf, size_t len, off_t offset)
+{
+	if (offset < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return write_all(fd, buf, len, offset);
+}
+
+int pexec__write_full(int fd, const void *buf, size_t len)
+{
+	return write_all(fd, buf, len, -1);
 }
 
 pexec_code pexec__fail(pexec_error *err, pexec_code code, const char *fmt, ...)

@@ -22,6 +22,9 @@ ssize_t pexec__read_some(int fd, void *buf, size_t len);
  * short writes. */
 int pexec__write_full(int fd, const void *buf, size_t len);
 
+/* pexec__write_full at `offset`, the file position untouched. */
+int pexec__pwrite_full(int fd, const void *buf, size_t len, off_t offset);
+
 /* Sets err->msg from a printf format; returns `code` for tail calls. */
 pexec_code pexec__fail(pexec_error *err, pexec_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

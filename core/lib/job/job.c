@@ -232,6 +232,16 @@ static int span_put(void *ctx, uint64_t first, uint32_t count, const char *out, 
 	return rc ? -(int)rc : 0;
 }
 
+static int span_reserve(void *ctx, uint32_t count, size_t len, uint32_t written,
+                        uint64_t *offset, size_t *skip, pexec_error *err)
+{
+	struct job_ctx *j = ctx;
+	pexec_code rc = pexec__writer_reserve(&j->out, len, written, offset, skip, err);
+
+	(void)count;
+	return rc ? -(int)rc : 0;
+}
+
 /* Whether this run can go by spans: nothing that needs each item in the
  * parent (a job log, --fail-fast, --reduce, --serial, a second pass, an
  * engine of the caller's), one input in JSON or NDJSON, from its start. */
@@ -253,12 +263,20 @@ static pexec_code run_spans(struct job_ctx *j, const pexec_opts *opts, pexec_err
 		.next = span_next, .put = span_put, .failed = span_failed, .flush = job_sink,
 		.ctx = j, .input_fd = f->regular ? j->in.fd : -1, .name = f->name,
 		.in_format = j->job->input_format, .out_format = j->job->output_format,
-		.drop_null = j->job->drop_null, .hash = j->journaling,
+		.drop_null = j->job->drop_null, .hash = j->journaling, .out_fd = -1,
 	};
 	pexec_code rc = pexec__span_src_open(&j->src, j->in.fd, f->name, j->job->input_format, err);
 
 	if (rc)
 		return rc;
+	/* Where the output is a file the workers can write at offsets, they
+	 * write their chunks themselves.  (A journaled run's checkpoints count
+	 * what is written in order, so it writes here.) */
+	if (!j->journaling && pexec__writer_positional(&j->out)) {
+		sp.out_fd = j->out.fd;
+		sp.out_name = j->job->output ? j->job->output : "<stdout>";
+		sp.reserve = span_reserve;
+	}
 	j->spanning = 1;
 	rc = pexec__run_spans(j->plugin, opts, &sp, j->stats, err);
 	return rc;

@@ -30,13 +30,33 @@ static pexec_code write_error(struct pexec__writer *w, pexec_error *err)
 	return pexec__fail(err, PEXEC_ESYS, "cannot write '%s': %s", where(w), strerror(errno));
 }
 
+/* The one place bytes go out: where the file stands, or, positional, at
+ * the writer's own count of them (workers write beside it). */
+static pexec_code out_write(struct pexec__writer *w, const char *data, size_t len,
+                            pexec_error *err)
+{
+	if (len && (w->positional ? pexec__pwrite_full(w->fd, data, len, w->base + (off_t)w->bytes)
+	                          : pexec__write_full(w->fd, data, len)))
+		return write_error(w, err);
+	w->bytes += len;
+	return PEXEC_OK;
+}
+
+/* A positional writer leaves the file standing where its bytes end, as a
+ * writer that wrote them in turn would. */
+static void position_at_end(struct pexec__writer *w)
+{
+	if (w->positional && w->fd >= 0)
+		lseek(w->fd, w->base + (off_t)w->bytes, SEEK_SET);
+}
+
 static pexec_code flush(struct pexec__writer *w, pexec_error *err)
 {
-	if (w->len && pexec__write_full(w->fd, w->buf, w->len))
-		return write_error(w, err);
-	w->bytes += w->len;
-	w->len = 0;
-	return PEXEC_OK;
+	pexec_code rc = out_write(w, w->buf, w->len, err);
+
+	if (!rc)
+		w->len = 0;
+	return rc;
 }
 
 static void writer_release(struct pexec__writer *w)
@@ -61,12 +81,8 @@ static pexec_code put(struct pexec__writer *w, const char *data, size_t len, pex
 		pexec_code rc = flush(w, err);
 		if (rc)
 			return rc;
-		if (len >= OUT_BUF) {
-			if (pexec__write_full(w->fd, data, len))
-				return write_error(w, err);
-			w->bytes += len;
-			return PEXEC_OK;
-		}
+		if (len >= OUT_BUF)
+			return out_write(w, data, len, err);
 	}
 	memcpy(w->buf + w->len, data, len);
 	w->len += len;
@@ -288,6 +304,8 @@ pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err)
 		rc = w->count ? put(w, "\n]\n", 3, err) : put(w, "[]\n", 3, err);
 	if (!rc)
 		rc = flush(w, err);
+	if (!rc)
+		position_at_end(w);
 	if (!rc && w->path) {
 		/* The name appears only once every byte is on disk. */
 		if (fsync(w->fd)) {
@@ -325,6 +343,7 @@ void pexec__writer_abort(struct pexec__writer *w)
 			unlink(w->tmp_path);
 	} else if (w->fd >= 0 && w->buf) {
 		flush(w, &ignored);
+		position_at_end(w);
 	}
 	if (w->path || !w->owned_fd)
 		w->fd = -1;
@@ -415,14 +434,52 @@ pexec_code pexec__writer_put_span(struct pexec__writer *w, const char *out, size
 		len--;
 	}
 	if (len >= SPAN_DIRECT) {
-		if ((rc = flush(w, err)))
+		if ((rc = flush(w, err)) || (rc = out_write(w, out, len, err)))
 			return rc;
-		if (pexec__write_full(w->fd, out, len))
-			return write_error(w, err);
-		w->bytes += len;
 	} else if ((rc = put(w, out, len, err))) {
 		return rc;
 	}
+	w->count += written;
+	return PEXEC_OK;
+}
+
+int pexec__writer_positional(struct pexec__writer *w)
+{
+	struct stat st;
+	off_t at;
+	int fl = fcntl(w->fd, F_GETFL);
+
+	if (w->positional)
+		return 1;
+	if (fl < 0 || (fl & O_APPEND) || fstat(w->fd, &st) || !S_ISREG(st.st_mode) ||
+	    (at = lseek(w->fd, 0, SEEK_CUR)) < 0)
+		return 0;
+	w->base = at - (off_t)w->bytes;
+	w->positional = 1;
+	return 1;
+}
+
+pexec_code pexec__writer_reserve(struct pexec__writer *w, size_t len, uint32_t written,
+                                 uint64_t *offset, size_t *skip, pexec_error *err)
+{
+	pexec_code rc;
+
+	*skip = 0;
+	if (written == 0) {
+		*skip = len;
+		*offset = 0;
+		return PEXEC_OK;
+	}
+	if (w->format == PEXEC_FORMAT_JSON && w->count == 0) {
+		/* The array's first result: "[" where its "," was. */
+		if ((rc = put(w, "[", 1, err)))
+			return rc;
+		*skip = 1;
+	}
+	if ((rc = flush(w, err)))
+		return rc;
+	*offset = (uint64_t)w->base + w->bytes;
+	w->bytes += len - *skip;
 	w->count += written;
 	return PEXEC_OK;
 }

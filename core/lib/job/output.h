@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "pexec.h"
@@ -22,6 +23,8 @@ struct pexec__writer {
 	int drop_null;
 	uint64_t count;  /* results written */
 	uint64_t bytes;  /* bytes gone out to fd (not counting buf) */
+	int positional;  /* written with pwrite at base + bytes */
+	off_t base;
 	char *buf;
 	size_t len;
 };
@@ -55,6 +58,15 @@ pexec_code pexec__writer_put_batch(struct pexec__writer *w, const struct iovec *
  * newline, --drop-null's nulls left out already. */
 pexec_code pexec__writer_put_span(struct pexec__writer *w, const char *out, size_t len,
                                   uint32_t written, pexec_error *err);
+/* Makes the writer write at its own count of bytes (pwrite), so that
+ * workers may write chunks in the places it hands out, where its file
+ * allows (a regular file, not opened to append).  Returns whether it does. */
+int pexec__writer_positional(struct pexec__writer *w);
+/* Takes the place of a chunk laid out by a worker (as put_span would write
+ * it): its bytes go to *offset on, but their first *skip (a JSON array's
+ * first ",", for which "[" is written here). */
+pexec_code pexec__writer_reserve(struct pexec__writer *w, size_t len, uint32_t written,
+                                 uint64_t *offset, size_t *skip, pexec_error *err);
 /* Completes the output (closing bracket, flush, fsync and rename). */
 pexec_code pexec__writer_finish(struct pexec__writer *w, pexec_error *err);
 /* Ends an incomplete run: a descriptor gets what was complete, without the

@@ -42,6 +42,14 @@ struct child {
 	pexec_buf bytes;     /* a span read from the input file */
 	pexec_buf item;      /* an item, with the NUL hooks are promised */
 	pexec_buf fails;     /* the failure records of the span being run */
+	/* Spans whose output is in the arena, to be written here once the
+	 * parent says where (WRITE), oldest first. */
+	struct unwritten {
+		uint64_t start, end; /* the frame, by the arena's count */
+		size_t out_off;      /* its output bytes, from the frame's start */
+		size_t out_len;
+	} *unwritten;
+	size_t uw_head, uw_len, uw_cap;
 };
 
 /* Between the stages of an item sent alone (a suspect, or a slow item,
@@ -94,7 +102,8 @@ static int read_chunk(struct child *c, struct pexec__frame_header *h)
 		die("torn frame header");
 	}
 	if (pexec__frame_parse_header(hdr, h, &c->err) ||
-	    (h->type != PEXEC_FRAME_CHUNK && h->type != PEXEC_FRAME_SPAN)) {
+	    (h->type != PEXEC_FRAME_CHUNK && h->type != PEXEC_FRAME_SPAN &&
+	     h->type != PEXEC_FRAME_WRITE)) {
 		errno = EPROTO;
 		die("bad frame from pexec");
 	}
@@ -342,6 +351,60 @@ static uint32_t span_items(struct child *c, const struct pexec__span_head *head,
 	return n;
 }
 
+/* Notes the span frame being sent from the arena as one the parent will
+ * ask this worker to write. */
+static void keep_unwritten(struct child *c, size_t out_len)
+{
+	struct unwritten *u;
+
+	if (c->uw_head + c->uw_len == c->uw_cap) {
+		if (c->uw_head) {
+			memmove(c->unwritten, c->unwritten + c->uw_head, c->uw_len * sizeof(*u));
+			c->uw_head = 0;
+		} else {
+			size_t cap = c->uw_cap ? 2 * c->uw_cap : 16;
+			if (!(u = realloc(c->unwritten, cap * sizeof(*u))))
+				die("cannot hold results");
+			c->unwritten = u;
+			c->uw_cap = cap;
+		}
+	}
+	c->unwritten[c->uw_head + c->uw_len++] = (struct unwritten){
+		.start = c->out.start, .end = c->out.start + c->out.buf.len,
+		.out_off = PEXEC_FRAME_HEADER_SIZE + sizeof(struct pexec__span_tail),
+		.out_len = out_len,
+	};
+}
+
+/* A WRITE: the oldest unwritten span's output into the output file, and
+ * WRITTEN back (with the errno when it failed). */
+static void write_span(struct child *c, const struct pexec__frame_header *h)
+{
+	struct pexec__write_order w;
+	struct pexec__frame_header ack = { PEXEC_FRAME_WRITTEN, 0, 0, 0 };
+	const struct unwritten *u = c->uw_len ? &c->unwritten[c->uw_head] : NULL;
+
+	if (!u || h->payload_len != sizeof(w)) {
+		errno = EPROTO;
+		die("a write that was not asked for");
+	}
+	memcpy(&w, c->chunk.data, sizeof(w));
+	if (w.end != u->end || w.skip > u->out_len) {
+		errno = EPROTO;
+		die("a write of another span");
+	}
+	if (pexec__pwrite_full(c->spans->out_fd,
+	                       c->out.arena->base + (u->start % c->out.arena->size) + u->out_off +
+	                               w.skip,
+	                       u->out_len - w.skip, (off_t)w.offset))
+		ack.count = (uint32_t)errno;
+	ack.aux = u->end;
+	c->uw_head++;
+	c->uw_len--;
+	if (pexec__write_full(c->out_fd, &ack, sizeof(ack)))
+		die("cannot send results");
+}
+
 /* Answers a SPAN with one SPAN_RESULTS frame. */
 static void run_span(struct child *c, const struct pexec__frame_header *h)
 {
@@ -387,6 +450,8 @@ static void run_span(struct child *c, const struct pexec__frame_header *h)
 	atomic_store_explicit(&c->progress->pos, n, memory_order_relaxed);
 	pexec__frame_set_aux(&c->out.buf, 0, pexec__now_ns() - t0);
 	fflush(stdout);
+	if (c->spans->out_fd >= 0 && c->out.in_arena)
+		keep_unwritten(c, tail.out_len);
 	if (pexec__results_send(&c->out, c->out_fd))
 		die("cannot send results");
 }
@@ -422,6 +487,8 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	while (read_chunk(&c, &h)) {
 		if (h.type == PEXEC_FRAME_SPAN)
 			run_span(&c, &h);
+		else if (h.type == PEXEC_FRAME_WRITE)
+			write_span(&c, &h);
 		else
 			run_chunk(&c, &h);
 	}
@@ -435,5 +502,6 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	pexec__buf_release(&c.fails);
 	pexec__split_free(c.check);
 	pexec__split_free(c.fragment);
+	free(c.unwritten);
 	_exit(0);
 }

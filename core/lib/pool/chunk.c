@@ -399,8 +399,7 @@ static void chunk_emit(struct pool *p, struct chunk *c)
 			emit_one(p, &r);
 	}
 	if (p->spans && !p->stop) {
-		int rc = p->spans->put(p->spans->ctx, c->first, c->count, p->layout.data,
-		                       p->layout.len, written, hash, p->err);
+		int rc = pexec__span_put_layout(p, c, written, hash);
 		if (rc < 0)
 			p->stop = (pexec_code)-rc;
 	}

@@ -180,6 +180,17 @@ struct worker {
 	uint64_t frames_announced, frames_released;
 	uint64_t *ends;          /* ring of nends, by frame number */
 	unsigned nends;
+	/* Chunks' output in this slot's arena that its worker is to write
+	 * (WRITE), oldest first, and the orders not yet sent. */
+	struct pending_write {
+		uint64_t frame_no;
+		uint64_t offset;     /* where in the output file */
+		const char *out;     /* the bytes, in the arena */
+		size_t len;
+	} *pw;
+	size_t pw_head, pw_len, pw_cap;
+	pexec_buf orders;        /* WRITE frames to send, from orders_off on */
+	size_t orders_off;
 };
 
 struct pool {
@@ -311,6 +322,15 @@ void pexec__span_emit(struct pool *p, struct chunk *c);
 /* Turns a span chunk into a chunk of items (its CHUNK frame), for the
  * fault machinery to settle item by item; -1 with p->stop. */
 int pexec__span_to_items(struct pool *p, struct chunk *c);
+/* Hands over the output a split span chunk's records were laid out in
+ * (p->layout): put, or its place reserved and written here. */
+int pexec__span_put_layout(struct pool *p, struct chunk *c, uint32_t written, uint64_t hash);
+/* Writes, from the parent, what worker `w` was to write and has not (it
+ * ended), and lets its arena frames go; -1 with p->stop when a write fails. */
+int pexec__span_write_pending(struct pool *p, struct worker *w);
+/* WRITTEN from worker `w`: its oldest order is done (`error`: the errno it
+ * failed with).  -1 for an answer to no order. */
+int pexec__span_written(struct pool *p, struct worker *w, uint64_t end, int error);
 /* Lays out one result of such a chunk in p->layout as a worker would have
  * (counting it in *written, hashing its input into *hash); -1: no memory. */
 int pexec__span_lay_out(struct pool *p, const pexec_result *r, uint32_t *written,

@@ -68,9 +68,19 @@ static int inits_pending(const struct pool *p)
 	return 0;
 }
 
+/* Whether a worker still has chunks' output to write. */
+static int writes_pending(const struct pool *p)
+{
+	for (unsigned i = 0; i < p->nworkers; i++)
+		if (p->workers[i].pw_len)
+			return 1;
+	return 0;
+}
+
 static int finished(const struct pool *p)
 {
-	return p->stop || !(pexec__pool_work_remains(p) || inits_pending(p));
+	return p->stop ||
+	       !(pexec__pool_work_remains(p) || inits_pending(p) || writes_pending(p));
 }
 
 /* ---- 1. read ---- */
@@ -116,8 +126,11 @@ static void ended_phase(struct pool *p)
 			closed_while_alive(w, now);
 			continue;
 		}
-		/* Ended: what it wrote before it did is the last to read. */
+		/* Ended: what it wrote before it did is the last to read, and
+		 * what it was to write to the output is written here. */
 		pexec__pool_worker_read(p, w);
+		if (p->spans)
+			pexec__span_write_pending(p, w);
 		if (w->state == WORKER_RETIRING) {
 			if (w->closed || !WIFEXITED(w->status) || WEXITSTATUS(w->status) != 0)
 				p->stats->workers_lost++;
@@ -206,7 +219,7 @@ static void dispatch_phase(struct pool *p)
 	for (unsigned i = 0; i < p->nworkers && !p->stop; i++) {
 		struct worker *w = &p->workers[i];
 
-		if (w->state != WORKER_GONE && w->writable && w->nsent < w->ninflight)
+		if (w->state != WORKER_GONE && (w->nsent < w->ninflight || w->orders.len))
 			pexec__pool_worker_write(w);
 		w->writable = 0;
 	}
@@ -310,7 +323,8 @@ static nfds_t wait_set(struct pool *p, struct pollfd *fds, nfds_t *at)
 		fds[n++] = (struct pollfd){ .fd = w->eof ? -1 : w->from_fd, .events = POLLIN };
 		fds[n++] = (struct pollfd){ .fd = w->pidfd, .events = POLLIN };
 		fds[n++] = (struct pollfd){
-			.fd = w->nsent < w->ninflight ? w->to_fd : -1, .events = POLLOUT,
+			.fd = w->nsent < w->ninflight || w->orders.len ? w->to_fd : -1,
+			.events = POLLOUT,
 		};
 	}
 	return n;
@@ -428,6 +442,9 @@ static void shutdown_workers(struct pool *p, int now)
 			p->stats->workers_lost++;
 		pexec__contain_forget(&p->contain, w->pid);
 		w->state = WORKER_GONE;
+		/* Its output written, even on the way out: what was done stays. */
+		if (p->spans)
+			pexec__span_write_pending(p, w);
 	}
 }
 
@@ -439,6 +456,8 @@ static void pool_release(struct pool *p)
 			for (unsigned k = 0; k < MAX_INFLIGHT; k++)
 				pexec__pool_task_release(&w->inflight[k]);
 			pexec__buf_release(&w->in);
+			pexec__buf_release(&w->orders);
+			free(w->pw);
 			pexec__arena_release_all(w);
 		}
 	if (p->slots)
@@ -490,6 +509,7 @@ static pexec_code pool_setup(struct pool *p)
 		w->to_fd = w->from_fd = w->pidfd = -1;
 		w->progress = &p->progress[i];
 		pexec__buf_init(&w->in);
+		pexec__buf_init(&w->orders);
 		if (pexec__arena_setup(w, p->nslots + MAX_INFLIGHT + 1))
 			return pexec__fail(p->err, PEXEC_ESYS, "out of memory for %u workers",
 			                   p->nworkers);

@@ -61,6 +61,16 @@ struct pexec__spans {
 	int hash;            /* sum the items' hashes (the resume journal) */
 	/* Called with NULL before the pool waits: the moment to flush. */
 	pexec_result_fn flush;
+	/* Where the workers write chunks' output themselves, at offsets the
+	 * parent gives (a regular file written with pwrite), or -1: `put` takes
+	 * the bytes.  With it, `reserve` stands for `put`: it takes a chunk's
+	 * place in the output (`len` bytes, `written` results) and says where
+	 * its bytes go (*offset), and how many of its first bytes to leave out
+	 * (*skip: a JSON array's first "," that "[" took the place of). */
+	int out_fd;
+	const char *out_name; /* its name in messages */
+	int (*reserve)(void *ctx, uint32_t count, size_t len, uint32_t written,
+	               uint64_t *offset, size_t *skip, pexec_error *err);
 };
 
 /* pexec__pool_run over spans (no --reduce, no item sink: `spans` takes the

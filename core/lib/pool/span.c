@@ -158,6 +158,84 @@ static void counted(struct pool *p, pexec_status status)
 		p->stats->failed++;
 }
 
+/* A chunk's place in the output file, and its bytes written there: by the
+ * worker whose arena they lie in (WRITE), or here. */
+static int place(struct pool *p, struct chunk *c, const struct span_parts *s)
+{
+	const struct pexec__spans *sp = p->spans;
+	struct worker *w = c->arena_owner;
+	struct pexec__write_order order;
+	struct pexec__frame_header h = { PEXEC_FRAME_WRITE, 0, sizeof(order), 0 };
+	uint64_t offset;
+	size_t skip;
+	int rc = sp->reserve(sp->ctx, c->count, s->tail.out_len, s->tail.written, &offset, &skip,
+	                     p->err);
+
+	if (rc < 0 || s->tail.out_len == skip || !w) {
+		if (rc >= 0 && s->tail.out_len > skip &&
+		    pexec__pwrite_full(sp->out_fd, s->out + skip, s->tail.out_len - skip,
+		                       (off_t)offset))
+			rc = -(int)pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s",
+			                       sp->out_name, strerror(errno));
+		return rc;
+	}
+	if (w->pw_head + w->pw_len == w->pw_cap) {
+		size_t cap = w->pw_cap ? 2 * w->pw_cap : 16;
+		struct pending_write *pw;
+		if (w->pw_head) {
+			memmove(w->pw, w->pw + w->pw_head, w->pw_len * sizeof(*pw));
+			w->pw_head = 0;
+		} else if ((pw = realloc(w->pw, cap * sizeof(*pw)))) {
+			w->pw = pw;
+			w->pw_cap = cap;
+		} else {
+			return -(int)pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+		}
+	}
+	w->pw[w->pw_head + w->pw_len++] = (struct pending_write){
+		c->arena_frame, offset, s->out + skip, s->tail.out_len - skip,
+	};
+	order = (struct pexec__write_order){ w->ends[c->arena_frame % w->nends] >> 1, offset, skip };
+	if (pexec_buf_append(&w->orders, &h, sizeof(h)) ||
+	    pexec_buf_append(&w->orders, &order, sizeof(order)))
+		return -(int)pexec__fail(p->err, PEXEC_ESYS, "out of memory");
+	/* The frame is the order's now, released once it is done. */
+	c->arena_owner = NULL;
+	return 0;
+}
+
+int pexec__span_written(struct pool *p, struct worker *w, uint64_t end, int error)
+{
+	struct pending_write *pw = w->pw_len ? &w->pw[w->pw_head] : NULL;
+
+	if (!pw || (w->ends[pw->frame_no % w->nends] >> 1) != end)
+		return -1;
+	if (error)
+		p->stop = pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s",
+		                      p->spans->out_name, strerror(error));
+	pexec__arena_release(w, pw->frame_no);
+	w->pw_head++;
+	w->pw_len--;
+	return 0;
+}
+
+int pexec__span_write_pending(struct pool *p, struct worker *w)
+{
+	int rc = 0;
+
+	for (; w->pw_len; w->pw_head++, w->pw_len--) {
+		struct pending_write *pw = &w->pw[w->pw_head];
+		if (!rc && pexec__pwrite_full(p->spans->out_fd, pw->out, pw->len, (off_t)pw->offset)) {
+			p->stop = pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s",
+			                      p->spans->out_name, strerror(errno));
+			rc = -1;
+		}
+		pexec__arena_release(w, pw->frame_no);
+	}
+	w->orders.len = w->orders_off = 0;
+	return rc;
+}
+
 void pexec__span_emit(struct pool *p, struct chunk *c)
 {
 	const struct pexec__spans *sp = p->spans;
@@ -187,8 +265,14 @@ void pexec__span_emit(struct pool *p, struct chunk *c)
 	}
 	p->stats->ok += c->count - failures;
 	p->stats->by_status[PEXEC_STATUS_OK] += c->count - failures;
-	if (!p->stop && (rc = sp->put(sp->ctx, c->first, c->count, s.out, s.tail.out_len,
-	                              s.tail.written, s.tail.hash, p->err)) < 0)
+	if (p->stop)
+		rc = 0;
+	else if (sp->out_fd >= 0)
+		rc = place(p, c, &s);
+	else
+		rc = sp->put(sp->ctx, c->first, c->count, s.out, s.tail.out_len, s.tail.written,
+		             s.tail.hash, p->err);
+	if (rc < 0)
 		p->stop = (pexec_code)-rc;
 	p->emitted = 1;
 }
@@ -292,4 +376,23 @@ int pexec__span_lay_out(struct pool *p, const pexec_result *r, uint32_t *written
 	}
 	++*written;
 	return 0;
+}
+
+int pexec__span_put_layout(struct pool *p, struct chunk *c, uint32_t written, uint64_t hash)
+{
+	const struct pexec__spans *sp = p->spans;
+	uint64_t offset;
+	size_t skip;
+	int rc;
+
+	if (sp->out_fd < 0)
+		return sp->put(sp->ctx, c->first, c->count, p->layout.data, p->layout.len, written,
+		               hash, p->err);
+	rc = sp->reserve(sp->ctx, c->count, p->layout.len, written, &offset, &skip, p->err);
+	if (rc >= 0 && p->layout.len > skip &&
+	    pexec__pwrite_full(sp->out_fd, p->layout.data + skip, p->layout.len - skip,
+	                       (off_t)offset))
+		rc = -(int)pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s", sp->out_name,
+		                       strerror(errno));
+	return rc;
 }

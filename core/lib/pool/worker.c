@@ -52,18 +52,25 @@ static void close_from(int lowfd)
 		close((int)fd);
 }
 
-/* In the child: the two pipes as 3 and 4, the input file spans are read from
- * as 5 (when `input` is one), all close-on-exec (a helper a plugin execs
- * holds none of pexec's descriptors), 0 from /dev/null, 1 onto stderr (a
- * plugin's prints never reach pexec's output), 2, and nothing else. */
-static void child_descriptors(int in_fd, int out_fd, int input)
+/* Puts `fd` at `to`, close-on-exec; 0 or -1. */
+static int place_fd(int fd, int to)
 {
-	int a = fcntl(in_fd, F_DUPFD, 6), b = fcntl(out_fd, F_DUPFD, 6), null_fd;
-	int c = input >= 0 ? fcntl(input, F_DUPFD, 6) : -1;
+	return fd < 0 || dup2(fd, to) < 0 || fcntl(to, F_SETFD, FD_CLOEXEC) < 0 ? -1 : 0;
+}
 
-	if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 ||
-	    fcntl(3, F_SETFD, FD_CLOEXEC) < 0 || fcntl(4, F_SETFD, FD_CLOEXEC) < 0 ||
-	    (input >= 0 && (c < 0 || dup2(c, 5) < 0 || fcntl(5, F_SETFD, FD_CLOEXEC) < 0)))
+/* In the child: the two pipes as 3 and 4, the input file spans are read from
+ * as 5 and the output file they are written to as 6 (where there are such),
+ * all close-on-exec (a helper a plugin execs holds none of pexec's
+ * descriptors), 0 from /dev/null, 1 onto stderr (a plugin's prints never
+ * reach pexec's output), 2, and nothing else. */
+static void child_descriptors(int in_fd, int out_fd, int input, int output)
+{
+	int a = fcntl(in_fd, F_DUPFD, 7), b = fcntl(out_fd, F_DUPFD, 7), null_fd;
+	int c = input >= 0 ? fcntl(input, F_DUPFD, 7) : -1;
+	int d = output >= 0 ? fcntl(output, F_DUPFD, 7) : -1;
+
+	if (place_fd(a, 3) || place_fd(b, 4) || (input >= 0 && place_fd(c, 5)) ||
+	    (output >= 0 && place_fd(d, 6)))
 		_exit(3);
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd >= 0 && null_fd != 0) {
@@ -73,7 +80,7 @@ static void child_descriptors(int in_fd, int out_fd, int input)
 	}
 	if (fcntl(2, F_GETFD) >= 0)
 		dup2(2, 1);
-	close_from(input >= 0 ? 6 : 5);
+	close_from(output >= 0 ? 7 : input >= 0 ? 6 : 5);
 }
 
 /* In the child, between fork() and the worker loop: a clean signal state, a
@@ -101,13 +108,16 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 		struct rlimit rl = { p->opts->memory_limit, p->opts->memory_limit };
 		setrlimit(RLIMIT_AS, &rl);
 	}
-	child_descriptors(in_fd, out_fd, p->spans ? p->spans->input_fd : -1);
+	child_descriptors(in_fd, out_fd, p->spans ? p->spans->input_fd : -1,
+	                  p->spans ? p->spans->out_fd : -1);
 	/* Buffered output of the parent's, copied by fork(), is not ours to write. */
 	__fpurge(stdout);
 	if (p->spans) {
 		p->child_spans = *p->spans;
 		if (p->child_spans.input_fd >= 0)
 			p->child_spans.input_fd = 5;
+		if (p->child_spans.out_fd >= 0)
+			p->child_spans.out_fd = 6;
 	}
 	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, &w->arena,
 	                   p->timeout_ns != 0, p->spans ? &p->child_spans : NULL);
@@ -132,6 +142,7 @@ static void worker_reset(struct pool *p, struct worker *w, pid_t pid, int to_fd,
 	w->status = 0;
 	w->spawned_ns = pexec__now_ns();
 	w->in.len = 0;
+	w->orders.len = w->orders_off = 0;
 	p->stats->workers_started++;
 }
 
@@ -432,6 +443,8 @@ static int take_frame(struct pool *p, struct worker *w, const struct pexec__fram
 		if (w->nsent == 0 || h->payload_len != 0 || take_arena_results(p, w, h))
 			return -1;
 		return 0;
+	case PEXEC_FRAME_WRITTEN:
+		return p->spans && pexec__span_written(p, w, h->aux, (int)h->count) == 0 ? 0 : -1;
 	default:
 		return -1;
 	}
@@ -515,8 +528,25 @@ broken:
 	w->eof_ns = pexec__now_ns();
 }
 
+/* Writes what WRITE orders the pipe takes now; 1 when they are all out. */
+static int write_orders(struct worker *w)
+{
+	while (w->orders_off < w->orders.len) {
+		ssize_t n = write(w->to_fd, w->orders.data + w->orders_off,
+		                  w->orders.len - w->orders_off);
+		if (n < 0)
+			return 0;
+		w->orders_off += (size_t)n;
+	}
+	w->orders.len = w->orders_off = 0;
+	return 1;
+}
+
 void pexec__pool_worker_write(struct worker *w)
 {
+	/* Orders go between whole task frames. */
+	if (w->to_fd >= 0 && w->sent_off == 0 && !write_orders(w))
+		return;
 	while (w->nsent < w->ninflight && w->to_fd >= 0) {
 		struct task *t = &w->inflight[w->nsent];
 		size_t len = pexec__pool_task_len(t);
@@ -531,6 +561,8 @@ void pexec__pool_worker_write(struct worker *w)
 		if (w->sent_off == len) {
 			w->nsent++;
 			w->sent_off = 0;
+			if (!write_orders(w))
+				return;
 		}
 	}
 }
