@@ -118,10 +118,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	plen = size - PEXEC_FRAME_HEADER_SIZE;
 	if (pexec__frame_parse_header((const char *)data, &h, &err) == 0) {
-		CHECK(h.type == PEXEC_FRAME_CHUNK || h.type == PEXEC_FRAME_RESULTS ||
-		      h.type == PEXEC_FRAME_READY || h.type == PEXEC_FRAME_INITFAIL ||
-		      h.type == PEXEC_FRAME_RESULTS_SHM);
-		CHECK((h.type != PEXEC_FRAME_READY && h.type != PEXEC_FRAME_RESULTS_SHM) || h.payload_len == 0);
+		int empty = h.type == PEXEC_FRAME_READY || h.type == PEXEC_FRAME_RESULTS_SHM ||
+		            h.type == PEXEC_FRAME_WRITTEN;
+
+		CHECK(empty || h.type == PEXEC_FRAME_CHUNK || h.type == PEXEC_FRAME_RESULTS ||
+		      h.type == PEXEC_FRAME_INITFAIL || h.type == PEXEC_FRAME_SPAN ||
+		      h.type == PEXEC_FRAME_SPAN_RESULTS || h.type == PEXEC_FRAME_WRITE);
+		CHECK(!empty || h.payload_len == 0);
 		CHECK(h.payload_len <= PEXEC_FRAME_MAX);
 		/* A reader takes payload_len bytes; fewer arrived if torn. */
 		if (h.payload_len < plen)
