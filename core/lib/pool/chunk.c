@@ -31,11 +31,23 @@ static struct chunk *slot_for(struct pool *p, uint64_t seq)
 	return &p->slots[seq % p->nslots];
 }
 
+/* The bytes the window's slots hold, kept or in use. */
+static size_t window_bytes(const struct pool *p)
+{
+	size_t sum = 0;
+
+	for (unsigned i = 0; i < p->nslots; i++)
+		sum += p->slots[i].items.cap + p->slots[i].results.cap;
+	return sum;
+}
+
 int pexec__pool_window_has_room(const struct pool *p)
 {
-	if (p->opts->unordered)
-		return p->nbusy < p->nslots;
-	return p->next_seq - p->emit_seq < p->nslots;
+	uint64_t used = p->opts->unordered ? p->nbusy : p->next_seq - p->emit_seq;
+
+	if (used >= p->nslots)
+		return 0;
+	return used < p->window_base || window_bytes(p) < WINDOW_BYTES;
 }
 
 static struct chunk *slot_take(struct pool *p)

@@ -48,6 +48,12 @@
 #define CHUNK_GROWTH 4u
 #define PREFETCH_BELOW_NS 20000000.0         /* queue a 2nd chunk under 20 ms */
 #define MAX_INFLIGHT 2
+/* The reorder window: WINDOW_BASE chunks at least; beyond, up to
+ * WINDOW_PER_WORKER a worker while the slots hold under WINDOW_BYTES, so a
+ * slow chunk at the head does not idle the other workers. */
+#define WINDOW_BASE_PER_WORKER 4u
+#define WINDOW_PER_WORKER 512u
+#define WINDOW_BYTES ((size_t)32 << 20)
 #define READ_MIN ((size_t)64 << 10)
 #define PIPE_SIZE (1 << 20)
 #define SHUTDOWN_GRACE_MS 5000
@@ -210,6 +216,7 @@ struct pool {
 	struct pexec__progress *progress; /* shared with the workers */
 	struct chunk *slots;
 	unsigned nslots;
+	unsigned window_base; /* chunks the window holds whatever their size */
 	unsigned nbusy;      /* slots not FREE */
 	uint64_t next_seq;   /* the next chunk to build */
 	uint64_t emit_seq;   /* ordered mode: the next chunk to hand over */

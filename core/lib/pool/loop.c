@@ -23,8 +23,10 @@
  *
  * Memory is bounded by the reorder window: at most `nslots` chunks exist at
  * once (running, or done and waiting for an earlier one), each at most
- * CHUNK_BYTES of items.  In ordered mode a slow chunk at the head of the
- * window stalls dispatch instead of letting results pile up.
+ * CHUNK_BYTES of items, and past `window_base` chunks only while their
+ * buffers hold under WINDOW_BYTES.  In ordered mode a slow chunk at the head
+ * lets the others run on, within that bound, then stalls dispatch instead
+ * of letting results pile up.
  *
  * Chunk sizes adapt (unless --chunksize is given): each RESULTS frame carries
  * the time its worker spent, the pool keeps a moving average of the time per
@@ -490,7 +492,10 @@ static pexec_code pool_setup(struct pool *p)
 	void *shm;
 
 	p->nworkers = p->opts->jobs ? p->opts->jobs : pexec_cpu_count();
-	p->nslots = 4 * p->nworkers < 8 ? 8 : 4 * p->nworkers;
+	p->window_base = WINDOW_BASE_PER_WORKER * p->nworkers < 8
+	                         ? 8 : WINDOW_BASE_PER_WORKER * p->nworkers;
+	/* Out of order nothing waits on a head: the base window is enough. */
+	p->nslots = p->opts->unordered ? p->window_base : WINDOW_PER_WORKER * p->nworkers;
 	p->workers = calloc(p->nworkers, sizeof(*p->workers));
 	p->slots = calloc(p->nslots, sizeof(*p->slots));
 	shm = mmap(NULL, p->nworkers * sizeof(*p->progress), PROT_READ | PROT_WRITE,
