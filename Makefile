@@ -1,6 +1,7 @@
 # pexec - build, test and install.
 #
-#   make                 build/pexec, build/libpexec.a, build/plugins/*.so
+#   make                 build/pexec, build/libpexec.a, build/libpexec.so.0,
+#                        build/plugins/*.so
 #   make test            unit and end-to-end tests (Criterion)
 #   make demo            factorial over examples/factorial/inputs.json
 #   make SANITIZE=1 ...  the same with AddressSanitizer + UBSan (own build dir)
@@ -51,7 +52,9 @@ ifeq ($(SANITIZE),1)
 PLUGIN_CXXFLAGS += -Wno-maybe-uninitialized
 endif
 
-# The directory bare plugin names are found in, compiled into the binary.
+VERSION := $(shell sed -n 's/^.define PEXEC_VERSION "\(.*\)"$$/\1/p' core/include/pexec.h)
+
+# The directory bare plugin names are found in last, compiled into the library.
 PLUGIN_DIR ?= $(abspath $(BUILD)/plugins)
 
 CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest.c \
@@ -68,6 +71,9 @@ CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c c
 # pexec-mpi (make mpi, built with mpicc).
 MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/link.c core/mpi/server.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+# libpexec.so.0 is built from position-independent copies of the same
+# objects (the static archive and the pexec binary keep the plain ones).
+PIC_OBJS  := $(CORE_SRCS:%.c=$(BUILD)/pic/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 PLUGINS       := factorial identity sleep wordcount
@@ -94,22 +100,41 @@ TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume
 TEST_BIN      := $(BUILD)/tests/run-tests
 
 .PHONY: all test demo clean install deps deps-test check-deps
-all: $(BUILD)/pexec $(BUILD)/libpexec.a $(PLUGIN_SOS) $(EXAMPLE_SOS)
+all: $(BUILD)/pexec $(BUILD)/libpexec.a $(BUILD)/libpexec.so $(PLUGIN_SOS) $(EXAMPLE_SOS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(CORE_OBJS): CPPFLAGS += $(PUBLIC_INC) -Icore/lib
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
+
+$(CORE_OBJS) $(PIC_OBJS): CPPFLAGS += $(PUBLIC_INC) -Icore/lib
 $(CLI_OBJS): CPPFLAGS += $(PUBLIC_INC)
 
-$(BUILD)/core/cli/cli.o: CPPFLAGS += -DPEXEC_PLUGIN_DIR='"$(PLUGIN_DIR)"'
+# The library's last plugin directory (pexec_plugin_dir()): the build's own
+# here; `make install` rebuilds loader.c with the installed one.
+$(BUILD)/core/lib/loader.o $(BUILD)/pic/core/lib/loader.o: CPPFLAGS += -DPEXEC_PLUGIN_DIR='"$(PLUGIN_DIR)"'
 # What `pexec new` skeletons include plugin.mk from (installed: PEXEC_SDKDIR).
 $(BUILD)/core/cli/new.o: CPPFLAGS += -DPEXEC_SDK_DIR='"$(CURDIR)/sdk"'
 
 $(BUILD)/libpexec.a: $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library: soname libpexec.so.0, exporting only the public API
+# (core/lib/libpexec.map); libpexec.so.0 and libpexec.so are links to it.
+SONAME    := libpexec.so.0
+SHLIB_LDFLAGS = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=core/lib/libpexec.map \
+                -Wl,--no-undefined -Wl,-z,defs $(SANFLAGS)
+
+$(BUILD)/libpexec.so.$(VERSION): $(PIC_OBJS) core/lib/libpexec.map
+	$(CC) $(SHLIB_LDFLAGS) -o $@ $(PIC_OBJS) $(LDLIBS)
+
+$(BUILD)/libpexec.so: $(BUILD)/libpexec.so.$(VERSION)
+	ln -sf libpexec.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/pexec: $(CLI_OBJS) $(BUILD)/libpexec.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -136,7 +161,7 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c sdk/pexec_plugin.h
 	@mkdir -p $(@D)
 	$(CC) $(PLUGIN_CFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lcjson
 
-$(TEST_BIN): $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libpexec.a
+$(TEST_BIN): $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libpexec.a | $(BUILD)/libpexec.so
 	$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
 
 $(BUILD)/tests/%.o: CPPFLAGS += $(PUBLIC_INC) -Icore/lib -DPEXEC_TEST_BUILD='"$(abspath $(BUILD))"' -DPEXEC_SRC_DIR='"$(CURDIR)"'
@@ -156,6 +181,8 @@ $(SCHEMA_TOOLS): tests/schema/package.json | deps-test
 deps-test:
 	@sh .ci/deps.sh test
 
+# The tests run with a per-user plugin directory of their own (XDG_DATA_HOME),
+# so that plugins the user has installed do not shadow the build's.
 # pexec-mpi's tests run where Open MPI is installed, and the Rust example's
 # where cargo is (deps-test installs both where it can); each skips, saying
 # so, where it is not.
@@ -166,6 +193,7 @@ test: deps-test all $(TEST_PLUGINS) $(TEST_BIN) $(SCHEMA_TOOLS)
 	@if [ -n "$(CARGO)" ]; then $(MAKE) --no-print-directory rust; \
 	else echo "make test: no cargo: the Rust example's tests will be skipped" >&2; fi
 	LSAN_OPTIONS="suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $$LSAN_OPTIONS" \
+	XDG_DATA_HOME=$(abspath $(BUILD))/tests/xdg-data \
 		$(TEST_BIN) --jobs 2 $(TEST_ARGS)
 
 # The python plugin where Python can be embedded; a sub-make of `test`,
@@ -297,7 +325,6 @@ BASHCOMPDIR     ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR      ?= $(DATADIR)/zsh/site-functions
 INSTALL         ?= install
 
-VERSION := $(shell sed -n 's/^.define PEXEC_VERSION "\(.*\)"$$/\1/p' core/include/pexec.h)
 
 INST_BUILD := $(BUILD)/installed
 # The CLI files with a directory compiled in; the others are shared with build/pexec.
@@ -306,7 +333,8 @@ INST_OBJS := $(patsubst %.c,$(INST_BUILD)/%.o,$(filter $(INST_REBUILT),$(CLI_SRC
              $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(INST_REBUILT),$(CLI_SRCS)))
 INST_DIRS := $(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(PEXEC_PLUGINDIR) $(PEXEC_SDKDIR) $(VERSION)
 PC_SUBST  := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-                 -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+                 -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+                 -e 's|@PLUGINDIR@|$(PEXEC_PLUGINDIR)|g'
 
 .PHONY: install uninstall FORCE
 
@@ -321,10 +349,28 @@ $(INST_BUILD)/core/%.o: core/%.c $(INST_BUILD)/dirs
 	$(CC) $(CPPFLAGS) $(PUBLIC_INC) -DPEXEC_PLUGIN_DIR='"$(PEXEC_PLUGINDIR)"' -DPEXEC_SDK_DIR='"$(PEXEC_SDKDIR)"' \
 		$(CFLAGS) -c -o $@ $<
 
-$(INST_BUILD)/pexec: $(INST_OBJS) $(BUILD)/libpexec.a
+# The installed libraries: the build's objects, but loader.c's, which has
+# the installed plugin directory compiled in.
+INST_LIB_OBJS := $(INST_BUILD)/core/lib/loader.o $(filter-out %/loader.o,$(CORE_OBJS))
+INST_PIC_OBJS := $(INST_BUILD)/pic/core/lib/loader.o $(filter-out %/loader.o,$(PIC_OBJS))
+$(INST_BUILD)/core/lib/loader.o: CPPFLAGS += -Icore/lib
+
+$(INST_BUILD)/pic/core/lib/loader.o: core/lib/loader.c $(INST_BUILD)/dirs
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PUBLIC_INC) -Icore/lib -DPEXEC_PLUGIN_DIR='"$(PEXEC_PLUGINDIR)"' \
+		$(CFLAGS) -fPIC -c -o $@ $<
+
+$(INST_BUILD)/libpexec.a: $(INST_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(INST_BUILD)/libpexec.so.$(VERSION): $(INST_PIC_OBJS) core/lib/libpexec.map
+	$(CC) $(SHLIB_LDFLAGS) -o $@ $(INST_PIC_OBJS) $(LDLIBS)
+
+$(INST_BUILD)/pexec: $(INST_OBJS) $(INST_BUILD)/libpexec.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(INST_BUILD)/pexec-mpi: $(MPI_SRCS:%.c=$(BUILD)/%.o) $(filter-out %/main.o,$(INST_OBJS)) $(BUILD)/libpexec.a
+$(INST_BUILD)/pexec-mpi: $(MPI_SRCS:%.c=$(BUILD)/%.o) $(filter-out %/main.o,$(INST_OBJS)) $(INST_BUILD)/libpexec.a
 	$(MPICC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(INST_BUILD)/pexec-plugin.pc: sdk/pexec-plugin.pc.in $(INST_BUILD)/dirs
@@ -333,7 +379,8 @@ $(INST_BUILD)/pexec-plugin.pc: sdk/pexec-plugin.pc.in $(INST_BUILD)/dirs
 $(INST_BUILD)/libpexec.pc: core/lib/libpexec.pc.in $(INST_BUILD)/dirs
 	$(PC_SUBST) $< >$@
 
-install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc
+install: all $(INST_BUILD)/pexec $(INST_BUILD)/libpexec.a $(INST_BUILD)/libpexec.so.$(VERSION) \
+         $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/pexec \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(PEXEC_PLUGINDIR) $(DESTDIR)$(PEXEC_SDKDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
@@ -344,7 +391,10 @@ install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/lib
 		echo "$(INSTALL) -m 755 $(INST_BUILD)/pexec-mpi $(DESTDIR)$(BINDIR)/pexec-mpi" && \
 		$(INSTALL) -m 755 $(INST_BUILD)/pexec-mpi $(DESTDIR)$(BINDIR)/pexec-mpi; \
 	else echo "make install: no $(MPICC): pexec-mpi not installed"; fi
-	$(INSTALL) -m 644 $(BUILD)/libpexec.a $(DESTDIR)$(LIBDIR)/libpexec.a
+	$(INSTALL) -m 644 $(INST_BUILD)/libpexec.a $(DESTDIR)$(LIBDIR)/libpexec.a
+	$(INSTALL) -m 755 $(INST_BUILD)/libpexec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpexec.so.$(VERSION)
+	ln -sf libpexec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpexec.so
 	$(INSTALL) -m 644 core/include/pexec.h sdk/pexec_plugin.h $(DESTDIR)$(INCLUDEDIR)/pexec/
 	$(INSTALL) -m 644 sdk/plugin.mk sdk/pexec_plugin.h sdk/GUIDE.md $(DESTDIR)$(PEXEC_SDKDIR)/
 	$(INSTALL) -m 644 $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/libpexec.pc $(DESTDIR)$(PKGCONFIGDIR)/
@@ -359,6 +409,7 @@ install: all $(INST_BUILD)/pexec $(INST_BUILD)/pexec-plugin.pc $(INST_BUILD)/lib
 # nothing else is left in them (plugins installed by hand stay).
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pexec $(DESTDIR)$(BINDIR)/pexec-mpi $(DESTDIR)$(LIBDIR)/libpexec.a \
+		$(DESTDIR)$(LIBDIR)/libpexec.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libpexec.so \
 		$(DESTDIR)$(INCLUDEDIR)/pexec/pexec.h $(DESTDIR)$(INCLUDEDIR)/pexec/pexec_plugin.h \
 		$(addprefix $(DESTDIR)$(PEXEC_SDKDIR)/,plugin.mk pexec_plugin.h GUIDE.md) \
 		$(DESTDIR)$(PKGCONFIGDIR)/pexec-plugin.pc $(DESTDIR)$(PKGCONFIGDIR)/libpexec.pc \
@@ -374,7 +425,7 @@ uninstall:
 # ---- tests of install and of the plugin ABI ----
 
 # test_install runs `make install` itself, with this build's settings.
-$(BUILD)/tests/test_install.o: CPPFLAGS += -DPEXEC_TEST_MAKEVARS='"BUILD=$(BUILD) SANITIZE=$(SANITIZE)"' \
+$(BUILD)/tests/test_install.o $(BUILD)/tests/test_shlib.o: CPPFLAGS += -DPEXEC_TEST_MAKEVARS='"BUILD=$(BUILD) SANITIZE=$(SANITIZE)"' \
 	-DPEXEC_TEST_SANFLAGS='"$(SANFLAGS)"'
 # A plugin built against the first published header (tests/abi/): it must
 # keep loading in every pexec of ABI 1.

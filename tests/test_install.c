@@ -147,6 +147,7 @@ Test(install, installs_every_file_and_uninstall_removes_them)
 	} files[] = {
 		{ "bin/pexec", 0755 },
 		{ "lib/libpexec.a", 0644 },
+		{ "lib/libpexec.so." PEXEC_VERSION, 0755 },
 		{ "include/pexec/pexec.h", 0644 },
 		{ "include/pexec/pexec_plugin.h", 0644 },
 		{ "share/pexec/sdk/plugin.mk", 0644 },
@@ -177,6 +178,16 @@ Test(install, installs_every_file_and_uninstall_removes_them)
 	free(out);
 	out = sh_ok("ls", "ls '%s'", inst(0, "include"));
 	cr_expect_str_eq(out, "pexec\n");
+	free(out);
+
+	/* The shared library's links: libpexec.so.0 (its soname) for programs
+	 * that run, libpexec.so for the linker. */
+	out = sh_ok("readlink", "readlink '%s' '%s'", inst(0, "lib/libpexec.so.0"),
+	            inst(1, "lib/libpexec.so"));
+	cr_expect_str_eq(out, "libpexec.so." PEXEC_VERSION "\nlibpexec.so.0\n");
+	free(out);
+	out = sh_ok("readelf", "readelf -d '%s'", inst(0, "lib/libpexec.so." PEXEC_VERSION));
+	cr_expect(strstr(out, "Library soname: [libpexec.so.0]"), "%s", out);
 	free(out);
 
 	/* The SDK's header is the installed one, byte for byte. */
@@ -319,76 +330,49 @@ Test(install, shipped_plugins_are_found_by_bare_name)
 	free(out);
 }
 
-/* A program that runs a pool through libpexec, built with `pkg-config
- * libpexec` alone: three items through the installed identity plugin. */
+#define RUN_POOL_OUT "0 1 1\n1 1 [2, \"two\"]\n2 1 {\"three\": 3}\n"
+
+/* A program that runs a pool through libpexec (tests/embed/run_pool.c),
+ * built with `pkg-config libpexec` alone, shared and then static: three
+ * items through the installed identity plugin. */
 Test(install, libpexec_embeds_with_pkg_config_alone)
 {
-	static const char prog_c[] =
-		"#include <stdio.h>\n"
-		"#include <string.h>\n"
-		"#include \"pexec.h\"\n"
-		"\n"
-		"static const char *items[] = { \"1\", \"[2, \\\"two\\\"]\", \"{\\\"three\\\": 3}\" };\n"
-		"\n"
-		"static int next(void *ctx, const char **data, size_t *len, pexec_error *err)\n"
-		"{\n"
-		"\tsize_t *i = ctx;\n"
-		"\n"
-		"\t(void)err;\n"
-		"\tif (*i == sizeof(items) / sizeof(items[0]))\n"
-		"\t\treturn 0;\n"
-		"\t*data = items[*i];\n"
-		"\t*len = strlen(items[(*i)++]);\n"
-		"\treturn 1;\n"
-		"}\n"
-		"\n"
-		"static int take(void *ctx, const pexec_result *r, pexec_error *err)\n"
-		"{\n"
-		"\t(void)ctx;\n"
-		"\t(void)err;\n"
-		"\tif (r)\n"
-		"\t\tprintf(\"%llu %d %.*s\\n\", (unsigned long long)r->index, r->ok,\n"
-		"\t\t       (int)r->len, r->data);\n"
-		"\treturn 0;\n"
-		"}\n"
-		"\n"
-		"int main(int argc, char **argv)\n"
-		"{\n"
-		"\tpexec_opts opts = { .jobs = 2, .chunksize = 1 };\n"
-		"\tpexec_loaded *plugin;\n"
-		"\tpexec_error err;\n"
-		"\tpexec_code rc;\n"
-		"\tsize_t i = 0;\n"
-		"\n"
-		"\tif (argc != 2 || pexec_plugin_load(\"identity\", argv[1], &plugin, &err)) {\n"
-		"\t\tfprintf(stderr, \"prog: %s\\n\", argc == 2 ? err.msg : \"usage\");\n"
-		"\t\treturn 2;\n"
-		"\t}\n"
-		"\trc = pexec_run(plugin, &opts, next, &i, take, NULL, NULL, &err);\n"
-		"\tpexec_plugin_free(plugin);\n"
-		"\tif (rc)\n"
-		"\t\tfprintf(stderr, \"prog: %s\\n\", err.msg);\n"
-		"\treturn pexec_exit_status(rc);\n"
-		"}\n";
 	char *out;
 
 	install();
-	cr_assert_eq(mkdir(scratch_path(0, "src"), 0777), 0);
-	write_file(scratch_path(0, "src/prog.c"), prog_c, sizeof(prog_c) - 1);
-
 	out = sh_ok("pkg-config", "%s && pkg-config --cflags --libs libpexec", pkg_env());
 	cr_expect(strstr(out, inst(0, "include/pexec")), "flags not into the DESTDIR: %s", out);
 	cr_expect(strstr(out, inst(0, "lib")), "flags not into the DESTDIR: %s", out);
 	free(out);
 
-	/* A sanitized libpexec needs its runtime in the program too. */
+	/* A sanitized libpexec needs its runtime in the program too.  The
+	 * shared library first: the DESTDIR's lib is not on the loader's path,
+	 * so LD_LIBRARY_PATH says where it is. */
 	free(sh_ok("building the program",
-	           "cd '%s/src' && %s && cc -std=c11 -O2 -Wall -Wextra -Werror " PEXEC_TEST_SANFLAGS
-	           " $(pkg-config --cflags libpexec) -o prog prog.c $(pkg-config --libs libpexec)",
-	           scratch, pkg_env()));
-	cr_expect_eq(sh(&out, "'%s/src/prog' '%s'", scratch, inst(0, "lib/pexec/plugins")), 0,
-	             "%s", out);
-	cr_expect_str_eq(out, "0 1 1\n1 1 [2, \"two\"]\n2 1 {\"three\": 3}\n");
+	           "cd '%s' && %s && cc -std=c11 -O2 -Wall -Wextra -Werror " PEXEC_TEST_SANFLAGS
+	           " $(pkg-config --cflags libpexec) -o prog '%s/tests/embed/run_pool.c'"
+	           " $(pkg-config --libs libpexec)", scratch, pkg_env(), PEXEC_SRC_DIR));
+	out = sh_ok("readelf", "readelf -d '%s/prog'", scratch);
+	cr_expect(strstr(out, "Shared library: [libpexec.so.0]"), "prog needs no libpexec.so.0:\n%s",
+	          out);
+	free(out);
+	cr_expect_eq(sh(&out, "LD_LIBRARY_PATH='%s' '%s/prog' identity '%s'", inst(0, "lib"), scratch,
+	                inst(1, "lib/pexec/plugins")), 0, "%s", out);
+	cr_expect(strstr(out, "/identity.so\n" RUN_POOL_OUT), "%s", out);
+	free(out);
+
+	/* The static archive, with what --static adds: no libpexec.so needed. */
+	free(sh_ok("building the program statically",
+	           "cd '%s' && %s && cc -std=c11 -O2 -Wall -Wextra -Werror " PEXEC_TEST_SANFLAGS
+	           " $(pkg-config --cflags libpexec) -o prog-static '%s/tests/embed/run_pool.c'"
+	           " -Wl,-Bstatic -lpexec -Wl,-Bdynamic $(pkg-config --libs --static libpexec)",
+	           scratch, pkg_env(), PEXEC_SRC_DIR));
+	out = sh_ok("readelf", "readelf -d '%s/prog-static'", scratch);
+	cr_expect(!strstr(out, "libpexec"), "prog-static needs a libpexec:\n%s", out);
+	free(out);
+	cr_expect_eq(sh(&out, "'%s/prog-static' identity '%s'", scratch, inst(0, "lib/pexec/plugins")),
+	             0, "%s", out);
+	cr_expect(strstr(out, "/identity.so\n" RUN_POOL_OUT), "%s", out);
 	free(out);
 }
 

@@ -1,7 +1,7 @@
 /*
  * test_loader.c - pexec_plugin_load(): how a plugin is found (by path, by
- * bare name, as NAME.so or libNAME.so, through $PEXEC_PLUGIN_PATH, then the
- * fallback directory), and
+ * bare name, as NAME.so or libNAME.so, through $PEXEC_PLUGIN_PATH, the
+ * user's directory, then the fallback or the library's own directory), and
  * each way a file can fail to be a plugin, with the exact message a person
  * gets: which file, and what did not match.
  *
@@ -328,15 +328,70 @@ Test(loader, bare_name_not_found_says_PEXEC_PLUGIN_PATH_is_unset)
 {
 	cr_assert_eq(unsetenv("PEXEC_PLUGIN_PATH"), 0);
 	load_fails("nosuchplugin", NULL,
-	           PARTS("'nosuchplugin'",
-	                 "no nosuchplugin.so or libnosuchplugin.so in PEXEC_PLUGIN_PATH (unset)"));
+	           PARTS("'nosuchplugin'", "no nosuchplugin.so or libnosuchplugin.so on the plugin "
+	                 "search path ", "(PEXEC_PLUGIN_PATH unset)"));
 }
 
 Test(loader, bare_name_is_not_found_in_the_current_directory)
 {
 	cr_assert_eq(unsetenv("PEXEC_PLUGIN_PATH"), 0);
 	cr_assert_eq(chdir(PLUGINS_DIR), 0);
-	load_fails("factorial", NULL, PARTS("'factorial'", "PEXEC_PLUGIN_PATH"));
+	load_fails("factorial", "/nonexistent", PARTS("'factorial'", "PEXEC_PLUGIN_PATH"));
+}
+
+/* The search path: $PEXEC_PLUGIN_PATH, the user's directory, then the
+ * fallback directory or, without one, the library's own. */
+Test(loader, search_path_is_env_then_user_then_installed)
+{
+	char *path;
+
+	cr_assert_eq(setenv("PEXEC_PLUGIN_PATH", "/a:/b", 1), 0);
+	cr_assert_eq(setenv("XDG_DATA_HOME", "/xdg", 1), 0);
+	path = pexec_plugin_search_path(NULL);
+	cr_expect_str_eq(path, "/a:/b:/xdg/pexec/plugins:" PLUGINS_DIR);
+	free(path);
+	path = pexec_plugin_search_path("/fallback");
+	cr_expect_str_eq(path, "/a:/b:/xdg/pexec/plugins:/fallback");
+	free(path);
+	cr_expect_str_eq(pexec_plugin_dir(), PLUGINS_DIR);
+
+	/* No (or a relative) XDG_DATA_HOME: the specification's default. */
+	cr_assert_eq(unsetenv("PEXEC_PLUGIN_PATH"), 0);
+	cr_assert_eq(setenv("XDG_DATA_HOME", "relative", 1), 0);
+	cr_assert_eq(setenv("HOME", "/home/u", 1), 0);
+	path = pexec_plugin_search_path(NULL);
+	cr_expect_str_eq(path, "/home/u/.local/share/pexec/plugins:" PLUGINS_DIR);
+	free(path);
+	cr_assert_eq(unsetenv("XDG_DATA_HOME"), 0);
+	cr_assert_eq(unsetenv("HOME"), 0);
+	path = pexec_plugin_search_path(NULL);
+	cr_expect_str_eq(path, PLUGINS_DIR);
+	free(path);
+}
+
+/* A plugin in the user's directory wins over the installed one of its name,
+ * and loses to one in $PEXEC_PLUGIN_PATH. */
+Test(loader, user_dir_comes_between_PEXEC_PLUGIN_PATH_and_the_installed_dir)
+{
+	char dir[128], link[160];
+	pexec_loaded_plugin *p;
+
+	snprintf(dir, sizeof(dir), "%s/pexec", scratch);
+	cr_assert_eq(mkdir(dir, 0777), 0);
+	snprintf(dir, sizeof(dir), "%s/pexec/plugins", scratch);
+	cr_assert_eq(mkdir(dir, 0777), 0);
+	snprintf(link, sizeof(link), "%s/factorial.so", dir);
+	cr_assert_eq(symlink(FIXTURE("noisy"), link), 0);
+	cr_assert_eq(unsetenv("PEXEC_PLUGIN_PATH"), 0);
+	cr_assert_eq(setenv("XDG_DATA_HOME", scratch, 1), 0);
+	p = load_ok("factorial", NULL);
+	cr_expect_str_eq(pexec_plugin_descriptor(p)->name, "noisy");
+	pexec_plugin_free(p);
+
+	cr_assert_eq(setenv("PEXEC_PLUGIN_PATH", PLUGINS_DIR, 1), 0);
+	p = load_ok("factorial", NULL);
+	cr_expect_str_eq(pexec_plugin_descriptor(p)->name, "factorial");
+	pexec_plugin_free(p);
 }
 
 Test(loader, rejects_an_empty_name)

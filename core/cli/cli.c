@@ -21,10 +21,6 @@
 #include "tools.h"
 #include "pexec.h"
 
-#ifndef PEXEC_PLUGIN_DIR
-#define PEXEC_PLUGIN_DIR "/usr/local/lib/pexec/plugins"
-#endif
-
 static const char usage_text[] =
 	"usage: pexec --plugin PLUGIN [options] [INPUT...]\n"
 	"       pexec info PLUGIN                    print the plugin's manifest (JSON)\n"
@@ -37,7 +33,8 @@ static const char usage_text[] =
 	"Several INPUT files are read in turn as one stream, into one output.\n"
 	"\n"
 	"  -p, --plugin PLUGIN       a plugin file (path/to/x.so) or a bare name, found as\n"
-	"                            NAME.so in $PEXEC_PLUGIN_PATH, then beside pexec\n"
+	"                            NAME.so in $PEXEC_PLUGIN_PATH, ~/.local/share/pexec/plugins,\n"
+	"                            then the installed plugin directory (pexec list)\n"
 	"  -j, --jobs N              worker processes (default: the CPUs this process may use);\n"
 	"                            N%, +N or -N of those CPUs, or 'cores': one per\n"
 	"                            physical core\n"
@@ -147,7 +144,6 @@ struct cli {
 	struct cli_report report;
 	struct jobs_spec jobs;
 	int out_fd;
-	char *dirs;           /* where bare plugin names are found (plugin_dirs) */
 };
 
 /* One write, so that the line cannot be torn by other output (mpirun's). */
@@ -345,30 +341,6 @@ static int resolve_jobs(struct cli *cli)
 	}
 	cli->job.opts.jobs = (unsigned)n;
 	return -1;
-}
-
-/* Where bare plugin names are found after $PEXEC_PLUGIN_PATH: beside the
- * binary (build/pexec finds build/plugins), then the configured directory. */
-static char *plugin_dirs(void)
-{
-	char exe[PATH_MAX], *slash, *dirs;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n > 0) {
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (asprintf(&dirs, "%s/plugins", exe) < 0)
-				return strdup(PEXEC_PLUGIN_DIR);
-			if (strcmp(dirs, PEXEC_PLUGIN_DIR) == 0)
-				return dirs;
-			free(dirs);
-			if (asprintf(&dirs, "%s/plugins:%s", exe, PEXEC_PLUGIN_DIR) >= 0)
-				return dirs;
-		}
-	}
-	return strdup(PEXEC_PLUGIN_DIR);
 }
 
 enum arg_kind {
@@ -676,20 +648,15 @@ static int partial_kept(const struct cli *cli)
  * none. */
 static int run_subcommand(int argc, char **argv)
 {
-	char *dirs;
-	int status;
-
 	if (argc < 2)
 		return -1;
 	if (!strcmp(argv[1], "new"))
 		return cli_new(argc - 1, argv + 1);
 	if (strcmp(argv[1], "info") && strcmp(argv[1], "check") && strcmp(argv[1], "plugins"))
 		return -1;
-	dirs = plugin_dirs();
-	status = !strcmp(argv[1], "plugins") ? cli_plugins(dirs, argc - 1, argv + 1)
-	                                     : cli_tool(dirs, argc - 1, argv + 1);
-	free(dirs);
-	return status;
+	/* Bare names are looked up on libpexec's search path (NULL: its own). */
+	return !strcmp(argv[1], "plugins") ? cli_plugins(NULL, argc - 1, argv + 1)
+	                                   : cli_tool(NULL, argc - 1, argv + 1);
 }
 
 /* Between the options and the run: stdout kept for the results, the stop
@@ -765,7 +732,7 @@ static int finish_run(struct cli *cli, pexec_code rc, const pexec_error *err,
 		pexec_buf line;
 
 		if (rc == PEXEC_ELOAD)
-			cli_plugin_hint(cli->dirs, cli->job.plugin, hint, sizeof(hint));
+			cli_plugin_hint(NULL, cli->job.plugin, hint, sizeof(hint));
 		/* It may hold a plugin's words (init's message): one line, escaped. */
 		pexec_buf_init(&line);
 		if (pexec_message_line(&line, msg, strlen(msg)) == 0 &&
@@ -785,7 +752,6 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 {
 	struct cli cli = { 0 };
 	pexec_error err = { { 0 } };
-	char *dirs = NULL;
 	pexec_code rc;
 	int status;
 
@@ -796,9 +762,6 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 	status = parse_args(&cli, argc, argv);
 	if (status >= 0)
 		return status;
-	dirs = plugin_dirs();
-	cli.dirs = dirs;
-	cli.job.plugin_dir = dirs;
 	/* pexec-mpi: a rank other than 0 serves rank 0 from here on. */
 	if (engine && (status = engine->start(engine->ctx, &cli.job)) >= 0)
 		goto out;
@@ -808,6 +771,5 @@ int pexec__cli_main(int argc, char **argv, const struct pexec__cli_engine *engin
 	rc = pexec_job_run(&cli.job, NULL, &err);
 	status = finish_run(&cli, rc, &err, engine);
 out:
-	free(dirs);
 	return status;
 }

@@ -2,8 +2,8 @@
  * plugins.c - the plugins found by bare name (plugins.h).
  *
  * The directories are the ones libpexec's loader searches for a bare name,
- * in its order: each of $PEXEC_PLUGIN_PATH, then the command's own (beside
- * the binary, then the installed directory).  Only the file names are read:
+ * in its order (pexec_plugin_search_path): each of $PEXEC_PLUGIN_PATH, the
+ * user's own, then the installed directory.  Only the file names are read:
  * nothing is loaded, so listing is quick and safe from a shell's completion.
  */
 #include <dirent.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pexec.h"
 #include "plugins.h"
 #include "suggest.h"
 
@@ -65,12 +66,12 @@ static void add_list(const char *dirs, char ***names, size_t *n, size_t *cap)
 
 char **cli_plugin_names(const char *dirs, size_t *n)
 {
-	char **names = NULL;
+	char **names = NULL, *path = pexec_plugin_search_path(dirs);
 	size_t cap = 0, kept = 0;
 
 	*n = 0;
-	add_list(getenv("PEXEC_PLUGIN_PATH"), &names, n, &cap);
-	add_list(dirs, &names, n, &cap);
+	add_list(path, &names, n, &cap);
+	free(path);
 	if (!*n) {
 		free(names);
 		return NULL;

@@ -8,8 +8,8 @@
 
 #include <stddef.h>
 
-/* The bare names NAME.so gives in $PEXEC_PLUGIN_PATH and then in `dirs`
- * (colon-separated), the directories a bare name is looked up in, sorted,
+/* The bare names NAME.so gives on the plugin search path that ends in `dirs`
+ * (pexec_plugin_search_path(dirs); NULL: the installed directory), sorted,
  * each once; *n gets the count.  NULL (and *n 0) when there are none or no
  * memory.  Free with cli_plugin_names_free. */
 char **cli_plugin_names(const char *dirs, size_t *n);

@@ -64,12 +64,22 @@ typedef struct pexec_loaded_plugin pexec_loaded_plugin;
 typedef pexec_loaded_plugin pexec_loaded;
 
 /* Loads a plugin by path (anything containing '/', or ending in ".so") or by
- * bare name, found as NAME.so in each directory of $PEXEC_PLUGIN_PATH
- * (colon-separated), then in `fallback_dir` (may be NULL).  Checks the ABI
- * and the required hooks.  On failure returns PEXEC_ELOAD with a message that
- * names the file. */
+ * bare name, found as NAME.so or libNAME.so on the plugin search path
+ * (pexec_plugin_search_path(fallback_dir)).  Checks the ABI and the required
+ * hooks.  On failure returns PEXEC_ELOAD with a message that names the file,
+ * or for a bare name the directories searched. */
 pexec_code pexec_plugin_load(const char *spec, const char *fallback_dir,
                              pexec_loaded_plugin **out, pexec_error *err);
+/* Appended in 0.2: the directories a bare plugin name is looked up in, in
+ * order, colon-separated, malloc'd (NULL when out of memory): each of
+ * $PEXEC_PLUGIN_PATH; the user's own, $XDG_DATA_HOME/pexec/plugins (by
+ * default ~/.local/share/pexec/plugins); then `fallback_dir`, or where it is
+ * NULL the installed plugin directory, pexec_plugin_dir().  Where two
+ * directories hold a plugin of one name, the earlier one's is loaded. */
+char *pexec_plugin_search_path(const char *fallback_dir);
+/* Appended in 0.2: the plugin directory this libpexec was built for (what
+ * `pkg-config --variable=plugindir pexec-plugin` names once installed). */
+const char *pexec_plugin_dir(void);
 const pexec_descriptor *pexec_plugin_descriptor(const pexec_loaded_plugin *plugin);
 const char *pexec_plugin_path(const pexec_loaded_plugin *plugin);
 void pexec_plugin_free(pexec_loaded_plugin *plugin);
@@ -280,7 +290,8 @@ typedef pexec_code (*pexec_engine_fn)(void *ctx, const pexec_loaded_plugin *plug
 
 typedef struct pexec_job {
 	const char *plugin;        /* path or bare name */
-	const char *plugin_dir;    /* where bare names are looked up last; NULL: none */
+	const char *plugin_dir;    /* where bare names are looked up last; NULL:
+	                            * the installed directory (pexec_plugin_search_path) */
 	const char *input;         /* path; NULL or "-": standard input */
 	const char *output;        /* path, written through a temporary file and
 	                            * renamed on success; NULL: output_fd */

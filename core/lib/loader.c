@@ -75,11 +75,47 @@ static char *search_dirs(const char *dirs, const char *name)
 	return NULL;
 }
 
+#ifndef PEXEC_PLUGIN_DIR
+#define PEXEC_PLUGIN_DIR "/usr/local/lib/pexec/plugins"
+#endif
+
+const char *pexec_plugin_dir(void)
+{
+	return PEXEC_PLUGIN_DIR;
+}
+
+/* The per-user directory: $XDG_DATA_HOME/pexec/plugins, or with no
+ * (absolute) XDG_DATA_HOME, $HOME/.local/share/pexec/plugins, as the XDG
+ * base directory specification has it.  NULL with neither, or out of memory. */
+static char *user_dir(void)
+{
+	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	char *dir;
+
+	if (xdg && xdg[0] == '/')
+		return asprintf(&dir, "%s/pexec/plugins", xdg) < 0 ? NULL : dir;
+	if (home && home[0] == '/')
+		return asprintf(&dir, "%s/.local/share/pexec/plugins", home) < 0 ? NULL : dir;
+	return NULL;
+}
+
+char *pexec_plugin_search_path(const char *fallback_dir)
+{
+	const char *env = getenv("PEXEC_PLUGIN_PATH");
+	const char *last = fallback_dir ? fallback_dir : PEXEC_PLUGIN_DIR;
+	char *user = user_dir(), *path;
+	int n;
+
+	n = asprintf(&path, "%s%s%s%s%s", env && *env ? env : "", env && *env ? ":" : "",
+	             user ? user : "", user ? ":" : "", last);
+	free(user);
+	return n < 0 ? NULL : path;
+}
+
 static pexec_code resolve(const char *spec, const char *fallback_dir, char **out,
                           pexec_error *err)
 {
-	const char *env = getenv("PEXEC_PLUGIN_PATH");
-	char *path;
+	char *dirs, *path;
 
 	if (!*spec)
 		return pexec__fail(err, PEXEC_ELOAD, "cannot load plugin: empty name");
@@ -102,15 +138,20 @@ static pexec_code resolve(const char *spec, const char *fallback_dir, char **out
 		*out = path;
 		return PEXEC_OK;
 	}
-	path = search_dirs(env, spec);
-	if (!path && fallback_dir)
-		path = search_dirs(fallback_dir, spec);
-	if (!path)
-		return pexec__fail(err, PEXEC_ELOAD,
-		                   "cannot load plugin '%s': no %s.so or lib%s.so in "
-		                   "PEXEC_PLUGIN_PATH (%s)%s%s",
-		                   spec, spec, spec, env && *env ? env : "unset",
-		                   fallback_dir ? " or in " : "", fallback_dir ? fallback_dir : "");
+	if (!(dirs = pexec_plugin_search_path(fallback_dir)))
+		return pexec__fail(err, PEXEC_ESYS, "cannot load '%s': out of memory", spec);
+	path = search_dirs(dirs, spec);
+	if (!path) {
+		const char *env = getenv("PEXEC_PLUGIN_PATH");
+
+		pexec__fail(err, PEXEC_ELOAD,
+		            "cannot load plugin '%s': no %s.so or lib%s.so on the plugin search "
+		            "path %s (PEXEC_PLUGIN_PATH %s%s)",
+		            spec, spec, spec, dirs, env && *env ? "is " : "", env && *env ? env : "unset");
+		free(dirs);
+		return PEXEC_ELOAD;
+	}
+	free(dirs);
 	*out = path;
 	return PEXEC_OK;
 }
