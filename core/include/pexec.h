@@ -176,6 +176,22 @@ typedef int (*pexec_batch_fn)(void *ctx, uint64_t first, uint32_t count,
                               const struct iovec *texts, const struct iovec *inputs,
                               pexec_error *err);
 
+/*
+ * Growing without breaking.  A program allocates pexec_opts, pexec_job and
+ * pexec_stats itself, so their size and the offset of every member are part
+ * of libpexec.so.0's ABI.  Each ends in `reserved` words: a member added in a
+ * later 0.x takes the first of them (and the array shrinks by as many), so
+ * sizeof and every older offset stay what a program was built with, and
+ * pexec_job, which holds a pexec_opts, keeps its layout too.  A program must
+ * therefore zero these structs as a whole, as any initializer does
+ * (`pexec_opts o = { .jobs = 4 };`, `= { 0 }`, or memset), never fill them
+ * member by member on the stack.  pexec_run() and pexec_job_run() refuse,
+ * with PEXEC_EUSAGE and a message naming the word, a reserved word that is
+ * not zero: a program built against a newer pexec.h than the library it
+ * runs with, or one that did not zero its struct.  Structs the library
+ * allocates and hands over (pexec_result, pexec_progress) only grow at the
+ * end.  When the words run out, the soname changes.
+ */
 typedef struct pexec_opts {
 	unsigned jobs;        /* workers; 0: the CPUs this process may use */
 	size_t chunksize;     /* items per chunk; 0: adaptive */
@@ -233,6 +249,9 @@ typedef struct pexec_opts {
 	int (*partial_sink)(void *ctx, uint32_t items, const char *data, size_t len,
 	                    pexec_error *err);
 	void *partial_ctx;
+
+	/* Room to grow (see "Growing without breaking" above): must be zero. */
+	uint64_t reserved[16];
 } pexec_opts;
 
 #define PEXEC_NEXT_BOUNDARY 3
@@ -246,6 +265,8 @@ typedef struct pexec_stats {
 	uint64_t retried;      /* items run again after a crash, kill or timeout */
 	uint64_t timed_out;    /* items that failed by --timeout */
 	uint64_t by_status[PEXEC_STATUS_COUNT]; /* items by how they ended */
+	/* Room to grow: counters added later take these words; zeroed. */
+	uint64_t reserved[8];
 } pexec_stats;
 
 /* Runs `plugin` over every item of `next` and hands each result to `sink`, in
@@ -333,6 +354,9 @@ typedef struct pexec_job {
 	 * them all. */
 	const char *const *inputs;
 	size_t ninputs;
+
+	/* Room to grow (see "Growing without breaking" above): must be zero. */
+	uint64_t reserved[16];
 } pexec_job;
 
 /* Where a job stands, for progress displays. */

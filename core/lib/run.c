@@ -331,6 +331,8 @@ static void sigpipe_restore(struct sigpipe_guard *g)
 static pexec_code run_refuse(const pexec_descriptor *d, const pexec_opts *opts,
                              pexec_error *err)
 {
+	if (pexec__reserved_zero(opts->reserved, PEXEC__RESERVED(opts), "pexec_opts", err))
+		return PEXEC_EUSAGE;
 	if (opts->reduce && !d->reduce)
 		return pexec__fail(err, PEXEC_EUSAGE,
 		                   "plugin '%s' has no reduce hook: --reduce needs one", d->name);

@@ -102,6 +102,18 @@ pexec_code pexec__fail(pexec_error *err, pexec_code code, const char *fmt, ...)
 	return code;
 }
 
+pexec_code pexec__reserved_zero(const uint64_t *words, size_t n, const char *what,
+                                pexec_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (words[i])
+			return pexec__fail(err, PEXEC_EUSAGE,
+			                   "%s.reserved[%zu] is not zero: the program was built "
+			                   "against a newer pexec.h than this libpexec %s, or did not "
+			                   "zero its %s", what, i, PEXEC_VERSION, what);
+	return PEXEC_OK;
+}
+
 void pexec__buf_init(pexec_buf *buf)
 {
 	buf->data = NULL;

@@ -29,6 +29,14 @@ int pexec__pwrite_full(int fd, const void *buf, size_t len, off_t offset);
 pexec_code pexec__fail(pexec_error *err, pexec_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* PEXEC_OK when the `n` reserved words of the struct called `what` (as
+ * "pexec_opts") are all zero, else PEXEC_EUSAGE naming the first that is not
+ * (pexec.h, "Growing without breaking"). */
+pexec_code pexec__reserved_zero(const uint64_t *words, size_t n, const char *what,
+                                pexec_error *err);
+/* The number of reserved words of the struct `p` points to. */
+#define PEXEC__RESERVED(p) (sizeof((p)->reserved) / sizeof((p)->reserved[0]))
+
 /* A growable byte buffer; usable as a pexec_buf for serialize hooks. */
 void pexec__buf_init(pexec_buf *buf);
 void pexec__buf_release(pexec_buf *buf);

@@ -758,6 +758,9 @@ static pexec_code check_job(const pexec_job *job, pexec_error *err)
 
 	if (rc)
 		return rc;
+	if (pexec__reserved_zero(job->reserved, PEXEC__RESERVED(job), "pexec_job", err) ||
+	    pexec__reserved_zero(job->opts.reserved, PEXEC__RESERVED(&job->opts), "pexec_opts", err))
+		return PEXEC_EUSAGE;
 	if ((job->resume || job->retry_failed) && (!job->output || reads_stdin(job)))
 		return pexec__fail(err, PEXEC_EUSAGE,
 		                   "--resume needs an input file and -o FILE (a run that read "
