@@ -19,6 +19,18 @@
 # wins (C++17 plugins: see GUIDE.md).  A C++ plugin is linked by $(CXX), so
 # libstdc++ comes along.
 #
+# Installing: a plugin's Makefile can install into PEXEC_PLUGINDIR, the
+# directory the installed pexec searches (what `pkg-config --variable=plugindir
+# pexec-plugin` says; give PEXEC_PLUGINDIR=DIR where it says nothing), or
+# into PEXEC_USER_PLUGINDIR, the user's own ($XDG_DATA_HOME/pexec/plugins,
+# by default ~/.local/share/pexec/plugins), which needs no root:
+#
+#   install: hello.so pexec-plugindir
+#   	$(INSTALL) -d '$(DESTDIR)$(PEXEC_PLUGINDIR)'
+#   	$(INSTALL) -m 644 hello.so '$(DESTDIR)$(PEXEC_PLUGINDIR)/'
+#
+# `pexec new` writes install, install-user and uninstall targets like these.
+#
 # -lcjson is always linked: a plugin without deserialize/serialize hooks
 # receives and returns cJSON trees (see GUIDE.md beside this file), and pexec
 # itself needs the library anyway.
@@ -31,6 +43,18 @@ endif
 
 CFLAGS ?= -O2 -g -Wall -Wextra
 CXXFLAGS ?= -O2 -g -Wall -Wextra
+INSTALL ?= install
+
+PKG_CONFIG ?= pkg-config
+PEXEC_PLUGINDIR ?= $(shell $(PKG_CONFIG) --variable=plugindir pexec-plugin 2>/dev/null)
+PEXEC_USER_PLUGINDIR ?= $(if $(filter /%,$(XDG_DATA_HOME)),$(XDG_DATA_HOME),$(HOME)/.local/share)/pexec/plugins
+
+# Stops an install with no directory to go to, saying what to do.
+.PHONY: pexec-plugindir
+pexec-plugindir:
+	@test -n '$(PEXEC_PLUGINDIR)' || { echo "make: no plugin directory: pkg-config knows no" \
+		"pexec-plugin (is pexec installed, PKG_CONFIG_PATH set?); give PEXEC_PLUGINDIR=DIR," \
+		"or make install-user for $(PEXEC_USER_PLUGINDIR)" >&2; exit 2; }
 
 # -std= comes first so that a -std= in CFLAGS or CXXFLAGS wins;
 # -fvisibility=hidden keeps every symbol but pexec_plugin (PEXEC_EXPORT)

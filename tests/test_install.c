@@ -121,6 +121,22 @@ static void install(void)
 	close(fd);
 }
 
+/* `make install PREFIX=scratch/prefix`, no DESTDIR: an install whose
+ * compiled-in directories exist, as after a real one.  Returns the prefix. */
+static const char *install_prefix(void)
+{
+	static char prefix[300];
+	int fd = open(PEXEC_TEST_BUILD "/.install-test.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+
+	cr_assert_geq(fd, 0, "lock: %s", strerror(errno));
+	cr_assert_eq(flock(fd, LOCK_EX), 0);
+	snprintf(prefix, sizeof(prefix), "%s/prefix", scratch);
+	free(sh_ok("make install", CLEAN_MAKE " -s -C '%s' install PREFIX='%s' " PEXEC_TEST_MAKEVARS,
+	           PEXEC_SRC_DIR, prefix));
+	close(fd);
+	return prefix;
+}
+
 static int is_file(const char *path, mode_t mode)
 {
 	struct stat st;
@@ -440,5 +456,60 @@ Test(install, cpp_plugins_build_with_pkg_config_and_the_installed_sdk)
 	cr_expect_eq(sh(&out, "cd '%s' && '%s' --plugin hello/hello.so src/in.json", scratch,
 	                inst(0, "bin/pexec")), 0, "%s", out);
 	cr_expect_str_eq(out, "[\n1,\n3\n]\n");
+	free(out);
+}
+
+/* The whole way of an installed plugin: pkg-config names the plugin
+ * directory, a `pexec new` skeleton's `make install` puts its plugin there,
+ * and the installed pexec and a program linked against the installed
+ * libpexec.so.0 both find it by bare name; `make install-user` puts one in
+ * the user's directory, which comes first.  PREFIX/bin/plugins is not
+ * searched. */
+Test(install, installed_plugins_are_found_where_pkg_config_says)
+{
+	const char *prefix = install_prefix();
+	char env[1200], *out;
+
+	snprintf(env, sizeof(env), "export PKG_CONFIG_PATH='%s/lib/pkgconfig' XDG_DATA_HOME='%s/xdg'"
+	         " LD_LIBRARY_PATH='%s/lib'; unset PEXEC_PLUGIN_PATH PKG_CONFIG_SYSROOT_DIR",
+	         prefix, scratch, prefix);
+	out = sh_ok("pkg-config", "%s; pkg-config --variable=plugindir pexec-plugin", env);
+	cr_expect(!strncmp(out, prefix, strlen(prefix)) && !strcmp(out + strlen(prefix),
+	          "/lib/pexec/plugins\n"), "plugindir: %s", out);
+	free(out);
+
+	cr_assert_eq(mkdir(scratch_path(0, "work"), 0777), 0);
+	free(sh_ok("pexec new", "cd '%s/work' && '%s/bin/pexec' new hello", scratch, prefix));
+	free(sh_ok("make install", "%s; " CLEAN_MAKE " -s -C '%s/work/hello' install", env, scratch));
+	cr_expect(is_file(scratch_path(0, "prefix/lib/pexec/plugins/hello.so"), 0644));
+
+	cr_expect_eq(sh(&out, "%s; cd '%s/work/hello' && '%s/bin/pexec' --plugin hello input.json",
+	                env, scratch, prefix), 0, "%s", out);
+	cr_expect_str_eq(out, "[\n1,\n\"two\",\n{\"three\":3},\n[4,5],\nnull\n]\n");
+	free(out);
+
+	free(sh_ok("building the program", "%s; cd '%s' && cc -std=c11 " PEXEC_TEST_SANFLAGS
+	           " $(pkg-config --cflags libpexec) -o prog '%s/tests/embed/run_pool.c'"
+	           " $(pkg-config --libs libpexec)", env, scratch, PEXEC_SRC_DIR));
+	cr_expect_eq(sh(&out, "%s; '%s/prog' hello -", env, scratch), 0, "%s", out);
+	cr_expect(!strncmp(out, prefix, strlen(prefix)) &&
+	          !strcmp(out + strlen(prefix), "/lib/pexec/plugins/hello.so\n"
+	                  "0 1 1\n1 1 [2,\"two\"]\n2 1 {\"three\":3}\n"),
+	          "%s", out);
+	free(out);
+
+	/* The user's copy wins over the installed one. */
+	free(sh_ok("make install-user", "%s; " CLEAN_MAKE " -s -C '%s/work/hello' install-user", env,
+	           scratch));
+	cr_expect_eq(sh(&out, "%s; '%s/prog' hello -", env, scratch), 0, "%s", out);
+	cr_expect(strstr(out, "/xdg/pexec/plugins/hello.so\n"), "%s", out);
+	free(out);
+
+	/* Nothing is looked up beside the binary. */
+	free(sh_ok("mkdir", "mkdir -p '%s/bin/plugins' && cp '%s/lib/pexec/plugins/hello.so' "
+	           "'%s/bin/plugins/ghost.so'", prefix, prefix, prefix));
+	cr_expect_eq(sh(&out, "%s; echo '[1]' | '%s/bin/pexec' --plugin ghost", env, prefix), 2,
+	             "%s", out);
+	cr_expect(strstr(out, "no ghost.so or libghost.so"), "%s", out);
 	free(out);
 }

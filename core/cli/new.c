@@ -341,7 +341,10 @@ static const char makefile_template[] =
 	"# Builds the pexec plugin @NAME@ (written by `pexec new @NAME@`).\n"
 	"#\n"
 	"#   make          @NAME@.so\n"
-	"#   make clean\n"
+	"#   make install  into the installed pexec's plugin directory (PEXEC_PLUGINDIR,\n"
+	"#                 from pkg-config pexec-plugin; DESTDIR stages)\n"
+	"#   make install-user   into ~/.local/share/pexec/plugins, which needs no root\n"
+	"#   make uninstall, make clean\n"
 	"#\n"
 	"# The flags every plugin is built with are pexec's, in plugin.mk in its SDK.\n"
 	"# @FLAGS@ (default -O2 -g -Wall -Wextra) can be replaced, and CPPFLAGS,\n"
@@ -353,10 +356,21 @@ static const char makefile_template[] =
 	"\n"
 	"include $(PEXEC_SDK)/plugin.mk\n"
 	"\n"
+	"install: @NAME@.so pexec-plugindir\n"
+	"\t$(INSTALL) -d '$(DESTDIR)$(PEXEC_PLUGINDIR)'\n"
+	"\t$(INSTALL) -m 644 @NAME@.so '$(DESTDIR)$(PEXEC_PLUGINDIR)/'\n"
+	"\n"
+	"install-user: @NAME@.so\n"
+	"\t$(INSTALL) -d '$(PEXEC_USER_PLUGINDIR)'\n"
+	"\t$(INSTALL) -m 644 @NAME@.so '$(PEXEC_USER_PLUGINDIR)/'\n"
+	"\n"
+	"uninstall: pexec-plugindir\n"
+	"\trm -f '$(DESTDIR)$(PEXEC_PLUGINDIR)/@NAME@.so' '$(PEXEC_USER_PLUGINDIR)/@NAME@.so'\n"
+	"\n"
 	"clean:\n"
 	"\trm -f @NAME@.so\n"
 	"\n"
-	".PHONY: all clean\n";
+	".PHONY: all install install-user uninstall clean\n";
 
 static const char input_template[] =
 	"[1, \"two\", {\"three\": 3}, [4, 5], null]\n";
