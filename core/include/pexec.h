@@ -265,7 +265,8 @@ typedef struct pexec_stats {
 	uint64_t retried;      /* items run again after a crash, kill or timeout */
 	uint64_t timed_out;    /* items that failed by --timeout */
 	uint64_t by_status[PEXEC_STATUS_COUNT]; /* items by how they ended */
-	/* Room to grow: counters added later take these words; zeroed. */
+	/* Room to grow: counters added later take these words (by_status among
+	 * them: PEXEC_STATUS_COUNT is part of this layout); zeroed. */
 	uint64_t reserved[8];
 } pexec_stats;
 
