@@ -314,3 +314,59 @@ Test(output, out_of_descriptors_is_a_system_error)
 	}
 	unlink(err_path);
 }
+
+/* ---- workers writing the output file themselves ---- */
+
+/* Where the output is a regular file (stdout redirected, or -o FILE, which
+ * journals), the workers write their chunks into it at offsets the parent
+ * gives.  Whatever the chunks hold, the file must be what a pipe gets: here
+ * every 7th item fails, and items 1000-1399 all do, so that with
+ * --drop-null whole chunks have no output at all. */
+Test(output, workers_writing_the_file_give_what_a_pipe_gets)
+{
+	static const char *const modes[][3] = {
+		{ "--drop-null", NULL }, { NULL }, { "--output-format", "ndjson", NULL },
+		{ "--drop-null", "--output-format", "ndjson" },
+	};
+	const char *in = scratch_path(0, "in.json");
+	FILE *f = fopen(in, "w");
+
+	cr_assert_not_null(f);
+	fputs("[", f);
+	for (int i = 0; i < 3000; i++)
+		fprintf(f, "%s%s", i ? "," : "", i % 7 == 6 || (i >= 1000 && i < 1400) ? "\"bad\"" : "0");
+	fputs("]", f);
+	cr_assert_eq(fclose(f), 0);
+
+	for (size_t m = 0; m < COUNT(modes); m++) {
+		const char *args[12] = { "-p", "sleep", "-j", "2", "-q" };
+		size_t n = 5, len;
+		struct proc_spec spec = { .args = args };
+		struct proc piped, to_file, to_o;
+		char *got;
+
+		for (size_t k = 0; k < 3 && modes[m][k]; k++)
+			args[n++] = modes[m][k];
+		args[n++] = in;
+		run_spec(&spec, &piped);
+		expect_exit(&piped, 1);
+		spec.stdout_path = scratch_path(1, "stdout.json");
+		run_spec(&spec, &to_file);
+		expect_exit(&to_file, 1);
+		got = read_file(scratch_path(1, "stdout.json"), &len);
+		expect_same_bytes(to_file.cmd, got, len, piped.out, piped.out_len);
+		free(got);
+
+		spec.stdout_path = NULL;
+		args[n++] = "-o";
+		args[n++] = scratch_path(2, "out.json");
+		run_spec(&spec, &to_o);
+		expect_exit(&to_o, 1);
+		got = read_file(scratch_path(2, "out.json"), &len);
+		expect_same_bytes(to_o.cmd, got, len, piped.out, piped.out_len);
+		free(got);
+		proc_release(&piped);
+		proc_release(&to_file);
+		proc_release(&to_o);
+	}
+}

@@ -450,7 +450,8 @@ static void run_span(struct child *c, const struct pexec__frame_header *h)
 	atomic_store_explicit(&c->progress->pos, n, memory_order_relaxed);
 	pexec__frame_set_aux(&c->out.buf, 0, pexec__now_ns() - t0);
 	fflush(stdout);
-	if (c->spans->out_fd >= 0 && c->out.in_arena)
+	/* The parent asks for a write of every span with output (span.c). */
+	if (c->spans->out_fd >= 0 && c->out.in_arena && tail.out_len > 0)
 		keep_unwritten(c, tail.out_len);
 	if (pexec__results_send(&c->out, c->out_fd))
 		die("cannot send results");

@@ -171,7 +171,9 @@ static int place(struct pool *p, struct chunk *c, const struct span_parts *s)
 	int rc = sp->reserve(sp->ctx, c->count, s->tail.out_len, s->tail.written, &offset, &skip,
 	                     p->err);
 
-	if (rc < 0 || s->tail.out_len == skip || !w) {
+	/* The worker keeps every span with output in its arena for a WRITE
+	 * (child.c), so each gets one, even when all its bytes are skipped. */
+	if (rc < 0 || s->tail.out_len == 0 || !w) {
 		if (rc >= 0 && s->tail.out_len > skip &&
 		    pexec__pwrite_full(sp->out_fd, s->out + skip, s->tail.out_len - skip,
 		                       (off_t)offset))
