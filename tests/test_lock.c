@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -51,8 +52,28 @@ struct second {
 	int done;
 };
 
-/* Once the first run holds the lock: the second, with and without --resume,
- * and the first's files compared before and after. */
+/* The lock file, for holds_the_lock_file (for_workers takes no context). */
+static const char *lock_path;
+static int workers_holding;
+
+/* Whether worker `pid` keeps the lock file open as its descriptor 7: what
+ * makes the next run wait for it should its run be killed at once. */
+static void holds_the_lock_file(pid_t pid)
+{
+	char link[64], target[512];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%ld/fd/7", (long)pid);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n > 0) {
+		target[n] = 0;
+		workers_holding += !strcmp(target, lock_path);
+	}
+}
+
+/* Once the first run holds the lock: its workers keep the lock file open;
+ * the second run, with and without --resume, and the first's files
+ * compared before and after. */
 static void second_run(void *ctx, pid_t pexec, const struct proc *so_far)
 {
 	struct second *s = ctx;
@@ -61,6 +82,10 @@ static void second_run(void *ctx, pid_t pexec, const struct proc *so_far)
 
 	(void)so_far;
 	if (s->done || stat(s->lock, &st) != 0 || stat(s->journal, &st) != 0)
+		return;
+	lock_path = s->lock;
+	workers_holding = 0;
+	if (for_workers(pexec, holds_the_lock_file) == 0 || workers_holding == 0)
 		return;
 	s->done = 1;
 	snprintf(want, sizeof(want), "pexec: '%s' is being written by another pexec (pid %ld)\n",
@@ -113,7 +138,7 @@ Test(lock, a_second_run_on_the_same_output_stops_at_once)
 	s.journal = journal;
 	write_file(s.in, "[0.3, 0.3, 0.3, 0.3, 0.3, 0.3]", 30);
 	run_spec(&spec, &r);
-	cr_assert(s.done, "the first run never held its lock");
+	cr_assert(s.done, "the first run never held its lock, with workers that keep its file");
 	expect_exit(&r, 0);
 	out = read_file(s.out, &olen);
 	cr_expect_str_eq(out, "[\n0.3,\n0.3,\n0.3,\n0.3,\n0.3,\n0.3\n]\n");
@@ -136,4 +161,62 @@ Test(lock, a_lock_file_left_behind_holds_nothing)
 	expect_exit(&r, 0);
 	cr_expect_not(exists(lock));
 	proc_release(&r);
+}
+
+/* What a worker of a run killed at once (SIGKILL) is to the next run: it
+ * keeps the lock file's writers' byte and FILE's partial file open, and
+ * writes into the file a moment after its run is gone. */
+static pid_t late_writer(const char *lock, const char *partial)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };
+	int ready[2];
+	pid_t pid;
+	char c;
+
+	cr_assert_eq(pipe(ready), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int lfd = open(lock, O_RDWR | O_CREAT, 0644);
+		int pfd = open(partial, O_RDWR | O_CREAT, 0644);
+		struct timespec pause = { 0, 400 * 1000 * 1000 };
+
+		if (lfd < 0 || pfd < 0 || fcntl(lfd, F_OFD_SETLK, &fl) < 0)
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		nanosleep(&pause, NULL);
+		_exit(pwrite(pfd, "GARBAGE", 7, 2) == 7 ? 0 : 1);
+	}
+	close(ready[1]);
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the late writer never got going");
+	close(ready[0]);
+	return pid;
+}
+
+/* The next run waits for such a worker to be gone before it touches the
+ * partial file, so its late write lands in nothing of the new run's. */
+Test(lock, a_killed_runs_last_worker_is_waited_for)
+{
+	const char *in = scratch_path(0, "in.json"), *out = scratch_path(1, "out.json");
+	const char *err = scratch_path(2, "err");
+	const char *args[] = { "-p", "identity", "-o", out, in, NULL };
+	char lock[300], partial[300];
+	int status, wrote;
+	size_t olen;
+	pid_t writer;
+	char *got;
+
+	snprintf(lock, sizeof(lock), "%s.pexec-lock", out);
+	snprintf(partial, sizeof(partial), "%s.pexec-partial", out);
+	write_file(in, "[1, 2, 3, 4, 5, 6]", 18);
+	writer = late_writer(lock, partial);
+	status = run_beside(args, err);
+	cr_assert_eq(waitpid(writer, &wrote, 0), writer);
+	cr_assert(WIFEXITED(wrote) && WEXITSTATUS(wrote) == 0, "the late writer did not write");
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pexec: %d", status);
+	got = read_file(out, &olen);
+	cr_expect_str_eq(got, "[\n1,\n2,\n3,\n4,\n5,\n6\n]\n");
+	cr_expect_not(exists(lock), "the lock file is left behind");
+	free(got);
 }

@@ -18,6 +18,7 @@
 
 #include "inputs.h"
 #include "journal.h"
+#include "landing.h"
 #include "lock.h"
 #include "spans.h"
 #include "output.h"
@@ -57,6 +58,9 @@ struct job_ctx {
 	uint64_t hash;       /* of their input bytes */
 	uint64_t failures;   /* failed items, the resumed run's included */
 	uint64_t last_checkpoint;
+	/* Where the workers write the output themselves: what has landed. */
+	int landing_on;
+	struct pexec__landing landing;
 
 	/* --retry-failed: the failed items, and their new results. */
 	uint64_t *only;
@@ -111,13 +115,16 @@ static pexec_code write_error_record(struct job_ctx *j, const pexec_result *r, p
 	return PEXEC_OK;
 }
 
+/* Makes what the output holds durable, then says so in the journal: every
+ * result written, or where workers write, the prefix of them that landed. */
 static pexec_code checkpoint(struct job_ctx *j, pexec_error *err)
 {
 	pexec_code rc = pexec__writer_sync(&j->out, err);
+	uint64_t count = j->landing_on ? j->landing.sums.count : j->out.count;
+	uint64_t bytes = j->landing_on ? j->landing.sums.bytes : j->out.bytes;
 
 	if (!rc)
-		rc = pexec__journal_checkpoint(&j->journal, j->done, j->out.count, j->out.bytes,
-		                               j->hash, err);
+		rc = pexec__journal_checkpoint(&j->journal, j->done, count, bytes, j->hash, err);
 	j->last_checkpoint = pexec__now_ns();
 	return rc;
 }
@@ -232,13 +239,33 @@ static int span_put(void *ctx, uint64_t first, uint32_t count, const char *out, 
 	return rc ? -(int)rc : 0;
 }
 
-static int span_reserve(void *ctx, uint32_t count, size_t len, uint32_t written,
-                        uint64_t *offset, size_t *skip, pexec_error *err)
+static int span_reserve(void *ctx, uint32_t count, size_t len, uint32_t written, uint64_t hash,
+                        uint64_t *offset, size_t *skip, uint64_t *ticket, pexec_error *err)
 {
 	struct job_ctx *j = ctx;
 	pexec_code rc = pexec__writer_reserve(&j->out, len, written, offset, skip, err);
 
-	(void)count;
+	*ticket = 0;
+	if (!rc && j->landing_on &&
+	    pexec__landing_place(&j->landing, count, hash, j->out.count, j->out.bytes, ticket))
+		rc = pexec__fail(err, PEXEC_ESYS, "out of memory");
+	return rc ? -(int)rc : 0;
+}
+
+/* A placed chunk is on the file: the journal may count the prefix that is. */
+static int span_landed(void *ctx, uint64_t ticket, pexec_error *err)
+{
+	struct job_ctx *j = ctx;
+	pexec_code rc = PEXEC_OK;
+	int moved = pexec__landing_landed(&j->landing, ticket);
+
+	if (moved < 0)
+		return -(int)pexec__fail(err, PEXEC_ESYS, "internal error: chunk %" PRIu64
+		                         " landed twice", ticket);
+	j->done = j->landing.sums.items;
+	j->hash = j->landing.sums.hash;
+	if (moved && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
+		rc = checkpoint(j, err);
 	return rc ? -(int)rc : 0;
 }
 
@@ -264,18 +291,26 @@ static pexec_code run_spans(struct job_ctx *j, const pexec_opts *opts, pexec_err
 		.ctx = j, .input_fd = f->regular ? j->in.fd : -1, .name = f->name,
 		.in_format = j->job->input_format, .out_format = j->job->output_format,
 		.drop_null = j->job->drop_null, .hash = j->journaling, .out_fd = -1,
+		.keep_fd = -1,
 	};
 	pexec_code rc = pexec__span_src_open(&j->src, j->in.fd, f->name, j->job->input_format, err);
 
 	if (rc)
 		return rc;
 	/* Where the output is a file the workers can write at offsets, they
-	 * write their chunks themselves.  (A journaled run's checkpoints count
-	 * what is written in order, so it writes here.) */
-	if (!j->journaling && pexec__writer_positional(&j->out)) {
+	 * write their chunks themselves; a journaled run's checkpoints then
+	 * count the prefix of chunks that has landed. */
+	if (pexec__writer_positional(&j->out)) {
 		sp.out_fd = j->out.fd;
 		sp.out_name = j->job->output ? j->job->output : "<stdout>";
 		sp.reserve = span_reserve;
+		sp.keep_fd = j->lock.writers_fd;
+		if (j->journaling) {
+			pexec__landing_init(&j->landing, (struct pexec__landing_sums){
+				j->done, j->hash, j->out.count, j->out.bytes });
+			j->landing_on = 1;
+			sp.landed = span_landed;
+		}
 	}
 	j->spanning = 1;
 	rc = pexec__run_spans(j->plugin, opts, &sp, j->stats, err);
@@ -941,6 +976,7 @@ static void release_job(struct job_ctx *j)
 		pexec__span_src_release(&j->src);
 	pexec__buf_release(&j->record);
 	pexec__journal_release(&j->journal);
+	pexec__landing_release(&j->landing);
 	free(j->journal_path);
 	free(j->partial_path);
 	pexec_plugin_free(j->plugin);
@@ -950,7 +986,7 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 {
 	pexec_stats local;
 	struct job_ctx j = {
-		.job = job, .errors_fd = -1, .lock = { .fd = -1 },
+		.job = job, .errors_fd = -1, .lock = { .fd = -1, .writers_fd = -1 },
 		.run = job->engine ? job->engine : local_run, .run_ctx = job->engine_ctx,
 		.stats = stats ? stats : &local,
 	};

@@ -193,6 +193,7 @@ struct worker {
 		uint64_t offset;     /* where in the output file */
 		const char *out;     /* the bytes, in the arena */
 		size_t len;
+		uint64_t ticket;     /* the chunk's, for spans->landed */
 	} *pw;
 	size_t pw_head, pw_len, pw_cap;
 	pexec_buf orders;        /* WRITE frames to send, from orders_off on */

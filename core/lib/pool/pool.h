@@ -66,11 +66,19 @@ struct pexec__spans {
 	 * the bytes.  With it, `reserve` stands for `put`: it takes a chunk's
 	 * place in the output (`len` bytes, `written` results) and says where
 	 * its bytes go (*offset), and how many of its first bytes to leave out
-	 * (*skip: a JSON array's first "," that "[" took the place of). */
+	 * (*skip: a JSON array's first "," that "[" took the place of); `hash`
+	 * is as put's.  *ticket names the chunk to `landed`, called (where
+	 * set) once its bytes are on the file, in whatever order chunks get
+	 * there; both return 0, or a negative pexec_code to stop the run. */
 	int out_fd;
 	const char *out_name; /* its name in messages */
-	int (*reserve)(void *ctx, uint32_t count, size_t len, uint32_t written,
-	               uint64_t *offset, size_t *skip, pexec_error *err);
+	int (*reserve)(void *ctx, uint32_t count, size_t len, uint32_t written, uint64_t hash,
+	               uint64_t *offset, size_t *skip, uint64_t *ticket, pexec_error *err);
+	int (*landed)(void *ctx, uint64_t ticket, pexec_error *err);
+	/* With out_fd: a descriptor each worker keeps open while it lives, so
+	 * that the next run on the file can wait for the workers of one killed
+	 * at once (job/lock.c); -1: none. */
+	int keep_fd;
 };
 
 /* pexec__pool_run over spans (no --reduce, no item sink: `spans` takes the

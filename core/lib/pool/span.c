@@ -158,6 +158,19 @@ static void counted(struct pool *p, pexec_status status)
 		p->stats->failed++;
 }
 
+/* Writes a placed chunk's bytes (those after the first `skip`) from here,
+ * and says they landed. */
+static int write_here(struct pool *p, const char *out, size_t len, uint64_t offset, size_t skip,
+                      uint64_t ticket)
+{
+	const struct pexec__spans *sp = p->spans;
+
+	if (len > skip && pexec__pwrite_full(sp->out_fd, out + skip, len - skip, (off_t)offset))
+		return -(int)pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s", sp->out_name,
+		                         strerror(errno));
+	return sp->landed ? sp->landed(sp->ctx, ticket, p->err) : 0;
+}
+
 /* A chunk's place in the output file, and its bytes written there: by the
  * worker whose arena they lie in (WRITE), or here. */
 static int place(struct pool *p, struct chunk *c, const struct span_parts *s)
@@ -166,21 +179,15 @@ static int place(struct pool *p, struct chunk *c, const struct span_parts *s)
 	struct worker *w = c->arena_owner;
 	struct pexec__write_order order;
 	struct pexec__frame_header h = { PEXEC_FRAME_WRITE, 0, sizeof(order), 0 };
-	uint64_t offset;
+	uint64_t offset, ticket;
 	size_t skip;
-	int rc = sp->reserve(sp->ctx, c->count, s->tail.out_len, s->tail.written, &offset, &skip,
-	                     p->err);
+	int rc = sp->reserve(sp->ctx, c->count, s->tail.out_len, s->tail.written, s->tail.hash,
+	                     &offset, &skip, &ticket, p->err);
 
 	/* The worker keeps every span with output in its arena for a WRITE
 	 * (child.c), so each gets one, even when all its bytes are skipped. */
-	if (rc < 0 || s->tail.out_len == 0 || !w) {
-		if (rc >= 0 && s->tail.out_len > skip &&
-		    pexec__pwrite_full(sp->out_fd, s->out + skip, s->tail.out_len - skip,
-		                       (off_t)offset))
-			rc = -(int)pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s",
-			                       sp->out_name, strerror(errno));
-		return rc;
-	}
+	if (rc < 0 || s->tail.out_len == 0 || !w)
+		return rc < 0 ? rc : write_here(p, s->out, s->tail.out_len, offset, skip, ticket);
 	if (w->pw_head + w->pw_len == w->pw_cap) {
 		size_t cap = w->pw_cap ? 2 * w->pw_cap : 16;
 		struct pending_write *pw;
@@ -195,7 +202,7 @@ static int place(struct pool *p, struct chunk *c, const struct span_parts *s)
 		}
 	}
 	w->pw[w->pw_head + w->pw_len++] = (struct pending_write){
-		c->arena_frame, offset, s->out + skip, s->tail.out_len - skip,
+		c->arena_frame, offset, s->out + skip, s->tail.out_len - skip, ticket,
 	};
 	order = (struct pexec__write_order){ w->ends[c->arena_frame % w->nends] >> 1, offset, skip };
 	if (pexec_buf_append(&w->orders, &h, sizeof(h)) ||
@@ -212,9 +219,14 @@ int pexec__span_written(struct pool *p, struct worker *w, uint64_t end, int erro
 
 	if (!pw || (w->ends[pw->frame_no % w->nends] >> 1) != end)
 		return -1;
-	if (error)
+	if (error) {
 		p->stop = pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s",
 		                      p->spans->out_name, strerror(error));
+	} else if (p->spans->landed) {
+		int rc = p->spans->landed(p->spans->ctx, pw->ticket, p->err);
+		if (rc < 0 && !p->stop)
+			p->stop = (pexec_code)-rc;
+	}
 	pexec__arena_release(w, pw->frame_no);
 	w->pw_head++;
 	w->pw_len--;
@@ -227,9 +239,10 @@ int pexec__span_write_pending(struct pool *p, struct worker *w)
 
 	for (; w->pw_len; w->pw_head++, w->pw_len--) {
 		struct pending_write *pw = &w->pw[w->pw_head];
-		if (!rc && pexec__pwrite_full(p->spans->out_fd, pw->out, pw->len, (off_t)pw->offset)) {
-			p->stop = pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s",
-			                      p->spans->out_name, strerror(errno));
+		int wrc = rc ? 0 : write_here(p, pw->out, pw->len, pw->offset, 0, pw->ticket);
+		if (wrc < 0) {
+			if (!p->stop)
+				p->stop = (pexec_code)-wrc;
 			rc = -1;
 		}
 		pexec__arena_release(w, pw->frame_no);
@@ -383,18 +396,14 @@ int pexec__span_lay_out(struct pool *p, const pexec_result *r, uint32_t *written
 int pexec__span_put_layout(struct pool *p, struct chunk *c, uint32_t written, uint64_t hash)
 {
 	const struct pexec__spans *sp = p->spans;
-	uint64_t offset;
+	uint64_t offset, ticket;
 	size_t skip;
 	int rc;
 
 	if (sp->out_fd < 0)
 		return sp->put(sp->ctx, c->first, c->count, p->layout.data, p->layout.len, written,
 		               hash, p->err);
-	rc = sp->reserve(sp->ctx, c->count, p->layout.len, written, &offset, &skip, p->err);
-	if (rc >= 0 && p->layout.len > skip &&
-	    pexec__pwrite_full(sp->out_fd, p->layout.data + skip, p->layout.len - skip,
-	                       (off_t)offset))
-		rc = -(int)pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s", sp->out_name,
-		                       strerror(errno));
-	return rc;
+	rc = sp->reserve(sp->ctx, c->count, p->layout.len, written, hash, &offset, &skip, &ticket,
+	                 p->err);
+	return rc < 0 ? rc : write_here(p, p->layout.data, p->layout.len, offset, skip, ticket);
 }

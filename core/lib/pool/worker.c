@@ -59,28 +59,31 @@ static int place_fd(int fd, int to)
 }
 
 /* In the child: the two pipes as 3 and 4, the input file spans are read from
- * as 5 and the output file they are written to as 6 (where there are such),
- * all close-on-exec (a helper a plugin execs holds none of pexec's
- * descriptors), 0 from /dev/null, 1 onto stderr (a plugin's prints never
- * reach pexec's output), 2, and nothing else. */
-static void child_descriptors(int in_fd, int out_fd, int input, int output)
+ * as 5, the output file they are written to as 6 and the descriptor to keep
+ * while it lives as 7 (where there are such), all close-on-exec (a helper a
+ * plugin execs holds none of pexec's descriptors), 0 from /dev/null, 1 onto
+ * stderr (a plugin's prints never reach pexec's output), 2, and nothing
+ * else. */
+static void child_descriptors(int in_fd, int out_fd, const struct pexec__spans *sp)
 {
-	int a = fcntl(in_fd, F_DUPFD, 7), b = fcntl(out_fd, F_DUPFD, 7), null_fd;
-	int c = input >= 0 ? fcntl(input, F_DUPFD, 7) : -1;
-	int d = output >= 0 ? fcntl(output, F_DUPFD, 7) : -1;
+	int from[5] = { in_fd, out_fd, sp ? sp->input_fd : -1, sp ? sp->out_fd : -1,
+	                sp && sp->out_fd >= 0 ? sp->keep_fd : -1 };
+	int null_fd;
 
-	if (place_fd(a, 3) || place_fd(b, 4) || (input >= 0 && place_fd(c, 5)) ||
-	    (output >= 0 && place_fd(d, 6)))
-		_exit(3);
+	for (int i = 0; i < 5; i++)
+		if (from[i] >= 0 && (from[i] = fcntl(from[i], F_DUPFD, 8)) < 0)
+			_exit(3);
+	for (int i = 0; i < 5; i++)
+		if (from[i] >= 0 ? place_fd(from[i], 3 + i) : (close(3 + i), 0))
+			_exit(3);
+	close_from(8);
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd >= 0 && null_fd != 0) {
 		dup2(null_fd, 0);
-		if (null_fd > 4)
-			close(null_fd);
+		close(null_fd);
 	}
 	if (fcntl(2, F_GETFD) >= 0)
 		dup2(2, 1);
-	close_from(output >= 0 ? 7 : input >= 0 ? 6 : 5);
 }
 
 /* In the child, between fork() and the worker loop: a clean signal state, a
@@ -108,8 +111,7 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 		struct rlimit rl = { p->opts->memory_limit, p->opts->memory_limit };
 		setrlimit(RLIMIT_AS, &rl);
 	}
-	child_descriptors(in_fd, out_fd, p->spans ? p->spans->input_fd : -1,
-	                  p->spans ? p->spans->out_fd : -1);
+	child_descriptors(in_fd, out_fd, p->spans);
 	/* Buffered output of the parent's, copied by fork(), is not ours to write. */
 	__fpurge(stdout);
 	if (p->spans) {
@@ -118,6 +120,7 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 			p->child_spans.input_fd = 5;
 		if (p->child_spans.out_fd >= 0)
 			p->child_spans.out_fd = 6;
+		p->child_spans.keep_fd = p->child_spans.out_fd >= 0 && p->spans->keep_fd >= 0 ? 7 : -1;
 	}
 	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, &w->arena,
 	                   p->timeout_ns != 0, p->spans ? &p->child_spans : NULL);
