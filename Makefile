@@ -67,7 +67,7 @@ CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest
              core/lib/job/output.c core/lib/job/journal.c core/lib/job/inputs.c core/lib/job/lock.c core/lib/job/spans.c core/lib/job/landing.c \
              core/lib/job/progress.c core/lib/job/job.c
 CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c core/cli/new.c \
-             core/cli/plugins.c core/cli/suggest.c
+             core/cli/plugins.c core/cli/list.c core/cli/suggest.c
 # pexec-mpi (make mpi, built with mpicc).
 MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/link.c core/mpi/server.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)

@@ -5,8 +5,9 @@
 #   source completion/pexec.bash
 # It completes the options, the values of --input-format, --output-format,
 # --progress and -j cores, the subcommands, and plugin names: the ones the
-# pexec being completed lists (`pexec plugins`: $PEXEC_PLUGIN_PATH, beside
-# the binary, the installed directory), and *.so files.
+# pexec being completed lists (`pexec plugins`: $PEXEC_PLUGIN_PATH, the
+# user's $XDG_DATA_HOME/pexec/plugins, the installed directory), and *.so
+# files.
 
 # The plugins the command in $1 finds by bare name.
 _pexec_plugin_names()
@@ -64,7 +65,7 @@ _pexec()
 	fi
 	((COMP_CWORD > 1)) && sub=${COMP_WORDS[1]}
 	case $sub in
-	info|check|new|plugins) ;;
+	info|check|new|plugins|list) ;;
 	*) sub= ;;
 	esac
 
@@ -89,6 +90,9 @@ _pexec()
 	case $sub in
 	plugins)
 		return ;;
+	list)
+		[[ $cur == -* ]] && COMPREPLY=($(compgen -W "--json --help" -- "$cur"))
+		return ;;
 	new)
 		return ;;
 	info|check)
@@ -111,7 +115,7 @@ _pexec()
 		return
 	fi
 	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "info check new plugins" -- "$cur"))
+		COMPREPLY=($(compgen -W "info check new plugins list" -- "$cur"))
 	fi
 	_pexec_files "$cur"
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "list.h"
 #include "new.h"
 #include "plugins.h"
 #include "report.h"
@@ -27,6 +28,8 @@ static const char usage_text[] =
 	"       pexec check PLUGIN [SAMPLES.json]    check a plugin, and run samples through it\n"
 	"       pexec new NAME                       write a plugin skeleton in NAME/\n"
 	"       pexec plugins                        list the plugins found by bare name\n"
+	"       pexec list                           describe every plugin on the search path:\n"
+	"                                            version, description, path, shadowing\n"
 	"\n"
 	"Runs PLUGIN's map over every item of INPUT (a file, or '-' or nothing for\n"
 	"standard input) on a pool of worker processes, and writes the results.\n"
@@ -572,8 +575,8 @@ static int unknown_option(const struct cli_option *opts, size_t n, const char *a
 /* No --plugin: if the first word is close to a subcommand, that was meant. */
 static int no_plugin(const char *first)
 {
-	static const char *const subcommands[] = { "info", "check", "new", "plugins" };
-	const char *near = first ? cli_closest(first, subcommands, 4) : NULL;
+	static const char *const subcommands[] = { "info", "check", "new", "plugins", "list" };
+	const char *near = first ? cli_closest(first, subcommands, 5) : NULL;
 	char msg[256];
 
 	if (!near)
@@ -644,17 +647,19 @@ static int partial_kept(const struct cli *cli)
 	return access(path, F_OK) == 0;
 }
 
-/* pexec's own subcommands (new, info, check, plugins); -1 when argv names
- * none. */
+/* pexec's own subcommands (new, info, check, plugins, list); -1 when argv
+ * names none. */
 static int run_subcommand(int argc, char **argv)
 {
 	if (argc < 2)
 		return -1;
 	if (!strcmp(argv[1], "new"))
 		return cli_new(argc - 1, argv + 1);
+	/* Plugins are looked up on libpexec's search path (NULL: its own). */
+	if (!strcmp(argv[1], "list"))
+		return cli_list(NULL, argc - 1, argv + 1);
 	if (strcmp(argv[1], "info") && strcmp(argv[1], "check") && strcmp(argv[1], "plugins"))
 		return -1;
-	/* Bare names are looked up on libpexec's search path (NULL: its own). */
 	return !strcmp(argv[1], "plugins") ? cli_plugins(NULL, argc - 1, argv + 1)
 	                                   : cli_tool(NULL, argc - 1, argv + 1);
 }
