@@ -510,6 +510,20 @@ Test(install, installed_plugins_are_found_where_pkg_config_says)
 	cr_expect(strstr(out, "/xdg/pexec/plugins/hello.so\n"), "%s", out);
 	free(out);
 
+	/* pexec list shows what is installed, and which hello wins. */
+	{
+		char user_hello[700], shadowed[1600];
+
+		snprintf(user_hello, sizeof(user_hello), "%s/xdg/pexec/plugins/hello.so", scratch);
+		snprintf(shadowed, sizeof(shadowed), "%s/lib/pexec/plugins/hello.so  (shadowed by %s)",
+		         prefix, user_hello);
+		cr_expect_eq(sh(&out, "%s; '%s/bin/pexec' list", env, prefix), 0, "%s", out);
+		cr_expect(strstr(out, user_hello), "%s", out);
+		cr_expect(strstr(out, shadowed), "%s", out);
+		cr_expect(strstr(out, "/lib/pexec/plugins/identity.so\n"), "%s", out);
+		free(out);
+	}
+
 	/* Nothing is looked up beside the binary. */
 	free(sh_ok("mkdir", "mkdir -p '%s/bin/plugins' && cp '%s/lib/pexec/plugins/hello.so' "
 	           "'%s/bin/plugins/ghost.so'", prefix, prefix, prefix));
