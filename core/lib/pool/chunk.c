@@ -77,6 +77,23 @@ static void slot_release(struct pool *p, struct chunk *c)
 
 /* ---- building and splitting chunks ---- */
 
+/* The most items a chunk may have.  A span's items pass through the parent
+ * as one message whatever their number, so a span is bounded by its results
+ * alone: about SPAN_OUT_TARGET bytes of them, which the worker's arena holds
+ * (a result frame bigger than the arena's free room comes through the pipe,
+ * a copy the parent pays for). */
+static double max_items(const struct pool *p)
+{
+	double n;
+
+	if (!p->spans)
+		return CHUNK_MAX_ITEMS;
+	if (p->out_per_item <= 0)
+		return CHUNK_MAX_ITEMS;
+	n = SPAN_OUT_TARGET / p->out_per_item;
+	return n < CHUNK_MAX_ITEMS ? CHUNK_MAX_ITEMS : n > SPAN_MAX_ITEMS ? SPAN_MAX_ITEMS : n;
+}
+
 static uint32_t next_chunk_items(struct pool *p)
 {
 	double want;
@@ -91,8 +108,8 @@ static uint32_t next_chunk_items(struct pool *p)
 		want = 1;
 	if (want > (double)p->chunk_items * CHUNK_GROWTH)
 		want = (double)p->chunk_items * CHUNK_GROWTH;
-	if (want > CHUNK_MAX_ITEMS)
-		want = CHUNK_MAX_ITEMS;
+	if (want > max_items(p))
+		want = max_items(p);
 	p->chunk_items = (uint32_t)want;
 	return p->chunk_items;
 }

@@ -44,6 +44,9 @@
 
 #define CHUNK_BYTES ((size_t)128 << 10)      /* items per chunk, in bytes */
 #define CHUNK_MAX_ITEMS 4096u
+#define SPAN_MAX_ITEMS 65536u                /* a span's, where its results are small */
+#define SPAN_OUT_TARGET ((double)(ARENA_SIZE / 8)) /* a span's result bytes, about */
+
 #define CHUNK_TARGET_NS 10000000.0           /* 10 ms of work per chunk */
 #define CHUNK_GROWTH 4u
 #define PREFETCH_BELOW_NS 20000000.0         /* queue a 2nd chunk under 20 ms */
@@ -237,6 +240,7 @@ struct pool {
 	size_t iov_cap;
 
 	double item_ns;      /* moving average of worker time per item; 0: unknown */
+	double out_per_item; /* of a span's output bytes per item, the same; 0: unknown */
 	uint32_t chunk_items;
 	uint64_t timeout_ns;
 	uint64_t tick_ns, next_tick;

@@ -117,6 +117,12 @@ int pexec__span_take(struct pool *p, struct chunk *c, const char *frame, size_t 
 		p->stats->items -= c->count;
 		c->count = h.count;
 	}
+	if (c->count) {
+		double per_item = (double)s.tail.out_len / c->count;
+
+		p->out_per_item = p->out_per_item > 0 ? 0.7 * p->out_per_item + 0.3 * per_item
+		                                      : per_item;
+	}
 	c->res = frame;
 	c->res_len = len;
 	c->pending = 0;
