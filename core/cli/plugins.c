@@ -115,7 +115,8 @@ static void add_dir(struct scan *s, const char *dir, size_t len)
 		while ((e = readdir(d)) && add_file(s, d, path, &st, e->d_name) == 0)
 			;
 	closedir(d);
-	qsort(s->files + first, s->n - first, sizeof(*s->files), in_load_order);
+	if (s->n > first) /* (files is NULL while none was found) */
+		qsort(s->files + first, s->n - first, sizeof(*s->files), in_load_order);
 }
 
 struct cli_plugin_file *cli_plugin_files(const char *dirs, size_t *n)
