@@ -65,7 +65,7 @@ CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest
              core/lib/pool/chunk.c core/lib/pool/arena.c core/lib/pool/child.c \
              core/lib/pool/contain.c core/lib/pool/span.c \
              core/lib/job/output.c core/lib/job/journal.c core/lib/job/inputs.c core/lib/job/lock.c core/lib/job/spans.c core/lib/job/landing.c \
-             core/lib/job/progress.c core/lib/job/job.c
+             core/lib/job/progress.c core/lib/job/resume.c core/lib/job/job.c
 CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c core/cli/new.c \
              core/cli/plugins.c core/cli/list.c core/cli/suggest.c
 # pexec-mpi (make mpi, built with mpicc).

@@ -5,7 +5,8 @@
  *
  * With an output file the run keeps a resume journal (journal.h) and writes
  * through FILE.pexec-partial, so that an interrupted run can be continued with
- * `resume`, and a finished run's failed items recomputed with `retry_failed`.
+ * `resume`, and a finished run's failed items recomputed with `retry_failed`
+ * (resume.c).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -16,60 +17,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "inputs.h"
-#include "journal.h"
-#include "landing.h"
-#include "lock.h"
-#include "spans.h"
-#include "output.h"
-#include "progress.h"
+#include "item.h"
+#include "job_internal.h"
 #include "split/split.h"
 #include "util.h"
-#include "item.h"
 
 /* The longest excerpt of a failed item's input in an --errors record. */
 #define EXCERPT_MAX 200
 #define CHECKPOINT_NS 1000000000ull
 
-struct job_ctx {
-	const pexec_job *job;
-	pexec_engine_fn run; /* the engine: pexec_run() or the job's own */
-	void *run_ctx;
-	pexec_loaded_plugin *plugin;
-	struct pexec__inputs in;
-	int in_open;
-	struct pexec__writer out;
-	int out_open;
-	int errors_fd;       /* --errors FILE, or -1 */
-	struct pexec__lock lock; /* -o FILE is this run's alone */
-	struct pexec__span_src src; /* the input as spans, where the run goes so */
-	int spanning;
-	pexec_buf record;
-	uint64_t t0;
-	pexec_stats *stats;
-	struct pexec__marks marks; /* for pexec_progress.bytes_done */
-
-	/* The resume journal (with an output file and a regular input). */
-	int journaling;
-	struct pexec__journal journal;
-	char *journal_path, *partial_path;
-	uint64_t base;       /* items taken over from the resumed run */
-	uint64_t done;       /* items whose results are in the output */
-	uint64_t hash;       /* of their input bytes */
-	uint64_t failures;   /* failed items, the resumed run's included */
-	uint64_t last_checkpoint;
-	/* Where the workers write the output themselves: what has landed. */
-	int landing_on;
-	struct pexec__landing landing;
-
-	/* --retry-failed: the failed items, and their new results. */
-	uint64_t *only;
-	size_t nonly, only_at;
-	uint64_t read_index; /* index of the next item the splitter yields */
-	pexec_buf *retried;  /* one result (or NULL) per failed item */
-};
-
-static int job_next(void *ctx, const char **data, size_t *len, pexec_error *err)
+int pexec__job_next(void *ctx, const char **data, size_t *len, pexec_error *err)
 {
 	struct job_ctx *j = ctx;
 
@@ -117,7 +74,7 @@ static pexec_code write_error_record(struct job_ctx *j, const pexec_result *r, p
 
 /* Makes what the output holds durable, then says so in the journal: every
  * result written, or where workers write, the prefix of them that landed. */
-static pexec_code checkpoint(struct job_ctx *j, pexec_error *err)
+pexec_code pexec__job_checkpoint(struct job_ctx *j, pexec_error *err)
 {
 	pexec_code rc = pexec__writer_sync(&j->out, err);
 	uint64_t count = j->landing_on ? j->landing.sums.count : j->out.count;
@@ -145,7 +102,7 @@ static pexec_code note_failure(struct job_ctx *j, const pexec_result *r, pexec_e
 	return rc;
 }
 
-static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
+int pexec__job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 {
 	struct job_ctx *j = ctx;
 	pexec_result r;
@@ -158,7 +115,7 @@ static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 		if (j->only)
 			return 0;
 		if (j->journaling && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
-			rc = checkpoint(j, err);
+			rc = pexec__job_checkpoint(j, err);
 		else
 			rc = pexec__writer_flush(&j->out, err);
 		return rc ? -(int)rc : 0;
@@ -183,7 +140,7 @@ static int job_sink(void *ctx, const pexec_result *res, pexec_error *err)
 		j->hash += pexec__item_hash(j->done, r.input, r.input_len);
 		j->done++;
 		if ((j->done & 1023) == 0 && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
-			rc = checkpoint(j, err);
+			rc = pexec__job_checkpoint(j, err);
 	}
 	return rc ? -(int)rc : 0;
 }
@@ -201,7 +158,7 @@ static int job_batch(void *ctx, uint64_t first, uint32_t count, const struct iov
 			j->hash += pexec__item_hash(j->done + i, inputs[i].iov_base, inputs[i].iov_len);
 		j->done += count;
 		if (pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
-			rc = checkpoint(j, err);
+			rc = pexec__job_checkpoint(j, err);
 	}
 	return rc ? -(int)rc : 0;
 }
@@ -234,7 +191,7 @@ static int span_put(void *ctx, uint64_t first, uint32_t count, const char *out, 
 		j->hash += hash;
 		j->done += count;
 		if (pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
-			rc = checkpoint(j, err);
+			rc = pexec__job_checkpoint(j, err);
 	}
 	return rc ? -(int)rc : 0;
 }
@@ -265,7 +222,7 @@ static int span_landed(void *ctx, uint64_t ticket, pexec_error *err)
 	j->done = j->landing.sums.items;
 	j->hash = j->landing.sums.hash;
 	if (moved && pexec__now_ns() - j->last_checkpoint >= CHECKPOINT_NS)
-		rc = checkpoint(j, err);
+		rc = pexec__job_checkpoint(j, err);
 	return rc ? -(int)rc : 0;
 }
 
@@ -287,7 +244,7 @@ static pexec_code run_spans(struct job_ctx *j, const pexec_opts *opts, pexec_err
 {
 	const struct pexec__input_file *f = &j->in.files[0];
 	struct pexec__spans sp = {
-		.next = span_next, .put = span_put, .failed = span_failed, .flush = job_sink,
+		.next = span_next, .put = span_put, .failed = span_failed, .flush = pexec__job_sink,
 		.ctx = j, .input_fd = f->regular ? j->in.fd : -1, .name = f->name,
 		.in_format = j->job->input_format, .out_format = j->job->output_format,
 		.drop_null = j->job->drop_null, .hash = j->journaling, .out_fd = -1,
@@ -358,412 +315,6 @@ static pexec_code check_config(const char *config, pexec_error *err)
 		                   end ? end - config : (ptrdiff_t)0, config);
 	cJSON_Delete(tree);
 	return PEXEC_OK;
-}
-
-/* Hashes a whole file (the plugin: a rebuilt plugin is another plugin). */
-static uint64_t hash_file(const char *path)
-{
-	char buf[65536];
-	uint64_t h = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return 0;
-	while ((n = pexec__read_some(fd, buf, sizeof(buf))) > 0)
-		h = pexec__hash(h, buf, (size_t)n);
-	close(fd);
-	return h;
-}
-
-/* A format as the journal names it. */
-static const char *format_name(pexec_format format)
-{
-	switch (format) {
-	case PEXEC_FORMAT_NDJSON:
-		return "ndjson";
-	case PEXEC_FORMAT_LINES:
-		return "lines";
-	case PEXEC_FORMAT_NUL:
-		return "nul";
-	default:
-		return "json";
-	}
-}
-
-/* One input file as the journal knows it. */
-static cJSON *input_record(const struct pexec__input_file *f, pexec_format format)
-{
-	cJSON *in = cJSON_CreateObject();
-	char stamp[48];
-
-	if (!in)
-		return NULL;
-	cJSON_AddStringToObject(in, "path", f->path);
-	cJSON_AddNumberToObject(in, "size", (double)f->size);
-	snprintf(stamp, sizeof(stamp), "%lld.%09ld", (long long)f->mtime.tv_sec, f->mtime.tv_nsec);
-	cJSON_AddStringToObject(in, "mtime", stamp);
-	cJSON_AddStringToObject(in, "format", format_name(format));
-	return in;
-}
-
-/* What identifies a run for --resume: everything that shapes its output.
- * The input is one record, or, for several files, an array of them. */
-static char *journal_header(const pexec_job *job, const pexec_loaded_plugin *plugin,
-                            const struct pexec__inputs *inputs)
-{
-	const pexec_descriptor *d = pexec_plugin_descriptor(plugin);
-	cJSON *h = cJSON_CreateObject(), *pl = cJSON_CreateObject(), *in = NULL;
-	char hex[24], *text = NULL;
-
-	if (!h || !pl)
-		goto out;
-	/* 2: the hash is of items summed (pexec__item_hash), not chained. */
-	cJSON_AddNumberToObject(h, "pexec_journal", 2);
-	cJSON_AddStringToObject(pl, "name", d->name);
-	cJSON_AddStringToObject(pl, "version", d->version ? d->version : "");
-	snprintf(hex, sizeof(hex), "%016" PRIx64, hash_file(pexec_plugin_path(plugin)));
-	cJSON_AddStringToObject(pl, "file_hash", hex);
-	cJSON_AddItemToObject(h, "plugin", pl);
-	pl = NULL;
-	if (job->opts.config)
-		cJSON_AddStringToObject(h, "config", job->opts.config);
-	else
-		cJSON_AddNullToObject(h, "config");
-	if (inputs->n == 1) {
-		in = input_record(&inputs->files[0], job->input_format);
-	} else if ((in = cJSON_CreateArray())) {
-		for (size_t i = 0; i < inputs->n; i++)
-			cJSON_AddItemToArray(in, input_record(&inputs->files[i], job->input_format));
-	}
-	if (!in)
-		goto out;
-	cJSON_AddItemToObject(h, "input", in);
-	cJSON_AddStringToObject(h, "output_format", format_name(job->output_format));
-	cJSON_AddBoolToObject(h, "drop_null", job->drop_null);
-	text = cJSON_PrintUnformatted(h);
-out:
-	cJSON_Delete(h);
-	cJSON_Delete(pl);
-	return text;
-}
-
-/* Says what differs between the journal's header and this run's. */
-static pexec_code compare_headers(const char *was, const char *now, pexec_error *err)
-{
-	static const struct {
-		const char *key, *what;
-	} parts[] = {
-		{ "plugin", "the plugin changed (another file, name or version)" },
-		{ "config", "the --config differs" },
-		{ "input", "the input changed (its name, size, modification time or format)" },
-		{ "output_format", "the --output-format differs" },
-		{ "drop_null", "--drop-null differs" },
-	};
-	cJSON *a = cJSON_Parse(was), *b = cJSON_Parse(now);
-	const cJSON *va = cJSON_GetObjectItemCaseSensitive(a, "pexec_journal");
-	const cJSON *vb = cJSON_GetObjectItemCaseSensitive(b, "pexec_journal");
-	pexec_code rc = PEXEC_OK;
-
-	if (!cJSON_Compare(va, vb, 1))
-		rc = pexec__fail(err, PEXEC_EUSAGE,
-		                 "cannot resume: the journal is of another pexec version (%g, this one "
-		                 "writes %g); run without --resume to start over",
-		                 cJSON_IsNumber(va) ? va->valuedouble : 0.0,
-		                 cJSON_IsNumber(vb) ? vb->valuedouble : 0.0);
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && !rc; i++) {
-		const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, parts[i].key);
-		const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, parts[i].key);
-		if (!x || !y || !cJSON_Compare(x, y, 1))
-			rc = pexec__fail(err, PEXEC_EUSAGE,
-			                 "cannot resume: %s since the run began; run without "
-			                 "--resume to start over", parts[i].what);
-	}
-	cJSON_Delete(a);
-	cJSON_Delete(b);
-	return rc;
-}
-
-/* Takes the first `n` items as the resumed run's, checking they are the same
- * bytes it computed. */
-static pexec_code skip_done(struct job_ctx *j, uint64_t n, uint64_t want_hash, pexec_error *err)
-{
-	const char *data;
-	size_t len;
-	uint64_t h = 0;
-
-	for (uint64_t i = 0; i < n; i++) {
-		int rc = pexec__inputs_next(&j->in, &data, &len, err);
-		if (rc < 0)
-			return (pexec_code)-rc;
-		if (rc == 0)
-			return pexec__fail(err, PEXEC_EUSAGE,
-			                   "cannot resume: the input changed since the run began "
-			                   "(it now has fewer than %" PRIu64 " items)", n);
-		h += pexec__item_hash(i, data, len);
-	}
-	if (h != want_hash)
-		return pexec__fail(err, PEXEC_EUSAGE,
-		                   "cannot resume: the input changed since the run began (its first "
-		                   "%" PRIu64 " items differ); run without --resume to start over",
-		                   n);
-	j->hash = h;
-	return PEXEC_OK;
-}
-
-/* Sets up the partial output and the journal: anew, or continuing a run. */
-static pexec_code open_journaled_output(struct job_ctx *j, const pexec_loaded_plugin *plugin,
-                                        pexec_error *err)
-{
-	const pexec_job *job = j->job;
-	char *header = journal_header(job, plugin, &j->in);
-	struct stat st;
-	pexec_code rc;
-
-	if (!header)
-		return pexec__fail(err, PEXEC_ESYS, "out of memory");
-	if (job->resume && access(j->journal_path, F_OK) != 0 && access(job->output, F_OK) == 0) {
-		/* A run that ended with every item done leaves no journal. */
-		j->journal.complete = 1;
-		rc = PEXEC_OK;
-	} else if (job->resume) {
-		rc = pexec__journal_read(&j->journal, j->journal_path, err);
-		if (!rc)
-			rc = compare_headers(j->journal.header, header, err);
-		if (!rc && !j->journal.complete &&
-		    (stat(j->partial_path, &st) || (uint64_t)st.st_size < j->journal.bytes))
-			rc = pexec__fail(err, PEXEC_EUSAGE,
-			                 "cannot resume: the partial output '%s' is missing or shorter "
-			                 "than its journal says", j->partial_path);
-		if (!rc && !j->journal.complete)
-			rc = skip_done(j, j->journal.items, j->journal.hash, err);
-		if (!rc && !j->journal.complete) {
-			j->base = j->done = j->journal.items;
-			j->failures = j->journal.nfailed;
-		}
-	} else {
-		rc = PEXEC_OK;
-	}
-	if (!rc && !j->journal.complete) {
-		rc = pexec__writer_open_partial(&j->out, job->output, j->partial_path, job->resume,
-		                                j->journal.bytes, j->journal.written,
-		                                job->output_format, job->drop_null, err);
-		if (!rc) {
-			j->out_open = 1;
-			rc = pexec__journal_open(&j->journal, j->journal_path, header, job->resume,
-			                         err);
-		}
-	}
-	free(header);
-	j->last_checkpoint = pexec__now_ns();
-	return rc;
-}
-
-/* --retry-failed, first step: the failed items to run again, taken from
- * the journal (whose list the merge rewrites).  j->only stays NULL when
- * there are none. */
-static pexec_code retry_begin(struct job_ctx *j, pexec_error *err)
-{
-	const struct pexec__journal *jr = &j->journal;
-
-	if (j->job->drop_null)
-		return pexec__fail(err, PEXEC_EUSAGE,
-		                   "--retry-failed cannot work with --drop-null: the output no longer "
-		                   "holds every item in its place");
-	if (jr->nfailed == 0)
-		return PEXEC_OK;
-	j->only = malloc(jr->nfailed * sizeof(*j->only));
-	j->retried = calloc(jr->nfailed, sizeof(*j->retried));
-	if (!j->only || !j->retried) {
-		free(j->only);
-		free(j->retried);
-		j->only = NULL;
-		j->retried = NULL;
-		return pexec__fail(err, PEXEC_ESYS, "out of memory");
-	}
-	memcpy(j->only, jr->failed, jr->nfailed * sizeof(*j->only));
-	for (size_t i = 0; i < jr->nfailed; i++)
-		pexec__buf_init(&j->retried[i]);
-	j->nonly = jr->nfailed;
-	j->only_at = 0;
-	j->read_index = 0;
-	return PEXEC_OK;
-}
-
-static void retry_end(struct job_ctx *j)
-{
-	for (size_t i = 0; j->retried && i < j->nonly; i++)
-		pexec__buf_release(&j->retried[i]);
-	free(j->retried);
-	free(j->only);
-	j->retried = NULL;
-	j->only = NULL;
-}
-
-/* The old output read back, and the new one written through the partial
- * file, with the failed items' new results in their places. */
-struct merge {
-	int old_fd;
-	pexec__splitter *old;
-	struct pexec__writer w;
-	int w_open;
-	char *header;
-	uint64_t merged;       /* items written */
-	uint64_t failed_again;
-};
-
-static pexec_code merge_open(struct job_ctx *j, struct merge *m, pexec_error *err)
-{
-	const pexec_job *job = j->job;
-	pexec_code rc;
-
-	m->old_fd = open(job->output, O_RDONLY | O_CLOEXEC);
-	if (m->old_fd < 0)
-		return pexec__fail(err, PEXEC_EUSAGE, "cannot retry: cannot read '%s': %s",
-		                   job->output, strerror(errno));
-	m->old = pexec__split_fd(m->old_fd, job->output, job->output_format);
-	rc = m->old ? pexec__writer_open_partial(&m->w, job->output, j->partial_path, 0, 0, 0,
-	                                         job->output_format, 0, err)
-	            : pexec__fail(err, PEXEC_ESYS, "out of memory");
-	if (rc)
-		return rc;
-	m->w_open = 1;
-	pexec__journal_release(&j->journal);
-	m->header = journal_header(job, j->plugin, &j->in);
-	return m->header ? pexec__journal_open(&j->journal, j->journal_path, m->header, 0, err)
-	                 : pexec__fail(err, PEXEC_ESYS, "out of memory");
-}
-
-/* Copies the old output item by item; a failed item that failed again is
- * noted in the new journal. */
-static pexec_code merge_items(struct job_ctx *j, struct merge *m, pexec_error *err)
-{
-	pexec_code rc = PEXEC_OK;
-
-	for (uint64_t k = 0; !rc; m->merged++) {
-		const char *data;
-		size_t len;
-		uint64_t i = m->merged;
-		int got = pexec__split_next(m->old, &data, &len, err);
-
-		if (got < 0) {
-			rc = (pexec_code)-got;
-			break;
-		}
-		if (got == 0)
-			break;
-		if (k < j->nonly && j->only[k] == i) {
-			if (j->retried[k].data) {
-				data = j->retried[k].data;
-				len = j->retried[k].len;
-			} else {
-				m->failed_again++;
-				pexec__journal_failed(&j->journal, i);
-			}
-			k++;
-		}
-		rc = pexec__writer_put(&m->w, data, len, err);
-	}
-	return rc;
-}
-
-/* Puts the merged output in place, and keeps the journal (complete) while
- * items still fail, or removes it. */
-static pexec_code merge_finish(struct job_ctx *j, struct merge *m, pexec_code rc,
-                               pexec_error *err)
-{
-	struct pexec__journal *jr = &j->journal;
-
-	if (!m->w_open)
-		return rc;
-	if (!rc)
-		rc = pexec__writer_sync(&m->w, err);
-	if (!rc && m->failed_again)
-		rc = pexec__journal_checkpoint(jr, m->merged, m->w.count, m->w.bytes, 0, err);
-	if (!rc)
-		rc = pexec__writer_finish(&m->w, err);
-	else
-		pexec__writer_abort(&m->w);
-	m->w_open = 0;
-	if (!rc && m->failed_again)
-		rc = pexec__journal_complete(jr, m->merged, err);
-	else if (!rc)
-		unlink(j->journal_path);
-	if (!rc && m->failed_again)
-		rc = PEXEC_EITEM;
-	return rc;
-}
-
-static void merge_release(struct merge *m)
-{
-	if (m->w_open)
-		pexec__writer_abort(&m->w);
-	pexec__split_free(m->old);
-	if (m->old_fd >= 0)
-		close(m->old_fd);
-	free(m->header);
-}
-
-/* --retry-failed over a finished run: recompute its failed items, then write
- * the output again with their new results in their places. */
-static pexec_code retry_failed(struct job_ctx *j, pexec_error *err)
-{
-	struct merge m = { .old_fd = -1 };
-	pexec_opts opts = j->job->opts;
-	pexec_code rc = retry_begin(j, err);
-
-	if (rc || !j->only)
-		return rc;
-	opts.result_input = 1;
-	rc = j->run(j->run_ctx, j->plugin, &opts, job_next, j, job_sink, j, j->stats, err);
-	if (rc == PEXEC_OK || rc == PEXEC_EITEM) {
-		rc = merge_open(j, &m, err);
-		if (!rc)
-			rc = merge_items(j, &m, err);
-		rc = merge_finish(j, &m, rc, err);
-	}
-	merge_release(&m);
-	retry_end(j);
-	return rc;
-}
-
-/* Ends a journaled run: the output renamed into place, and the journal
- * removed, or kept (complete) while some items failed. */
-static pexec_code finish_journaled(struct job_ctx *j, pexec_code rc, pexec_error *err)
-{
-	pexec_error e2;
-
-	switch (rc) {
-	case PEXEC_OK:
-	case PEXEC_EITEM:
-		if (checkpoint(j, &e2) || pexec__writer_finish(&j->out, &e2)) {
-			*err = e2;
-			j->out_open = 0;
-			return PEXEC_ESYS;
-		}
-		j->out_open = 0;
-		if (j->failures == 0)
-			unlink(j->journal_path);
-		else if (pexec__journal_complete(&j->journal, j->done, &e2)) {
-			*err = e2;
-			return PEXEC_ESYS;
-		}
-		return rc;
-	case PEXEC_ECANCELED:
-	case PEXEC_ESYS:
-	case PEXEC_EPIPE:
-		/* Interrupted: what is done stays, for --resume. */
-		checkpoint(j, &e2);
-		pexec__writer_keep(&j->out);
-		j->out_open = 0;
-		return rc;
-	default:
-		/* The same run would fail the same way: nothing to resume. */
-		pexec__writer_abort(&j->out);
-		j->out_open = 0;
-		unlink(j->journal_path);
-		return rc;
-	}
 }
 
 static pexec_code local_run(void *ctx, const pexec_loaded_plugin *plugin, const pexec_opts *opts,
@@ -866,7 +417,7 @@ static pexec_code open_output(struct job_ctx *j, pexec_error *err)
 			j->journal_path = j->partial_path = NULL;
 			return pexec__fail(err, PEXEC_ESYS, "out of memory");
 		}
-		return open_journaled_output(j, j->plugin, err);
+		return pexec__job_open_journaled(j, j->plugin, err);
 	}
 	if (job->resume)
 		return pexec__fail(err, PEXEC_EUSAGE, "--resume needs -o FILE, a regular file");
@@ -883,7 +434,7 @@ static pexec_code open_output(struct job_ctx *j, pexec_error *err)
 static pexec_code resume_complete(struct job_ctx *j, pexec_error *err)
 {
 	if (j->job->retry_failed)
-		return retry_failed(j, err);
+		return pexec__job_retry_failed(j, err);
 	if (j->journal.nfailed)
 		return pexec__fail(err, PEXEC_EITEM,
 		                   "nothing to resume: the run is complete, with %zu failed "
@@ -927,7 +478,7 @@ static pexec_code retry_after_resume(struct job_ctx *j, pexec_error *err)
 	if (rc)
 		return rc;
 	rc = pexec__inputs_rewind(&j->in, err);
-	return rc ? rc : retry_failed(j, err);
+	return rc ? rc : pexec__job_retry_failed(j, err);
 }
 
 /* After the engine: the output completed, kept for --resume, or dropped. */
@@ -937,7 +488,7 @@ static pexec_code finish_job(struct job_ctx *j, pexec_code rc, pexec_error *err)
 	pexec_code wrc;
 
 	if (j->journaling) {
-		rc = finish_journaled(j, rc, err);
+		rc = pexec__job_finish_journaled(j, rc, err);
 		if ((rc == PEXEC_OK || rc == PEXEC_EITEM) && j->job->retry_failed && j->failures)
 			rc = retry_after_resume(j, err);
 		return rc;
@@ -1009,7 +560,8 @@ pexec_code pexec_job_run(const pexec_job *job, pexec_stats *stats, pexec_error *
 		if (spans_apply(&j, &opts))
 			rc = run_spans(&j, &opts, err);
 		else
-			rc = j.run(j.run_ctx, j.plugin, &opts, job_next, &j, job_sink, &j, j.stats, err);
+			rc = j.run(j.run_ctx, j.plugin, &opts, pexec__job_next, &j, pexec__job_sink,
+			           &j, j.stats, err);
 		rc = finish_job(&j, rc, err);
 	}
 	release_job(&j);
