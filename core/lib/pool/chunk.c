@@ -86,9 +86,7 @@ static double max_items(const struct pool *p)
 {
 	double n;
 
-	if (!p->spans)
-		return CHUNK_MAX_ITEMS;
-	if (p->out_per_item <= 0)
+	if (!p->spans || p->out_per_item <= 0)
 		return CHUNK_MAX_ITEMS;
 	n = SPAN_OUT_TARGET / p->out_per_item;
 	return n < CHUNK_MAX_ITEMS ? CHUNK_MAX_ITEMS : n > SPAN_MAX_ITEMS ? SPAN_MAX_ITEMS : n;
@@ -96,7 +94,7 @@ static double max_items(const struct pool *p)
 
 static uint32_t next_chunk_items(struct pool *p)
 {
-	double want;
+	double want, most;
 
 	if (p->opts->chunksize)
 		return p->opts->chunksize > CHUNK_MAX_ITEMS * 16u ? CHUNK_MAX_ITEMS * 16u
@@ -108,8 +106,9 @@ static uint32_t next_chunk_items(struct pool *p)
 		want = 1;
 	if (want > (double)p->chunk_items * CHUNK_GROWTH)
 		want = (double)p->chunk_items * CHUNK_GROWTH;
-	if (want > max_items(p))
-		want = max_items(p);
+	most = max_items(p);
+	if (want > most)
+		want = most;
 	p->chunk_items = (uint32_t)want;
 	return p->chunk_items;
 }

@@ -120,7 +120,6 @@ child_start(struct pool *p, struct worker *w, int in_fd, int out_fd, const sigse
 			p->child_spans.input_fd = 5;
 		if (p->child_spans.out_fd >= 0)
 			p->child_spans.out_fd = 6;
-		p->child_spans.keep_fd = p->child_spans.out_fd >= 0 && p->spans->keep_fd >= 0 ? 7 : -1;
 	}
 	pexec__worker_main(p->desc, p->opts->config, 3, 4, w->progress, &w->arena,
 	                   p->timeout_ns != 0, p->spans ? &p->child_spans : NULL);

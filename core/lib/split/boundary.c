@@ -23,8 +23,8 @@
 
 #define BLOCK 64
 
-/* x86-64's baseline has no popcount instruction, and libgcc's stands-in
- * for it took a tenth of the parent's time: the pass is built twice, and
+/* x86-64's baseline has no popcount instruction, and libgcc's stand-in
+ * for it took 8% of the parent's time: the pass is built twice, and
  * the loader picks the build with POPCNT where the CPU has it.  The block
  * functions are inlined into the pass, so that both builds have them. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
