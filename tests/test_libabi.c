@@ -56,7 +56,20 @@ static const struct {
 	MEMBER(pexec_job, on_progress), MEMBER(pexec_job, on_progress_ctx),
 	MEMBER(pexec_job, progress_ms), MEMBER(pexec_job, resume), MEMBER(pexec_job, retry_failed),
 	MEMBER(pexec_job, engine), MEMBER(pexec_job, engine_ctx), MEMBER(pexec_job, inputs),
-	MEMBER(pexec_job, ninputs),
+	MEMBER(pexec_job, ninputs), MEMBER(pexec_job, span_engine),
+	SIZE(pexec_span),
+	MEMBER(pexec_span, data), MEMBER(pexec_span, len), MEMBER(pexec_span, index),
+	MEMBER(pexec_span, offset),
+	MEMBER(pexec_span, line), MEMBER(pexec_span, line_start), MEMBER(pexec_span, count),
+	MEMBER(pexec_span, first), MEMBER(pexec_span, last),
+	SIZE(pexec_spans),
+	MEMBER(pexec_spans, next), MEMBER(pexec_spans, put), MEMBER(pexec_spans, failed),
+	MEMBER(pexec_spans, ctx), MEMBER(pexec_spans, input_fd), MEMBER(pexec_spans, name),
+	MEMBER(pexec_spans, in_format), MEMBER(pexec_spans, out_format),
+	MEMBER(pexec_spans, drop_null), MEMBER(pexec_spans, hash), MEMBER(pexec_spans, flush),
+	MEMBER(pexec_spans, out_fd), MEMBER(pexec_spans, out_name), MEMBER(pexec_spans, reserve),
+	MEMBER(pexec_spans, landed), MEMBER(pexec_spans, keep_fd), MEMBER(pexec_spans, out_path),
+	MEMBER(pexec_spans, keep_path),
 	SIZE(pexec_error),
 };
 
@@ -70,6 +83,10 @@ Test(libabi, reserved_words_end_each_struct)
 	             sizeof(pexec_job));
 	cr_expect_eq(offsetof(pexec_stats, reserved) + sizeof(((pexec_stats *)0)->reserved),
 	             sizeof(pexec_stats));
+	cr_expect_eq(offsetof(pexec_span, reserved) + sizeof(((pexec_span *)0)->reserved),
+	             sizeof(pexec_span));
+	cr_expect_eq(offsetof(pexec_spans, reserved) + sizeof(((pexec_spans *)0)->reserved),
+	             sizeof(pexec_spans));
 }
 
 static long today_value(const char *name)

@@ -310,6 +310,13 @@ typedef pexec_code (*pexec_engine_fn)(void *ctx, const pexec_loaded_plugin *plug
                                       void *next_ctx, pexec_result_fn sink, void *sink_ctx,
                                       pexec_stats *stats, pexec_error *err);
 
+/* Appended in 0.2: pexec_run_spans()'s contract, with a context: the engine
+ * under a job that goes by spans (below, "Runs by spans"). */
+typedef struct pexec_spans pexec_spans;
+typedef pexec_code (*pexec_span_engine_fn)(void *ctx, const pexec_loaded_plugin *plugin,
+                                           const pexec_opts *opts, const pexec_spans *spans,
+                                           pexec_stats *stats, pexec_error *err);
+
 typedef struct pexec_job {
 	const char *plugin;        /* path or bare name */
 	const char *plugin_dir;    /* where bare names are looked up last; NULL:
@@ -355,9 +362,16 @@ typedef struct pexec_job {
 	 * them all. */
 	const char *const *inputs;
 	size_t ninputs;
+	/* Where the run goes by spans (one JSON or NDJSON input from its start,
+	 * and nothing that needs each item here: no --serial, --reduce,
+	 * --fail-fast, on_result, --retry-failed or resumed prefix), the engine
+	 * that takes them instead of pexec_run_spans(), with engine_ctx; NULL:
+	 * pexec_run_spans() where `engine` is NULL too, else item by item
+	 * through `engine`. */
+	pexec_span_engine_fn span_engine;
 
 	/* Room to grow (see "Growing without breaking" above): must be zero. */
-	uint64_t reserved[16];
+	uint64_t reserved[15];
 } pexec_job;
 
 /* Where a job stands, for progress displays. */
@@ -447,6 +461,104 @@ pexec_code pexec_instance_fold(pexec_instance *instance, const char *text, size_
 pexec_code pexec_instance_fold_take(pexec_instance *instance, pexec_buf *out,
                                     pexec_error *err);
 void pexec_instance_close(pexec_instance *instance);
+
+/* ---- appended in 0.2: runs by spans, for engines that spread a job ---- */
+
+/* A run by spans never looks at an item where the input is read: the input
+ * is cut into spans of whole items where items end (a pass that finds the
+ * structure without checking it), each worker checks and splits its spans
+ * with the strict splitter, runs their items and lays their results out as
+ * they are to be written, and each span's output is handed on in one piece.
+ * pexec_job_run() goes so where it can; an engine that spreads a job over
+ * machines (pexec-mpi) takes the spans from the job (pexec_job.span_engine)
+ * and runs them where it likes with pexec_run_spans(). */
+
+/* One span: whole items, as they lie in the input. */
+typedef struct pexec_span {
+	const char *data;    /* its bytes (valid until the source's next call) */
+	size_t len;
+	uint64_t index;      /* its first item's index in the input: the
+	                      * earlier spans' items (results and item hashes
+	                      * are numbered by it) */
+	uint64_t offset;     /* where they lie in the input */
+	uint64_t line;       /* the line of the input it starts on, from 1, */
+	uint64_t line_start; /* and that line's offset: messages name both */
+	uint32_t count;      /* its items; of the input's last span, a guess
+	                      * that its run corrects (see `put`) */
+	int first, last;     /* the input's first span, and its last */
+	uint64_t reserved[2]; /* room to grow: zero */
+} pexec_span;
+
+struct pexec_spans {
+	/* Gives the next span of at most `want` items: 1, 0 at the end, a
+	 * negative pexec_code with `err` filled, or PEXEC_NEXT_WAIT (none yet:
+	 * asked again once opts.source_fd is readable). */
+	int (*next)(void *ctx, uint32_t want, pexec_span *span, pexec_error *err);
+	/* Takes a done span's output, in input order unless opts.unordered:
+	 * `count` items from index `first` (the run's count, which can differ
+	 * from the last span's guess), `written` results in the `len` bytes at
+	 * `out` (a JSON array's each after ",\n"; NDJSON's each with its
+	 * newline; nulls left out under drop_null), `hash`, where `hash` is
+	 * set, the sum of their items' hashes (the job's resume journal keeps
+	 * it: an engine hands it on).  Returns 0, or a negative
+	 * pexec_code with `err` filled to stop the run. */
+	int (*put)(void *ctx, uint64_t first, uint32_t count, const char *out, size_t len,
+	           uint32_t written, uint64_t hash, pexec_error *err);
+	/* Takes each failed item of a span, before the span's put (its output
+	 * holds null in its place): the sink's contract. */
+	pexec_result_fn failed;
+	void *ctx;
+	/* The input where the workers may read spans themselves (a regular
+	 * file, read with pread), or -1: each span's bytes are sent with it. */
+	int input_fd;
+	const char *name;    /* the input in messages */
+	pexec_format in_format, out_format; /* JSON or NDJSON each */
+	int drop_null;
+	int hash;            /* sum the items' hashes for `put` and `reserve` */
+	/* Called with NULL before the run waits: the moment to flush.  Returns
+	 * 0; 1 when it has read input for `next` that opts.source_fd will not
+	 * show as readable (the run asks `next` again at once); or a negative
+	 * pexec_code to stop the run. */
+	pexec_result_fn flush;
+	/* The output where the workers write spans themselves, at offsets
+	 * `reserve` gives (a regular file, written with pwrite), or -1: `put`
+	 * takes the bytes.  With it, `reserve` stands for `put`: it takes a
+	 * span's place in the output (`len` bytes, `written` results) and
+	 * says where its bytes go (*offset) and how many of its first bytes
+	 * to leave out (*skip: a JSON array's first ",", which "[" stands
+	 * for); *ticket names the span to `landed` (where set), called once
+	 * its bytes are on the file, in whatever order spans get there.  Both
+	 * return 0, or a negative pexec_code to stop the run. */
+	int out_fd;
+	const char *out_name; /* the output in messages */
+	int (*reserve)(void *ctx, uint32_t count, size_t len, uint32_t written, uint64_t hash,
+	               uint64_t *offset, size_t *skip, uint64_t *ticket, pexec_error *err);
+	int (*landed)(void *ctx, uint64_t ticket, pexec_error *err);
+	/* With out_fd: a descriptor each worker keeps open while it lives (fd
+	 * 7), so that the next run on the file can wait for the workers of one
+	 * killed at once; -1: none. */
+	int keep_fd;
+	/* For processes elsewhere that could write the output themselves: the
+	 * path out_fd has (NULL: it has none yet), and the path of the file
+	 * keep_fd is, which such a writer opens and holds an open-file-
+	 * description read lock (F_OFD_SETLK) on byte 1 of while it writes. */
+	const char *out_path;
+	const char *keep_path;
+
+	/* Room to grow: must be zero. */
+	uint64_t reserved[8];
+};
+
+/* Runs the spans `spans` gives through the plugin's pool, as pexec_run()
+ * runs items: the plugin's setup around it, its workers, faults settled
+ * item by item, the results laid out and handed to `spans`.  Takes
+ * pexec_run()'s options, but refuses serial, reduce and fail_fast
+ * (PEXEC_EUSAGE) and does not use batch_sink, partial_sink or item_times.
+ * Returns what pexec_run()
+ * returns; malformed input stops it with PEXEC_EINPUT and the message of
+ * the first error in input order. */
+pexec_code pexec_run_spans(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
+                           const pexec_spans *spans, pexec_stats *stats, pexec_error *err);
 
 #ifdef __cplusplus
 }

@@ -384,15 +384,38 @@ pexec_code pexec_run(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
 	return rc;
 }
 
-pexec_code pexec__run_spans(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
-                            const struct pexec__spans *spans, pexec_stats *stats,
-                            pexec_error *err)
+/* What a run by spans cannot do, or was not given. */
+static pexec_code spans_refuse(const pexec_opts *opts, const pexec_spans *spans,
+                               pexec_error *err)
+{
+	if (opts->serial || opts->reduce || opts->fail_fast)
+		return pexec__fail(err, PEXEC_EUSAGE, "a run by spans takes no --serial, --reduce "
+		                   "or --fail-fast: those need each item in this process");
+	if (!spans->next || !spans->failed || (spans->out_fd >= 0 ? !spans->reserve : !spans->put))
+		return pexec__fail(err, PEXEC_EUSAGE, "pexec_spans needs next, failed, and put "
+		                   "(or reserve, with out_fd)");
+	if ((spans->in_format != PEXEC_FORMAT_JSON && spans->in_format != PEXEC_FORMAT_NDJSON) ||
+	    (spans->out_format != PEXEC_FORMAT_JSON && spans->out_format != PEXEC_FORMAT_NDJSON))
+		return pexec__fail(err, PEXEC_EUSAGE, "a run by spans reads and writes JSON or NDJSON");
+	if (pexec__reserved_zero(opts->reserved, PEXEC__RESERVED(opts), "pexec_opts", err) ||
+	    pexec__reserved_zero(spans->reserved, PEXEC__RESERVED(spans), "pexec_spans", err))
+		return PEXEC_EUSAGE;
+	return PEXEC_OK;
+}
+
+pexec_code pexec_run_spans(const pexec_loaded_plugin *plugin, const pexec_opts *opts,
+                           const pexec_spans *spans, pexec_stats *stats, pexec_error *err)
 {
 	struct sigpipe_guard guard;
+	pexec_stats local;
 	pexec_code rc;
 
+	if (!stats)
+		stats = &local;
 	memset(stats, 0, sizeof(*stats));
 	err->msg[0] = '\0';
+	if ((rc = spans_refuse(opts, spans, err)))
+		return rc;
 	sigpipe_block(&guard);
 	rc = pexec_plugin_setup(plugin, opts->config, err);
 	if (rc == PEXEC_OK) {

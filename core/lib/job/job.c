@@ -165,7 +165,7 @@ static int job_batch(void *ctx, uint64_t first, uint32_t count, const struct iov
 
 /* ---- the pool over spans (pool.h): the parent's work per chunk ---- */
 
-static int span_next(void *ctx, uint32_t want, struct pexec__span *span, pexec_error *err)
+static int span_next(void *ctx, uint32_t want, pexec_span *span, pexec_error *err)
 {
 	struct job_ctx *j = ctx;
 
@@ -228,14 +228,30 @@ static int span_landed(void *ctx, uint64_t ticket, pexec_error *err)
 
 /* Whether this run can go by spans: nothing that needs each item in the
  * parent (a job log, --fail-fast, --reduce, --serial, a second pass, an
- * engine of the caller's), one input in JSON or NDJSON, from its start. */
+ * engine of the caller's that takes items only), one input in JSON or
+ * NDJSON, from its start. */
 static int spans_apply(const struct job_ctx *j, const pexec_opts *opts)
 {
 	const pexec_job *job = j->job;
 
-	return !job->engine && !opts->serial && !opts->reduce && !opts->fail_fast &&
-	       !job->on_result && !j->only && j->base == 0 && j->in_open && j->in.n == 1 &&
+	return (!job->engine || job->span_engine) && !opts->serial && !opts->reduce &&
+	       !opts->fail_fast && !job->on_result && !j->only && j->base == 0 && j->in_open &&
+	       j->in.n == 1 &&
 	       (job->input_format == PEXEC_FORMAT_JSON || job->input_format == PEXEC_FORMAT_NDJSON);
+}
+
+/* A stopped run's output cut back to the prefix of chunks that landed: a
+ * chunk placed after one that never got to the file (its writer was gone)
+ * would lie past a hole, and the file is to hold what the journal counts.
+ * (A resumed run cuts it there too; this only keeps the two in step.) */
+static void cut_to_landed(struct job_ctx *j)
+{
+	struct stat st;
+
+	if (fstat(j->out.fd, &st) || (uint64_t)st.st_size <= j->landing.sums.bytes)
+		return;
+	if (ftruncate(j->out.fd, (off_t)j->landing.sums.bytes))
+		return; /* left as it is: the resumed run cuts it */
 }
 
 /* The run by spans: the workers split, run and lay out; the input file,
@@ -243,7 +259,7 @@ static int spans_apply(const struct job_ctx *j, const pexec_opts *opts)
 static pexec_code run_spans(struct job_ctx *j, const pexec_opts *opts, pexec_error *err)
 {
 	const struct pexec__input_file *f = &j->in.files[0];
-	struct pexec__spans sp = {
+	pexec_spans sp = {
 		.next = span_next, .put = span_put, .failed = span_failed, .flush = pexec__job_sink,
 		.ctx = j, .input_fd = f->regular ? j->in.fd : -1, .name = f->name,
 		.in_format = j->job->input_format, .out_format = j->job->output_format,
@@ -262,6 +278,8 @@ static pexec_code run_spans(struct job_ctx *j, const pexec_opts *opts, pexec_err
 		sp.out_name = j->job->output ? j->job->output : "<stdout>";
 		sp.reserve = span_reserve;
 		sp.keep_fd = j->lock.writers_fd;
+		sp.out_path = j->out.unnamed ? NULL : j->out.tmp_path;
+		sp.keep_path = j->lock.writers_fd >= 0 ? j->lock.path : NULL;
 		if (j->journaling) {
 			pexec__landing_init(&j->landing, (struct pexec__landing_sums){
 				j->done, j->hash, j->out.count, j->out.bytes });
@@ -270,7 +288,12 @@ static pexec_code run_spans(struct job_ctx *j, const pexec_opts *opts, pexec_err
 		}
 	}
 	j->spanning = 1;
-	rc = pexec__run_spans(j->plugin, opts, &sp, j->stats, err);
+	if (j->job->span_engine)
+		rc = j->job->span_engine(j->job->engine_ctx, j->plugin, opts, &sp, j->stats, err);
+	else
+		rc = pexec_run_spans(j->plugin, opts, &sp, j->stats, err);
+	if (rc != PEXEC_OK && rc != PEXEC_EITEM && j->landing_on)
+		cut_to_landed(j);
 	return rc;
 }
 

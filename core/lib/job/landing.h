@@ -1,6 +1,6 @@
 /*
  * landing.h - the chunks a journaled run's workers write into the output
- * themselves (pool.h, struct pexec__spans): placed in input order, but
+ * themselves (pool.h, pexec_spans): placed in input order, but
  * landing on the file in whatever order the workers get to them.  The
  * journal may only count a prefix that has landed; this keeps track of
  * which prefix that is.

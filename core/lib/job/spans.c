@@ -148,7 +148,7 @@ static int pass(struct pexec__span_src *s, uint32_t want, uint32_t *found, int *
 	}
 }
 
-int pexec__span_src_next(void *ctx, uint32_t want, struct pexec__span *span, pexec_error *err)
+int pexec__span_src_next(void *ctx, uint32_t want, pexec_span *span, pexec_error *err)
 {
 	struct pexec__span_src *s = ctx;
 	uint32_t found;
@@ -160,9 +160,9 @@ int pexec__span_src_next(void *ctx, uint32_t want, struct pexec__span *span, pex
 		want = SPAN_BYTES / s->bytes_per_item < 1 ? 1 : (uint32_t)(SPAN_BYTES /
 		                                                           s->bytes_per_item);
 	s->start = s->pos;
-	*span = (struct pexec__span){
-		.offset = s->b.offset, .line = s->b.lines + 1, .line_start = s->b.line_start,
-		.first = s->first,
+	*span = (pexec_span){
+		.index = s->items, .offset = s->b.offset, .line = s->b.lines + 1,
+		.line_start = s->b.line_start, .first = s->first,
 	};
 	if (pass(s, want, &found, &last, err))
 		return -(int)PEXEC_ESYS;
@@ -176,6 +176,7 @@ int pexec__span_src_next(void *ctx, uint32_t want, struct pexec__span *span, pex
 	span->len = s->pos - s->start;
 	span->count = found;
 	span->last = last;
+	s->items += found;
 	if (found)
 		s->bytes_per_item = (double)span->len / found;
 	s->first = 0;

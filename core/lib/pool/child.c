@@ -37,7 +37,7 @@ struct child {
 	struct pexec__stages stages;
 	int watch;           /* an item sent alone: its descriptors checked */
 	/* Spans (NULL: none in this run): how to read and lay them out. */
-	const struct pexec__spans *spans;
+	const pexec_spans *spans;
 	pexec__splitter *fragment; /* the strict splitter, over one span at a time */
 	pexec_buf bytes;     /* a span read from the input file */
 	pexec_buf item;      /* an item, with the NUL hooks are promised */
@@ -269,7 +269,7 @@ static void note_failure(struct child *c, uint32_t pos, pexec_stage stage, const
 static void span_item(struct child *c, const char *data, size_t len, uint32_t pos,
                       uint64_t index, struct pexec__span_tail *tail)
 {
-	const struct pexec__spans *sp = c->spans;
+	const pexec_spans *sp = c->spans;
 	pexec_buf *out = &c->out.buf;
 	int json = sp->out_format == PEXEC_FORMAT_JSON;
 	size_t at = out->len, text;
@@ -459,7 +459,7 @@ static void run_span(struct child *c, const struct pexec__frame_header *h)
 
 void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
                         struct pexec__progress *progress, const struct pexec__arena *arena,
-                        int timed, const struct pexec__spans *spans)
+                        int timed, const pexec_spans *spans)
 {
 	struct child c = {
 		.d = d, .in_fd = in_fd, .out_fd = out_fd, .timed = timed, .progress = progress,

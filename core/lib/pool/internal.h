@@ -249,8 +249,8 @@ struct pool {
 	struct pexec__contain contain; /* what plugins start stays in the run */
 
 	/* A run over spans (pexec__pool_run_spans); NULL: over items. */
-	const struct pexec__spans *spans;
-	struct pexec__spans child_spans; /* a worker's copy, its input fd its own */
+	const pexec_spans *spans;
+	pexec_spans child_spans; /* a worker's copy, its input fd its own */
 	pexec__splitter *fragment;       /* to split a span a fault needs in items */
 	pexec_buf layout;                /* a split span's output, laid out again */
 
@@ -389,7 +389,7 @@ int pexec__results_send(struct pexec__results *r, int fd);
  * `progress`, with its start time when `timed`.  Never returns. */
 void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd, int out_fd,
                         struct pexec__progress *progress, const struct pexec__arena *arena,
-                        int timed, const struct pexec__spans *spans)
+                        int timed, const pexec_spans *spans)
 	__attribute__((noreturn));
 
 #endif

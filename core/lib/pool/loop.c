@@ -364,6 +364,11 @@ static void sleep_phase(struct pool *p, struct pollfd *fds, nfds_t *at)
 			p->stop = (pexec_code)-rc;
 			return;
 		}
+		if (rc > 0 && p->spans && p->source_wait) {
+			/* The flush took in input that source_fd no longer shows. */
+			p->source_wait = 0;
+			timeout = 0;
+		}
 	}
 	n = wait_set(p, fds, at);
 	if (poll(fds, n, timeout) < 0 && errno != EINTR) {
@@ -559,7 +564,7 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 }
 
 pexec_code pexec__pool_run_spans(const pexec_descriptor *desc, const pexec_opts *opts,
-                                 const struct pexec__spans *spans, pexec_stats *stats,
+                                 const pexec_spans *spans, pexec_stats *stats,
                                  pexec_error *err)
 {
 	struct pool p = {

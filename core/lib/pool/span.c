@@ -22,12 +22,19 @@
 
 int pexec__span_build(struct pool *p, struct chunk *c, uint32_t want)
 {
-	const struct pexec__spans *sp = p->spans;
-	struct pexec__span s;
+	const pexec_spans *sp = p->spans;
+	pexec_span s;
 	struct pexec__span_head head = { 0 };
 	int inline_bytes = sp->input_fd < 0;
 	int rc = sp->next(sp->ctx, want, &s, p->err);
 
+	if (rc == PEXEC_NEXT_WAIT) {
+		if (p->opts->source_fd <= 0)
+			p->stop = pexec__fail(p->err, PEXEC_EUSAGE,
+			                      "the source asked to wait but gave no source_fd");
+		p->source_wait = 1;
+		return 0;
+	}
 	if (rc <= 0) {
 		if (rc < 0)
 			p->stop = (pexec_code)-rc;
@@ -36,6 +43,7 @@ int pexec__span_build(struct pool *p, struct chunk *c, uint32_t want)
 	}
 	if (s.last)
 		p->source_done = 1;
+	p->next_index = s.index;
 	head = (struct pexec__span_head){
 		.offset = s.offset, .len = s.len, .line = s.line, .line_start = s.line_start,
 		.flags = (s.first ? PEXEC_SPAN_FIRST : 0) | (s.last ? PEXEC_SPAN_LAST : 0) |
@@ -169,7 +177,7 @@ static void counted(struct pool *p, pexec_status status)
 static int write_here(struct pool *p, const char *out, size_t len, uint64_t offset, size_t skip,
                       uint64_t ticket)
 {
-	const struct pexec__spans *sp = p->spans;
+	const pexec_spans *sp = p->spans;
 
 	if (len > skip && pexec__pwrite_full(sp->out_fd, out + skip, len - skip, (off_t)offset))
 		return -(int)pexec__fail(p->err, PEXEC_ESYS, "cannot write '%s': %s", sp->out_name,
@@ -181,7 +189,7 @@ static int write_here(struct pool *p, const char *out, size_t len, uint64_t offs
  * worker whose arena they lie in (WRITE), or here. */
 static int place(struct pool *p, struct chunk *c, const struct span_parts *s)
 {
-	const struct pexec__spans *sp = p->spans;
+	const pexec_spans *sp = p->spans;
 	struct worker *w = c->arena_owner;
 	struct pexec__write_order order;
 	struct pexec__frame_header h = { PEXEC_FRAME_WRITE, 0, sizeof(order), 0 };
@@ -259,7 +267,7 @@ int pexec__span_write_pending(struct pool *p, struct worker *w)
 
 void pexec__span_emit(struct pool *p, struct chunk *c)
 {
-	const struct pexec__spans *sp = p->spans;
+	const pexec_spans *sp = p->spans;
 	const char *rec, *end;
 	struct span_parts s;
 	uint32_t failures = 0;
@@ -374,7 +382,7 @@ nomem:
 int pexec__span_lay_out(struct pool *p, const pexec_result *r, uint32_t *written,
                         uint64_t *hash)
 {
-	const struct pexec__spans *sp = p->spans;
+	const pexec_spans *sp = p->spans;
 	int json = sp->out_format == PEXEC_FORMAT_JSON;
 	const char *text = r->ok ? r->data : "null";
 	size_t len = r->ok ? r->len : 4, at;
@@ -401,7 +409,7 @@ int pexec__span_lay_out(struct pool *p, const pexec_result *r, uint32_t *written
 
 int pexec__span_put_layout(struct pool *p, struct chunk *c, uint32_t written, uint64_t hash)
 {
-	const struct pexec__spans *sp = p->spans;
+	const pexec_spans *sp = p->spans;
 	uint64_t offset, ticket;
 	size_t skip;
 	int rc;

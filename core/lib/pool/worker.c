@@ -64,7 +64,7 @@ static int place_fd(int fd, int to)
  * plugin execs holds none of pexec's descriptors), 0 from /dev/null, 1 onto
  * stderr (a plugin's prints never reach pexec's output), 2, and nothing
  * else. */
-static void child_descriptors(int in_fd, int out_fd, const struct pexec__spans *sp)
+static void child_descriptors(int in_fd, int out_fd, const pexec_spans *sp)
 {
 	int from[5] = { in_fd, out_fd, sp ? sp->input_fd : -1, sp ? sp->out_fd : -1,
 	                sp && sp->out_fd >= 0 ? sp->keep_fd : -1 };
