@@ -69,7 +69,8 @@ CORE_SRCS := core/lib/util.c core/lib/code.c core/lib/loader.c core/lib/manifest
 CLI_SRCS  := core/cli/main.c core/cli/cli.c core/cli/report.c core/cli/tools.c core/cli/new.c \
              core/cli/plugins.c core/cli/list.c core/cli/suggest.c
 # pexec-mpi (make mpi, built with mpicc).
-MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/link.c core/mpi/server.c
+MPI_SRCS  := core/mpi/main.c core/mpi/coord.c core/mpi/coord_spans.c core/mpi/link.c \
+             core/mpi/server.c core/mpi/server_spans.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 # libpexec.so.0 is built from position-independent copies of the same
 # objects (the static archive and the pexec binary keep the plain ones).

@@ -700,6 +700,7 @@ static int prepare_run(struct cli *cli, const struct pexec__cli_engine *engine)
 	cli->job.on_progress_ctx = &cli->report;
 	if (engine) {
 		cli->job.engine = engine->run;
+		cli->job.span_engine = engine->run_spans;
 		cli->job.engine_ctx = engine->ctx;
 	}
 	return -1;

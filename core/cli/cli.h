@@ -15,6 +15,7 @@ struct pexec__cli_engine {
 	 * which serve rank 0 until it lets them go). */
 	int (*start)(void *ctx, const pexec_job *job);
 	pexec_engine_fn run;
+	pexec_span_engine_fn run_spans; /* the job's spans, where it goes by them */
 	void *ctx;
 	/* Called after the job with its code and exit status; returns the exit
 	 * status to end with. */

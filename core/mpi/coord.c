@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,7 @@
 #define CHUNK_ITEMS_MAX 65536u
 #define CHUNK_BYTES_MAX ((size_t)1 << 20)
 
-static pexec_code fail(struct mpi *m, pexec_code code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Stops the run with `code` and a message, unless it is stopping already. */
-static pexec_code fail(struct mpi *m, pexec_code code, const char *fmt, ...)
+pexec_code pexec__coord_fail(struct mpi *m, pexec_code code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -38,7 +35,7 @@ static pexec_code fail(struct mpi *m, pexec_code code, const char *fmt, ...)
 	return code;
 }
 
-static const char *peer_name(struct mpi *m, int r, char *buf, size_t size)
+const char *pexec__coord_peer_name(struct mpi *m, int r, char *buf, size_t size)
 {
 	snprintf(buf, size, "rank %d (%s)", r, m->peers[r].hello ? m->peers[r].host : "?");
 	return buf;
@@ -46,7 +43,7 @@ static const char *peer_name(struct mpi *m, int r, char *buf, size_t size)
 
 /* Items a rank should hold: what it finishes in INFLIGHT_SECONDS, at least
  * two per worker. */
-static uint64_t peer_want(const struct peer *p, uint64_t now)
+uint64_t pexec__coord_peer_want(const struct peer *p, uint64_t now)
 {
 	double rate = 0, want;
 
@@ -62,7 +59,7 @@ static uint64_t peer_want(const struct peer *p, uint64_t now)
 
 static uint32_t peer_chunk(const struct peer *p, uint64_t now)
 {
-	uint64_t n = peer_want(p, now) * (uint64_t)(CHUNK_SECONDS * 1000) /
+	uint64_t n = pexec__coord_peer_want(p, now) * (uint64_t)(CHUNK_SECONDS * 1000) /
 	             (uint64_t)(INFLIGHT_SECONDS * 1000);
 
 	if (n < p->jobs)
@@ -70,7 +67,7 @@ static uint32_t peer_chunk(const struct peer *p, uint64_t now)
 	return n > CHUNK_ITEMS_MAX ? CHUNK_ITEMS_MAX : (uint32_t)n;
 }
 
-static struct chunk *slot(struct mpi *m, uint64_t seq)
+struct chunk *pexec__coord_slot(struct mpi *m, uint64_t seq)
 {
 	return &m->slots[seq % WINDOW_CHUNKS];
 }
@@ -79,7 +76,7 @@ static struct chunk *slot(struct mpi *m, uint64_t seq)
  * 1 when one went, 0 when there was nothing to send. */
 static int send_chunk(struct mpi *m, int r, uint64_t now)
 {
-	struct chunk *c = slot(m, m->next_seq);
+	struct chunk *c = pexec__coord_slot(m, m->next_seq);
 	uint32_t want = peer_chunk(&m->peers[r], now), count = 0;
 	struct pexec__msg h = { PEXEC__MSG_CHUNK, 0, m->next_seq, m->next_index, 0 };
 	const char *data;
@@ -95,8 +92,8 @@ static int send_chunk(struct mpi *m, int r, uint64_t now)
 		if (got != 1)
 			break;
 		if (len > UINT32_MAX - 8) {
-			fail(m, PEXEC_EINPUT, "item %" PRIu64 " is larger than 4 GiB",
-			     m->next_index + count);
+			pexec__coord_fail(m, PEXEC_EINPUT, "item %" PRIu64 " is larger than 4 GiB",
+			                  m->next_index + count);
 			return 0;
 		}
 		n = (uint32_t)len;
@@ -125,7 +122,7 @@ static int send_chunk(struct mpi *m, int r, uint64_t now)
 			goto nomem;
 		memcpy(copy, c->msg.data, c->msg.len);
 		if (pexec__mpi_isend(m, r, copy, c->msg.len)) {
-			fail(m, PEXEC_ESYS, "MPI_Isend to rank %d failed", r);
+			pexec__coord_fail(m, PEXEC_ESYS, "MPI_Isend to rank %d failed", r);
 			return 0;
 		}
 	}
@@ -145,32 +142,40 @@ static int send_chunk(struct mpi *m, int r, uint64_t now)
 	m->peers[r].inflight += count;
 	return 1;
 nomem:
-	fail(m, PEXEC_ESYS, "out of memory building a chunk");
+	pexec__coord_fail(m, PEXEC_ESYS, "out of memory building a chunk");
 	return 0;
 }
 
 /* Hands out chunks to the ranks that have room, the emptiest first. */
+int pexec__coord_hungriest(const struct mpi *m, uint64_t now)
+{
+	int best = -1;
+	double best_fill = 1.0;
+
+	for (int r = 0; r < m->nranks; r++) {
+		const struct peer *p = &m->peers[r];
+		double f;
+		if (!p->running)
+			continue;
+		f = (double)p->inflight / (double)pexec__coord_peer_want(p, now);
+		if (f < best_fill) {
+			best_fill = f;
+			best = r;
+		}
+	}
+	return best;
+}
+
 static void dispatch(struct mpi *m)
 {
 	uint64_t now = pexec__mpi_now_ns();
 
 	while (!m->stop && !m->source_done) {
-		int best = -1;
-		double best_fill = 1.0;
+		int best;
 
 		if (m->next_seq - m->deliver_seq >= WINDOW_CHUNKS || m->buffered > WINDOW_BYTES)
 			return;
-		for (int r = 0; r < m->nranks; r++) {
-			struct peer *p = &m->peers[r];
-			double f;
-			if (!p->running)
-				continue;
-			f = (double)p->inflight / (double)peer_want(p, now);
-			if (f < best_fill) {
-				best_fill = f;
-				best = r;
-			}
-		}
+		best = pexec__coord_hungriest(m, now);
 		if (best < 0 || !send_chunk(m, best, now))
 			return;
 	}
@@ -182,7 +187,7 @@ static void fold_partial(struct mpi *m, const char *data, size_t len)
 	pexec_error why;
 
 	if (pexec_instance_fold(m->fold, data, len, &why))
-		fail(m, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+		pexec__coord_fail(m, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 }
 
 /* Hands a run of successful results to the batch sink. */
@@ -221,7 +226,7 @@ static int hand_over(struct mpi *m, const struct chunk *c, uint32_t i,
 		m->msgbuf.len = 0;
 		if (pexec_buf_append(&m->msgbuf, text, rec->len) ||
 		    pexec_buf_append(&m->msgbuf, "", 1)) {
-			fail(m, PEXEC_ESYS, "out of memory");
+			pexec__coord_fail(m, PEXEC_ESYS, "out of memory");
 			return -1;
 		}
 		r.message = m->msgbuf.data;
@@ -250,7 +255,7 @@ static void deliver(struct mpi *m, struct chunk *c)
 		if (t)
 			m->texts = t;
 		if (!u) {
-			fail(m, PEXEC_ESYS, "out of memory");
+			pexec__coord_fail(m, PEXEC_ESYS, "out of memory");
 			return;
 		}
 		m->inputs = u;
@@ -290,8 +295,8 @@ static void deliver(struct mpi *m, struct chunk *c)
 		if (m->sink && hand_over(m, c, i, &rec, text, input, ilen))
 			return;
 		if (!(rec.flags & PEXEC__REC_OK) && m->opts->fail_fast) {
-			fail(m, PEXEC_ESTOPPED, "stopped at the first failure (--fail-fast): item %" PRIu64,
-			     c->first + i);
+			pexec__coord_fail(m, PEXEC_ESTOPPED, "stopped at the first failure (--fail-fast): item %" PRIu64,
+			                  c->first + i);
 			return;
 		}
 	}
@@ -306,23 +311,24 @@ static void deliver(struct mpi *m, struct chunk *c)
 	}
 	return;
 torn:
-	fail(m, PEXEC_ESYS, "malformed results from %s", peer_name(m, c->peer, who, sizeof(who)));
+	pexec__coord_fail(m, PEXEC_ESYS, "malformed results from %s",
+	                  pexec__coord_peer_name(m, c->peer, who, sizeof(who)));
 }
 
 /* Frees a chunk's slot; a buffer grown by a big chunk is not kept. */
 static void slot_free(struct mpi *m, struct chunk *c)
 {
 	free(c->results);
-	m->buffered -= c->results_len + c->msg.len;
+	m->buffered -= c->results_len + c->msg.len + c->span_len;
 	c->results = NULL;
-	c->results_len = 0;
-	c->used = 0;
+	c->results_len = c->span_len = 0;
+	c->used = c->done = c->placing = 0;
 	if (c->msg.cap > CHUNK_BYTES_MAX / 4)
 		pexec_buf_release(&c->msg);
 	c->msg.len = 0;
 }
 
-static void release(struct mpi *m, struct chunk *c)
+void pexec__coord_release(struct mpi *m, struct chunk *c)
 {
 	slot_free(m, c);
 	m->delivered++;
@@ -331,14 +337,14 @@ static void release(struct mpi *m, struct chunk *c)
 static void on_results(struct mpi *m, int r, const struct pexec__msg *h, char *payload,
                        char *owned)
 {
-	struct chunk *c = slot(m, h->seq);
+	struct chunk *c = pexec__coord_slot(m, h->seq);
 	struct peer *p = &m->peers[r];
 	char who[96];
 
 	if (!c->used || c->seq != h->seq || c->peer != r || c->count != h->count || c->results) {
 		free(owned);
-		fail(m, PEXEC_ESYS, "%s sent results for a chunk it does not hold",
-		     peer_name(m, r, who, sizeof(who)));
+		pexec__coord_fail(m, PEXEC_ESYS, "%s sent results for a chunk it does not hold",
+		                  pexec__coord_peer_name(m, r, who, sizeof(who)));
 		return;
 	}
 	p->inflight -= c->count;
@@ -350,7 +356,7 @@ static void on_results(struct mpi *m, int r, const struct pexec__msg *h, char *p
 	if (!owned) {
 		owned = malloc(h->len ? h->len : 1);
 		if (!owned) {
-			fail(m, PEXEC_ESYS, "out of memory");
+			pexec__coord_fail(m, PEXEC_ESYS, "out of memory");
 			return;
 		}
 		memcpy(owned, payload, h->len);
@@ -364,13 +370,13 @@ static void on_results(struct mpi *m, int r, const struct pexec__msg *h, char *p
 	 * messages are handed in without their header). */
 	if (m->opts->unordered) {
 		deliver(m, c);
-		release(m, c);
+		pexec__coord_release(m, c);
 		return;
 	}
-	while (!m->stop && m->deliver_seq < m->next_seq && slot(m, m->deliver_seq)->results) {
-		struct chunk *d = slot(m, m->deliver_seq);
+	while (!m->stop && m->deliver_seq < m->next_seq && pexec__coord_slot(m, m->deliver_seq)->results) {
+		struct chunk *d = pexec__coord_slot(m, m->deliver_seq);
 		deliver(m, d);
-		release(m, d);
+		pexec__coord_release(m, d);
 		m->deliver_seq++;
 	}
 }
@@ -385,15 +391,20 @@ static void on_done(struct mpi *m, int r, const struct pexec__msg *h, const char
 		return;
 	p->running = 0;
 	m->running--;
+	if (m->placing)
+		pexec__mpi_spans_abandon(m, r);
 	if (h->len >= sizeof(p->counters))
 		memcpy(&p->counters, payload, sizeof(p->counters));
 	if (code == PEXEC_OK || code == PEXEC_EITEM || (code == PEXEC_ECANCELED && m->stop))
 		return;
+	/* Malformed input: its span's SPAN_DONE told it, to be taken in order. */
+	if (code == PEXEC_EINPUT && m->spans && m->error_seq != UINT64_MAX)
+		return;
 	if (code == PEXEC_ECANCELED)
 		code = PEXEC_ESYS;
-	fail(m, code, "%s: %.*s", peer_name(m, r, who, sizeof(who)),
-	     (int)(h->len - (h->len >= sizeof(p->counters) ? sizeof(p->counters) : h->len)),
-	     payload + (h->len >= sizeof(p->counters) ? sizeof(p->counters) : h->len));
+	pexec__coord_fail(m, code, "%s: %.*s", pexec__coord_peer_name(m, r, who, sizeof(who)),
+	                  (int)(h->len - (h->len >= sizeof(p->counters) ? sizeof(p->counters) : h->len)),
+	                  payload + (h->len >= sizeof(p->counters) ? sizeof(p->counters) : h->len));
 }
 
 static void on_hello(struct mpi *m, int r, const struct pexec__msg *h, const char *payload)
@@ -406,7 +417,7 @@ static void on_hello(struct mpi *m, int r, const struct pexec__msg *h, const cha
 	p->hello = 1;
 	m->hellos++;
 	if (h->seq) {
-		fail(m, (pexec_code)h->seq, "rank %d: %.*s", r, (int)h->len, payload);
+		pexec__coord_fail(m, (pexec_code)h->seq, "rank %d: %.*s", r, (int)h->len, payload);
 		p->host[0] = '\0';
 		return;
 	}
@@ -432,20 +443,36 @@ static void on_message(struct mpi *m, int r, const struct pexec__msg *h, char *p
 {
 	char who[96];
 
+	if (m->spans && (h->type == PEXEC__MSG_SPAN_DONE || h->type == PEXEC__MSG_DONE))
+		pexec__mpi_spans_heard(m, r);
 	switch (h->type) {
 	case PEXEC__MSG_HELLO:
 		on_hello(m, r, h, payload);
-		break;
+		free(owned);
+		return;
 	case PEXEC__MSG_RESULTS:
 		on_results(m, r, h, payload, owned);
 		return;
 	case PEXEC__MSG_DONE:
 		on_done(m, r, h, payload);
+		free(owned);
+		return;
+	case PEXEC__MSG_SPAN_DONE:
+		if (m->spans) {
+			pexec__mpi_on_span_done(m, r, h, payload, owned);
+			return;
+		}
 		break;
-	default:
-		fail(m, PEXEC_ESYS, "unexpected message %u from %s", (unsigned)h->type,
-		     peer_name(m, r, who, sizeof(who)));
+	case PEXEC__MSG_LANDED:
+		if (m->spans) {
+			pexec__mpi_on_landed(m, r, h);
+			free(owned);
+			return;
+		}
+		break;
 	}
+	pexec__coord_fail(m, PEXEC_ESYS, "unexpected message %u from %s", (unsigned)h->type,
+	                  pexec__coord_peer_name(m, r, who, sizeof(who)));
 	free(owned);
 }
 
@@ -462,20 +489,21 @@ static int receive(struct mpi *m)
 		any = 1;
 	}
 	if (got < 0)
-		fail(m, PEXEC_ESYS, "malformed message from rank %d's pool", m->rank);
+		pexec__coord_fail(m, PEXEC_ESYS, "malformed message from rank %d's pool", m->rank);
 	if (m->server_gone && m->peers[m->rank].running) {
 		char why[200];
 		m->peers[m->rank].running = 0;
 		m->running--;
 		char who[96];
 		pexec__mpi_server_death(m, why, sizeof(why));
-		fail(m, PEXEC_ESYS, "%s: %s", peer_name(m, m->rank, who, sizeof(who)), why);
+		pexec__coord_fail(m, PEXEC_ESYS, "%s: %s",
+		                  pexec__coord_peer_name(m, m->rank, who, sizeof(who)), why);
 	}
 	while (m->nranks > 1 && (got = pexec__mpi_take_remote(MPI_ANY_SOURCE, &buf, &src)) != 0) {
 		any = 1;
 		if (got < 0) {
 			free(buf);
-			fail(m, PEXEC_ESYS, "malformed message from rank %d", src);
+			pexec__coord_fail(m, PEXEC_ESYS, "malformed message from rank %d", src);
 			continue;
 		}
 		memcpy(&h, buf, sizeof(h));
@@ -525,12 +553,12 @@ static pexec_code await_hellos(struct mpi *m)
 		if (receive(m))
 			idle = 0;
 		else if (m->server_gone)
-			return fail(m, PEXEC_ESYS, "rank %d: its pool process ended before starting",
-			            m->rank);
+			return pexec__coord_fail(m, PEXEC_ESYS, "rank %d: its pool process ended before starting",
+			                         m->rank);
 		else if (m->hellos < m->nranks)
 			pexec__mpi_wait(m, m->opts->cancel_fd, &idle);
 		if (cancel_seen(m))
-			return fail(m, PEXEC_ECANCELED, "cancelled");
+			return pexec__coord_fail(m, PEXEC_ECANCELED, "cancelled");
 	}
 	return m->stop;
 }
@@ -541,35 +569,56 @@ static pexec_code refuse(struct mpi *m)
 	const pexec_opts *opts = m->opts;
 
 	if (opts->reduce && !m->d->reduce)
-		return fail(m, PEXEC_EUSAGE, "plugin '%s' has no reduce hook: --reduce needs one",
-		            m->d->name);
+		return pexec__coord_fail(m, PEXEC_EUSAGE, "plugin '%s' has no reduce hook: --reduce needs one",
+		                         m->d->name);
 	if (opts->reduce && !m->d->deserialize != !m->d->serialize)
-		return fail(m, PEXEC_EUSAGE,
-		            "plugin '%s' cannot reduce: partial results cross between processes "
-		            "through serialize and deserialize, so it needs both or neither",
-		            m->d->name);
+		return pexec__coord_fail(m, PEXEC_EUSAGE,
+		                         "plugin '%s' cannot reduce: partial results cross between processes "
+		                         "through serialize and deserialize, so it needs both or neither",
+		                         m->d->name);
 	if (opts->reduce && opts->unordered)
-		return fail(m, PEXEC_EUSAGE, "--reduce folds results in input order: drop --unordered");
+		return pexec__coord_fail(m, PEXEC_EUSAGE,
+		                         "--reduce folds results in input order: drop --unordered");
 	if (opts->serial && (opts->timeout > 0 || opts->retries || opts->memory_limit ||
 	                     opts->max_tasks_per_worker))
-		return fail(m, PEXEC_EUSAGE,
-		            "--timeout, --retries, --memory-limit and --max-tasks-per-worker "
-		            "need worker processes: drop --serial");
+		return pexec__coord_fail(m, PEXEC_EUSAGE,
+		                         "--timeout, --retries, --memory-limit and --max-tasks-per-worker "
+		                         "need worker processes: drop --serial");
 	return PEXEC_OK;
 }
 
-/* Every server starts the run (its BEGIN). */
-static void begin_run(struct mpi *m)
+/* Every server starts the run (its BEGIN, and a run by spans' payload). */
+static void begin_run(struct mpi *m, const char *payload, size_t len)
 {
+	unsigned flags = (m->opts->item_times ? PEXEC__RUN_TIMES : 0) |
+	                 (m->spans ? PEXEC__RUN_SPANS : 0);
+
 	for (int r = 0; r < m->nranks; r++) {
 		struct peer *p = &m->peers[r];
 		p->inflight = p->done_items = p->first_ns = 0;
 		p->running = 1;
+		p->heard = 0;
 		memset(&p->counters, 0, sizeof(p->counters));
-		pexec__mpi_send(m, r, PEXEC__MSG_BEGIN, m->opts->item_times ? PEXEC__RUN_TIMES : 0, 0,
-		                0, NULL, 0);
+		pexec__mpi_send(m, r, PEXEC__MSG_BEGIN, flags, 0, 0, payload, len);
 	}
 	m->running = m->nranks;
+	m->unheard = m->nranks;
+}
+
+/* After a signal the other ranks are forgotten, but a span one of them
+ * was told to write may be on the file already: its LANDED is awaited a
+ * moment, so that the journal counts what is there.  Whether to go on
+ * waiting (`*until`: the moment's end, set on the first call). */
+static int awaiting_landings(const struct mpi *m, uint64_t *until)
+{
+	uint64_t now;
+
+	if (!m->cancelled || m->placing == 0)
+		return 0;
+	now = pexec__mpi_now_ns();
+	if (*until == 0)
+		*until = now + LANDING_GRACE_NS;
+	return now < *until;
 }
 
 /* Deals chunks out and takes results in until every server has answered
@@ -577,6 +626,7 @@ static void begin_run(struct mpi *m)
 static void run_loop(struct mpi *m)
 {
 	const pexec_opts *opts = m->opts;
+	uint64_t landing_until = 0;
 	long idle = 0;
 	int stopping = 0;
 
@@ -587,12 +637,16 @@ static void run_loop(struct mpi *m)
 		if (!m->cancelled && cancel_seen(m)) {
 			m->cancelled = 1;
 			m->stop = PEXEC_OK; /* a cancel overrides any other reason */
-			fail(m, PEXEC_ECANCELED, "cancelled");
+			pexec__coord_fail(m, PEXEC_ECANCELED, "cancelled");
 			if (stopping)
 				stop_servers(m); /* again: forgets the remote ranks */
 		}
-		if (!m->stop)
+		if (!m->stop && m->spans)
+			pexec__mpi_spans_dispatch(m);
+		else if (!m->stop)
 			dispatch(m);
+		if (m->spans)
+			pexec__mpi_spans_settle(m);
 		ended = !m->stop && m->source_done && m->delivered == m->next_seq;
 		if ((ended || m->stop) && !stopping) {
 			stopping = 1;
@@ -602,7 +656,7 @@ static void run_loop(struct mpi *m)
 				for (int r = 0; r < m->nranks; r++)
 					pexec__mpi_send(m, r, PEXEC__MSG_END, 0, 0, 0, NULL, 0);
 		}
-		if (stopping && m->running == 0)
+		if (stopping && m->running == 0 && !awaiting_landings(m, &landing_until))
 			break;
 		if (opts->on_tick && pexec__mpi_now_ns() >= m->next_tick) {
 			opts->on_tick(opts->tick_ctx, m->stats);
@@ -640,7 +694,7 @@ static pexec_code finish_run(struct mpi *m)
 
 		pexec_buf_init(&out);
 		if (pexec_instance_fold_take(m->fold, &out, &why)) {
-			rc = fail(m, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
+			rc = pexec__coord_fail(m, PEXEC_ESTOPPED, "reduce failed in pexec: %s", why.msg);
 		} else if (m->sink) {
 			pexec_result r = {
 				.index = stats->items, .ok = 1, .data = out.data, .len = out.len,
@@ -657,25 +711,17 @@ static pexec_code finish_run(struct mpi *m)
 	return rc;
 }
 
-pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded_plugin *plugin,
-                                 const pexec_opts *opts, pexec_next_fn next, void *next_ctx,
-                                 pexec_result_fn sink, void *sink_ctx, pexec_stats *stats,
-                                 pexec_error *err)
+/* A run's state set anew. */
+static void start(struct mpi *m, const pexec_loaded_plugin *plugin, const pexec_opts *opts,
+                  pexec_stats *stats, pexec_error *err)
 {
-	struct mpi *m = ctx;
-	pexec_stats local;
-	pexec_code rc;
-
-	if (!stats)
-		stats = &local;
 	memset(stats, 0, sizeof(*stats));
 	err->msg[0] = '\0';
 	m->d = pexec_plugin_descriptor(plugin);
 	m->opts = opts;
-	m->next = next;
-	m->next_ctx = next_ctx;
-	m->sink = sink;
-	m->sink_ctx = sink_ctx;
+	m->next = NULL;
+	m->sink = NULL;
+	m->spans = NULL;
 	m->stats = stats;
 	m->err = err;
 	m->stop = PEXEC_OK;
@@ -685,18 +731,68 @@ pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded_plugin *plugin,
 	m->buffered = 0;
 	m->next_tick = pexec__mpi_now_ns();
 	m->fold = NULL;
+	m->placing = 0;
+	m->halted = 0;
+	m->error_seq = UINT64_MAX;
+	m->out_per_item = 0;
+}
 
+/* The run, once its source and sink are set: BEGIN (with `payload`), the
+ * chunks out and their results in, the figures. */
+static pexec_code coordinate(struct mpi *m, const char *payload, size_t len)
+{
+	pexec_code rc = await_hellos(m);
+
+	if (!rc) {
+		begin_run(m, payload, len);
+		run_loop(m);
+		rc = finish_run(m);
+	}
+	return rc;
+}
+
+pexec_code pexec__mpi_coordinate(void *ctx, const pexec_loaded_plugin *plugin,
+                                 const pexec_opts *opts, pexec_next_fn next, void *next_ctx,
+                                 pexec_result_fn sink, void *sink_ctx, pexec_stats *stats,
+                                 pexec_error *err)
+{
+	struct mpi *m = ctx;
+	pexec_stats local;
+	pexec_code rc;
+
+	start(m, plugin, opts, stats ? stats : &local, err);
+	m->next = next;
+	m->next_ctx = next_ctx;
+	m->sink = sink;
+	m->sink_ctx = sink_ctx;
 	rc = refuse(m);
 	if (!rc && opts->reduce && (rc = pexec_instance_open(plugin, opts->config, &m->fold, err)))
 		m->stop = rc;
 	if (!rc)
-		rc = await_hellos(m);
-	if (!rc) {
-		begin_run(m);
-		run_loop(m);
-		rc = finish_run(m);
-	}
+		rc = coordinate(m, NULL, 0);
 	pexec_instance_close(m->fold);
 	m->fold = NULL;
+	return rc;
+}
+
+pexec_code pexec__mpi_coordinate_spans(void *ctx, const pexec_loaded_plugin *plugin,
+                                       const pexec_opts *opts, const pexec_spans *spans,
+                                       pexec_stats *stats, pexec_error *err)
+{
+	struct mpi *m = ctx;
+	pexec_stats local;
+	char *payload = NULL;
+	size_t len = 0;
+	pexec_code rc;
+
+	start(m, plugin, opts, stats ? stats : &local, err);
+	m->spans = spans;
+	rc = refuse(m);
+	if (!rc && pexec__mpi_spans_begin(m, &payload, &len))
+		rc = pexec__coord_fail(m, PEXEC_ESYS, "out of memory");
+	if (!rc)
+		rc = coordinate(m, payload, len);
+	free(payload);
+	pexec__mpi_spans_end(m);
 	return rc;
 }

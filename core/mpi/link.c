@@ -128,6 +128,20 @@ int pexec__mpi_send(struct mpi *m, int to, uint32_t type, uint32_t count, uint64
 	return pexec__mpi_isend(m, to, buf, sizeof(h) + len);
 }
 
+int pexec__mpi_send_built(struct mpi *m, int to, char *buf, size_t len)
+{
+	int rc = 0;
+
+	if (to != m->rank)
+		return pexec__mpi_isend(m, to, buf, len);
+	if (pexec_buf_append(&m->out, buf, len))
+		rc = -1;
+	free(buf);
+	if (!rc)
+		pexec__mpi_flush(m);
+	return rc;
+}
+
 /* ---- receiving ---- */
 
 /* Reads what the server has sent.  Returns 1 for bytes, 0 for none. */

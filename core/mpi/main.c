@@ -192,6 +192,7 @@ static void release_all(struct mpi *m)
 	pexec_buf_release(&m->in);
 	pexec_buf_release(&m->out);
 	pexec_buf_release(&m->msgbuf);
+	pexec_buf_release(&m->error_msg);
 	m->slots = NULL;
 	m->peers = NULL;
 	m->sends = NULL;
@@ -231,6 +232,7 @@ static int on_start(void *ctx, const pexec_job *job)
 	pexec_buf_init(&m->in);
 	pexec_buf_init(&m->out);
 	pexec_buf_init(&m->msgbuf);
+	pexec_buf_init(&m->error_msg);
 	if (m->rank != 0) {
 		status = relay(m);
 		MPI_Finalize();
@@ -333,7 +335,8 @@ int main(int argc, char **argv)
 {
 	struct mpi m = { .fd = -1, .cancel_w = -1, .saved_stderr = -1 };
 	struct pexec__cli_engine engine = {
-		.name = "pexec-mpi", .start = on_start, .run = pexec__mpi_coordinate, .ctx = &m,
+		.name = "pexec-mpi", .start = on_start, .run = pexec__mpi_coordinate,
+		.run_spans = pexec__mpi_coordinate_spans, .ctx = &m,
 		.finish = on_finish,
 	};
 	int rank = launcher_rank();

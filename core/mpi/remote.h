@@ -18,6 +18,13 @@
  *     STOP    stop this run at once (with a byte on the server's cancel
  *             pipe, so that it does not wait for its workers): then DONE.
  *     QUIT    leave (between runs).
+ *   and, in a run by spans (BEGIN with PEXEC__RUN_SPANS):
+ *     SPAN    seq, first as CHUNK's, count: its items (the last span's a
+ *             guess); payload: struct pexec__span_wire, then the span's
+ *             bytes.
+ *     PLACE   seq: a span the server holds the output of; first: the
+ *             offset to write it at; count: how many of its first bytes to
+ *             leave out.  The server answers LANDED.
  *   server -> coordinator
  *     HELLO   once, at start: count: its workers; first: the CPUs online on
  *             its node (high 32 bits) and its pid; payload: its host name.
@@ -33,6 +40,20 @@
  *             results (PEXEC__REC_PARTIAL).
  *     DONE    the run ended: seq: its pexec_code; payload: struct
  *             pexec__done, then the error message when it failed.
+ *   and, in a run by spans:
+ *     SPAN_DONE  seq, first as the SPAN's, count: its items; payload:
+ *             struct pexec__span_done, its failure records (struct
+ *             pexec__span_fail, message, input), the input error's
+ *             message, then the output bytes unless the server holds them
+ *             (PEXEC__SPAN_HELD: it writes them itself at the PLACE).
+ *     LANDED  seq: a placed span is on the file; count: 0, or the errno
+ *             the write failed with.
+ *
+ * A run by spans starts with BEGIN's payload, struct pexec__span_begin and
+ * its four strings.  Where the output is a file that the servers may open
+ * too (out_path), the coordinator writes a token into a probe file beside
+ * it; a server that opens both and reads the token back holds its spans'
+ * output and writes it itself, so that rank 0 moves no result byte.
  */
 #ifndef PEXEC_REMOTE_H
 #define PEXEC_REMOTE_H
@@ -51,6 +72,10 @@ enum pexec__msg_type {
 	PEXEC__MSG_HELLO,
 	PEXEC__MSG_RESULTS,
 	PEXEC__MSG_DONE,
+	PEXEC__MSG_SPAN,
+	PEXEC__MSG_PLACE,
+	PEXEC__MSG_SPAN_DONE,
+	PEXEC__MSG_LANDED,
 	PEXEC__MSG_LAST
 };
 
@@ -67,6 +92,44 @@ struct pexec__msg {
 
 /* BEGIN flags. */
 #define PEXEC__RUN_TIMES 1u    /* every record carries its timing */
+#define PEXEC__RUN_SPANS 2u    /* a run by spans (pexec_spans) */
+
+/* A run by spans: BEGIN's payload, then the input's name, the output's
+ * path (for servers that may write it), the probe file's and the lock
+ * file's (see above), each `*_len` bytes. */
+struct pexec__span_begin {
+	uint32_t in_format, out_format;
+	uint32_t drop_null, hash;
+	uint8_t token[16];
+	uint32_t name_len, out_path_len, probe_len, keep_len;
+};
+
+/* A SPAN's head: pexec_span's fields that are not its bytes. */
+struct pexec__span_wire {
+	uint64_t offset, line, line_start;
+	uint32_t first, last;
+};
+
+/* A SPAN_DONE's head. */
+struct pexec__span_done {
+	uint64_t out_len;   /* the output's bytes */
+	uint64_t hash;
+	uint32_t written;
+	uint32_t failures;  /* records that follow */
+	uint32_t error_len; /* malformed input: the message, and nothing else */
+	uint32_t flags;     /* PEXEC__SPAN_HELD */
+};
+#define PEXEC__SPAN_HELD 1u
+
+/* One failed item of a span, then `message_len` and `input_len` bytes. */
+struct pexec__span_fail {
+	uint32_t pos;       /* in the span */
+	uint8_t status, stage, pad[2];
+	uint32_t attempts;
+	int32_t pid;
+	double started, seconds;
+	uint32_t message_len, input_len;
+};
 
 /* One result of a RESULTS payload, decoded. */
 struct pexec__record {

@@ -21,38 +21,7 @@
 #include <unistd.h>
 
 #include "pexec.h"
-#include "remote.h"
-
-/* A chunk whose results are being gathered. */
-struct segment {
-	uint64_t seq, first;
-	uint64_t local_first;      /* its first item's index in this server's run */
-	uint32_t count;
-	uint32_t done;             /* items accounted for */
-	uint32_t emitted;          /* records written */
-};
-
-struct server {
-	int fd, cancel_fd;
-	unsigned flags;            /* PEXEC__RUN_*, from BEGIN */
-
-	pexec_buf in;              /* bytes read, from in_at on not yet taken */
-	size_t in_at;
-	const char *cur, *cur_end; /* the chunk being given out */
-	uint32_t cur_left;
-	int cut;                   /* folding: a chunk was given out whole */
-	int ended;                 /* END seen: the source is done */
-	uint64_t local_next;       /* the run's index of the next chunk's first item */
-
-	struct segment *segs;      /* chunks given out, oldest first */
-	size_t segs_head, segs_len, segs_cap;
-	pexec_buf out;             /* the head chunk's RESULTS message */
-
-	/* --reduce: the pool hands over its partial results (workers fold, as
-	 * in pexec, so a fault in reduce fails its item), and each chunk's are
-	 * folded here into the chunk's own partial result (remote.h). */
-	pexec_instance *fold;
-};
+#include "server.h"
 
 pexec_code pexec__mpi_fail(pexec_error *err, pexec_code code, const char *fmt, ...)
 {
@@ -73,7 +42,7 @@ int pexec__msg_valid(const struct pexec__msg *h)
 }
 
 /* Writes all of it; the socket is non-blocking, so a full one is waited on. */
-static int send_all(int fd, const void *data, size_t len)
+int pexec__server_send_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -95,14 +64,14 @@ static int send_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-static int send_msg(int fd, uint32_t type, uint32_t count, uint64_t seq, uint64_t first,
+int pexec__server_send(int fd, uint32_t type, uint32_t count, uint64_t seq, uint64_t first,
                     const void *payload, size_t len)
 {
 	struct pexec__msg h = { type, count, seq, first, len };
 
-	if (send_all(fd, &h, sizeof(h)))
+	if (pexec__server_send_all(fd, &h, sizeof(h)))
 		return -1;
-	return len ? send_all(fd, payload, len) : 0;
+	return len ? pexec__server_send_all(fd, payload, len) : 0;
 }
 
 int pexec__msg_take(const char *buf, size_t len, size_t *at, struct pexec__msg *h,
@@ -122,16 +91,12 @@ int pexec__msg_take(const char *buf, size_t len, size_t *at, struct pexec__msg *
 	return 1;
 }
 
-static int take_msg(struct server *s, struct pexec__msg *h, const char **payload)
+int pexec__server_take(struct server *s, struct pexec__msg *h, const char **payload)
 {
 	return pexec__msg_take(s->in.data, s->in.len, &s->in_at, h, payload);
 }
 
-/* Reads what the socket has (waiting for it when `block`).  Moves the
- * untaken bytes to the front first, so only call it when nothing points
- * into the buffer.  Returns 1 for bytes read, 0 for none yet, -1 at EOF or on
- * an error. */
-static int fill(struct server *s, int block)
+int pexec__server_fill(struct server *s, int block)
 {
 	ssize_t n;
 
@@ -160,7 +125,28 @@ static int fill(struct server *s, int block)
 	}
 }
 
-static int push_segment(struct server *s, const struct pexec__msg *h)
+int pexec__server_next(struct server *s, struct pexec__msg *h, const char **payload)
+{
+	for (;;) {
+		int got = pexec__server_take(s, h, payload);
+		if (got > 0)
+			return 1;
+		if (got < 0)
+			return PEXEC__SERVER_MALFORMED;
+		got = pexec__server_fill(s, 0);
+		if (got <= 0)
+			return got < 0 ? PEXEC__SERVER_LOST : 0;
+	}
+}
+
+int pexec__server_next_failed(int got, pexec_error *err)
+{
+	return -(int)pexec__mpi_fail(err, PEXEC_ESYS, got == PEXEC__SERVER_LOST
+	                             ? "lost the connection to pexec-mpi"
+	                             : "malformed message from pexec-mpi");
+}
+
+int pexec__server_push_segment(struct server *s, const struct pexec__msg *h)
 {
 	if (s->segs_head + s->segs_len == s->segs_cap) {
 		if (s->segs_head > 0) {
@@ -199,22 +185,16 @@ static int serve_next(void *ctx, const char **data, size_t *len, pexec_error *er
 	while (s->cur_left == 0) {
 		if (s->ended)
 			return 0;
-		got = take_msg(s, &h, &payload);
-		if (got == 0) {
-			got = fill(s, 0);
-			if (got == 0)
-				return PEXEC_NEXT_WAIT;
-			if (got < 0)
-				return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi");
-			continue;
-		}
+		got = pexec__server_next(s, &h, &payload);
+		if (got == 0)
+			return PEXEC_NEXT_WAIT;
 		if (got < 0)
-			return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "malformed message from pexec-mpi");
+			return pexec__server_next_failed(got, err);
 		switch (h.type) {
 		case PEXEC__MSG_CHUNK:
 			if (h.count == 0)
 				continue;
-			if (push_segment(s, &h))
+			if (pexec__server_push_segment(s, &h))
 				return -(int)pexec__mpi_fail(err, PEXEC_ESYS, "out of memory");
 			s->cur = payload;
 			s->cur_end = payload + h.len;
@@ -361,7 +341,7 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 	}
 	h.len = s->out.len - PEXEC__MSG_HEADER;
 	memcpy(s->out.data, &h, sizeof(h));
-	if (send_all(s->fd, s->out.data, s->out.len))
+	if (pexec__server_send_all(s->fd, s->out.data, s->out.len))
 		return pexec__mpi_fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi: %s",
 		                   strerror(errno));
 	s->out.len = 0;
@@ -455,7 +435,7 @@ static int serve_fold(void *ctx, uint32_t items, const char *data, size_t len,
 	return 0;
 }
 
-static void drain(int fd)
+void pexec__server_drain(int fd)
 {
 	char buf[64];
 
@@ -475,7 +455,7 @@ static int serve_run(struct server *s, const pexec_loaded_plugin *plugin, const 
 	pexec_code rc = PEXEC_OK;
 	int failed;
 
-	drain(s->cancel_fd); /* a STOP that came after the last run ended */
+	pexec__server_drain(s->cancel_fd); /* a STOP that came after the last run ended */
 	s->flags = flags;
 	s->ended = 0;
 	s->cur_left = 0;
@@ -516,7 +496,7 @@ static int serve_run(struct server *s, const pexec_loaded_plugin *plugin, const 
 	         (rc != PEXEC_OK && rc != PEXEC_EITEM &&
 	          pexec_buf_append(&reply, err.msg, strlen(err.msg)));
 	if (!failed)
-		failed = send_msg(s->fd, PEXEC__MSG_DONE, 0, (uint64_t)rc, 0, reply.data, reply.len);
+		failed = pexec__server_send(s->fd, PEXEC__MSG_DONE, 0, (uint64_t)rc, 0, reply.data, reply.len);
 	pexec_buf_release(&reply);
 	return failed ? -1 : 0;
 }
@@ -524,7 +504,7 @@ static int serve_run(struct server *s, const pexec_loaded_plugin *plugin, const 
 int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *opts, int fd,
                  int cancel_fd)
 {
-	struct server s = { .fd = fd, .cancel_fd = cancel_fd };
+	struct server s = { .fd = fd, .cancel_fd = cancel_fd, .out_fd = -1, .keep_fd = -1 };
 	pexec_loaded_plugin *loaded = NULL;
 	pexec_error err = { { 0 } };
 	char host[256] = "?";
@@ -541,21 +521,22 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 	gethostname(host, sizeof(host) - 1);
 	rc = pexec_plugin_load(plugin, plugin_dir, &loaded, &err);
 	if (rc) {
-		send_msg(fd, PEXEC__MSG_HELLO, 0, (uint64_t)rc, 0, err.msg, strlen(err.msg));
+		pexec__server_send(fd, PEXEC__MSG_HELLO, 0, (uint64_t)rc, 0, err.msg, strlen(err.msg));
 		return 1;
 	}
 	jobs = opts->serial ? 1 : opts->jobs ? opts->jobs : pexec_cpu_count();
 	pexec_buf_init(&s.in);
 	pexec_buf_init(&s.out);
+	pexec_buf_init(&s.fails);
 	online = sysconf(_SC_NPROCESSORS_ONLN);
-	if (send_msg(fd, PEXEC__MSG_HELLO, jobs, 0,
+	if (pexec__server_send(fd, PEXEC__MSG_HELLO, jobs, 0,
 	             (uint64_t)(online > 0 ? online : 1) << 32 | (uint32_t)getpid(), host,
 	             strlen(host)))
 		goto out;
 	for (;;) {
-		got = take_msg(&s, &h, &payload);
+		got = pexec__server_take(&s, &h, &payload);
 		if (got == 0) {
-			if (fill(&s, 1) < 0)
+			if (pexec__server_fill(&s, 1) < 0)
 				goto out;
 			continue;
 		}
@@ -566,7 +547,9 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 			goto out;
 		}
 		if (h.type == PEXEC__MSG_BEGIN) {
-			if (serve_run(&s, loaded, opts, h.count))
+			if ((h.count & PEXEC__RUN_SPANS)
+			        ? pexec__server_run_spans(&s, loaded, opts, payload, h.len)
+			        : serve_run(&s, loaded, opts, h.count))
 				goto out;
 		}
 		/* Anything else between runs is left over from a stopped one. */
@@ -574,7 +557,10 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 out:
 	pexec_buf_release(&s.in);
 	pexec_buf_release(&s.out);
+	pexec_buf_release(&s.fails);
 	free(s.segs);
+	free(s.held);
+	free(s.unsynced);
 	pexec_plugin_free(loaded);
 	return status;
 }
