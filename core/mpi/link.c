@@ -26,6 +26,12 @@ uint64_t pexec__mpi_now_ns(void)
 }
 
 #define TAG 7
+/* Rank 0 probes the other ranks from IDLE_MIN_NS after its last message,
+ * doubling to IDLE_MAX_NS.  A rank holds INFLIGHT_SECONDS (200 ms) of
+ * work (coord.c), so a reply 1 ms late never idles it, and each wake-up
+ * is a context switch that rank 0 pays: shorter steps cost CPU for no
+ * speed. */
+#define IDLE_MIN_NS 250000L
 #define IDLE_MAX_NS 1000000L
 
 /* ---- sending ---- */
@@ -226,7 +232,7 @@ void pexec__mpi_wait(struct mpi *m, int extra, long *idle)
 		return;
 	}
 	ppoll(fds, 2, &ts, NULL);
-	*idle = *idle ? *idle * 2 : 20000;
+	*idle = *idle ? *idle * 2 : IDLE_MIN_NS;
 	if (*idle > IDLE_MAX_NS)
 		*idle = IDLE_MAX_NS;
 }
