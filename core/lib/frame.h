@@ -28,7 +28,9 @@
  *   WRITE    parent -> worker: write a chunk's output to the output file
  *            yourself (struct pexec__write_order).
  *   WRITTEN  worker -> parent: done; aux: the frame's end, count: 0 or the
- *            errno the write failed with.  No payload.
+ *            errno the write failed with.  No payload.  Where the parent has
+ *            sent more, it comes just before the next results, in the same
+ *            write, not on its own.
  *   READY    worker -> parent: init succeeded.  No payload.
  *   INITFAIL worker -> parent: init failed; the payload is the message.
  *

@@ -13,10 +13,12 @@
  * ring never makes anyone wait.  Successive processes of one slot share
  * its arena: a new one starts where the last announced frame ended.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "internal.h"
 #include "util.h"
@@ -160,9 +162,36 @@ void pexec__results_begin(struct pexec__results *r)
 	r->buf.len = 0;
 }
 
-int pexec__results_send(struct pexec__results *r, int fd)
+/* `a` then `b` down a blocking pipe in one writev where it takes them. */
+static int write_two(int fd, const void *a, size_t alen, const void *b, size_t blen)
 {
+	struct iovec iov[2] = { { (void *)a, alen }, { (void *)b, blen } };
+	int i = alen ? 0 : 1;
+
+	while (i < 2) {
+		ssize_t n = writev(fd, iov + i, 2 - i);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		for (; i < 2 && (size_t)n >= iov[i].iov_len; i++)
+			n -= (ssize_t)iov[i].iov_len;
+		if (i < 2) {
+			iov[i].iov_base = (char *)iov[i].iov_base + n;
+			iov[i].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int pexec__results_send(struct pexec__results *r, int fd, pexec_buf *before)
+{
+	const char *pre = before ? before->data : NULL;
+	size_t pre_len = before ? before->len : 0;
+
 	r->last_len = r->buf.len;
+	if (before)
+		before->len = 0;
 	if (r->in_arena) {
 		char hdr[PEXEC_FRAME_HEADER_SIZE];
 		pexec_buf notice = { .data = hdr, .cap = sizeof(hdr) };
@@ -170,8 +199,8 @@ int pexec__results_send(struct pexec__results *r, int fd)
 		r->head = r->start + r->buf.len;
 		pexec__frame_begin(&notice, PEXEC_FRAME_RESULTS_SHM, r->head);
 		pexec__frame_end(&notice, 0, (uint32_t)r->buf.len);
-		return pexec__write_full(fd, hdr, sizeof(hdr));
+		return write_two(fd, pre, pre_len, hdr, sizeof(hdr));
 	}
 	r->heap = r->buf;
-	return pexec__write_full(fd, r->buf.data, r->buf.len);
+	return write_two(fd, pre, pre_len, r->buf.data, r->buf.len);
 }

@@ -11,6 +11,7 @@
  * can blame that item alone if the worker dies.
  */
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -50,6 +51,8 @@ struct child {
 		size_t out_len;
 	} *unwritten;
 	size_t uw_head, uw_len, uw_cap;
+	/* WRITTEN frames held back to go with the next results (write_span). */
+	pexec_buf acks;
 };
 
 /* Between the stages of an item sent alone (a suspect, or a slow item,
@@ -219,7 +222,7 @@ static void run_chunk(struct child *c, const struct pexec__frame_header *h)
 	pexec__frame_set_aux(&c->out.buf, 0, pexec__now_ns() - t0);
 	/* What the plugin printed goes out before its results do. */
 	fflush(stdout);
-	if (pexec__results_send(&c->out, c->out_fd))
+	if (pexec__results_send(&c->out, c->out_fd, &c->acks))
 		die("cannot send results");
 }
 
@@ -376,8 +379,26 @@ static void keep_unwritten(struct child *c, size_t out_len)
 	};
 }
 
+/* Whether the parent has sent more: a frame, or the pipe's end. */
+static int input_waiting(const struct child *c)
+{
+	struct pollfd in = { .fd = c->in_fd, .events = POLLIN };
+
+	return poll(&in, 1, 0) > 0;
+}
+
+static void send_acks(struct child *c)
+{
+	if (c->acks.len && pexec__write_full(c->out_fd, c->acks.data, c->acks.len))
+		die("cannot send results");
+	c->acks.len = 0;
+}
+
 /* A WRITE: the oldest unwritten span's output into the output file, and
- * WRITTEN back (with the errno when it failed). */
+ * WRITTEN back (with the errno when it failed).  Where the parent has sent
+ * more, the WRITTEN waits to go with the results of that: the parent then
+ * wakes once a span, not twice, and a WRITTEN is never later than the
+ * next frame takes, nor held while this worker waits. */
 static void write_span(struct child *c, const struct pexec__frame_header *h)
 {
 	struct pexec__write_order w;
@@ -401,8 +422,10 @@ static void write_span(struct child *c, const struct pexec__frame_header *h)
 	ack.aux = u->end;
 	c->uw_head++;
 	c->uw_len--;
-	if (pexec__write_full(c->out_fd, &ack, sizeof(ack)))
+	if (pexec_buf_append(&c->acks, &ack, sizeof(ack)))
 		die("cannot send results");
+	if (!input_waiting(c))
+		send_acks(c);
 }
 
 /* Answers a SPAN with one SPAN_RESULTS frame. */
@@ -453,7 +476,7 @@ static void run_span(struct child *c, const struct pexec__frame_header *h)
 	/* The parent asks for a write of every span with output (span.c). */
 	if (c->spans->out_fd >= 0 && c->out.in_arena && tail.out_len > 0)
 		keep_unwritten(c, tail.out_len);
-	if (pexec__results_send(&c->out, c->out_fd))
+	if (pexec__results_send(&c->out, c->out_fd, &c->acks))
 		die("cannot send results");
 }
 
@@ -485,6 +508,7 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	pexec__buf_init(&c.bytes);
 	pexec__buf_init(&c.item);
 	pexec__buf_init(&c.fails);
+	pexec__buf_init(&c.acks);
 	while (read_chunk(&c, &h)) {
 		if (h.type == PEXEC_FRAME_SPAN)
 			run_span(&c, &h);
@@ -493,6 +517,7 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 		else
 			run_chunk(&c, &h);
 	}
+	send_acks(&c);
 	pexec__plugin_fini(d, c.state);
 	fflush(stdout);
 	fflush(stderr);
@@ -503,6 +528,7 @@ void pexec__worker_main(const pexec_descriptor *d, const char *config, int in_fd
 	pexec__buf_release(&c.fails);
 	pexec__split_free(c.check);
 	pexec__split_free(c.fragment);
+	pexec__buf_release(&c.acks);
 	free(c.unwritten);
 	_exit(0);
 }

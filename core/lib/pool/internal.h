@@ -377,9 +377,10 @@ struct pexec__results {
 /* Starts a frame's results: in the arena if there is room for a frame like
  * the last one, else on the heap. */
 void pexec__results_begin(struct pexec__results *r);
-/* Sends the finished frame: a notice for an arena frame, the bytes else.
- * Returns 0, or -1 with errno set. */
-int pexec__results_send(struct pexec__results *r, int fd);
+/* Sends the finished frame: a notice for an arena frame, the bytes else,
+ * after the frames in `before` (NULL: none; emptied), in one write where
+ * the pipe takes it.  Returns 0, or -1 with errno set. */
+int pexec__results_send(struct pexec__results *r, int fd, pexec_buf *before);
 
 /* ---- child.c ---- */
 

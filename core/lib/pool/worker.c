@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -500,7 +501,7 @@ void pexec__pool_worker_read(struct pool *p, struct worker *w)
 {
 	while (!p->stop && !w->eof && w->from_fd >= 0) {
 		int broken;
-		size_t want = read_want(w, &broken);
+		size_t want = read_want(w, &broken), room;
 		ssize_t n;
 
 		if (broken)
@@ -509,7 +510,8 @@ void pexec__pool_worker_read(struct pool *p, struct worker *w)
 			p->stop = pexec__fail(p->err, PEXEC_ESYS, "out of memory reading results");
 			return;
 		}
-		n = read(w->from_fd, w->in.data + w->in.len, w->in.cap - w->in.len);
+		room = w->in.cap - w->in.len;
+		n = read(w->from_fd, w->in.data + w->in.len, room);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -522,6 +524,10 @@ void pexec__pool_worker_read(struct pool *p, struct worker *w)
 		w->in.len += (size_t)n;
 		if (worker_frames(p, w))
 			goto broken;
+		/* Less than there was room for: the pipe is empty (a read more
+		 * would only say EAGAIN), and poll says when it is not. */
+		if ((size_t)n < room)
+			return;
 	}
 	return;
 broken:
@@ -530,41 +536,80 @@ broken:
 	w->eof_ns = pexec__now_ns();
 }
 
-/* Writes what WRITE orders the pipe takes now; 1 when they are all out. */
-static int write_orders(struct worker *w)
+/* Up to this many frames go in one writev. */
+#define WRITE_IOV 16
+
+/* What is due to the worker, in the order it must read it: the rest of a
+ * task frame begun, the WRITE orders (which go between whole task frames),
+ * then the tasks not yet sent.  Returns the iovecs filled. */
+static int due_to_worker(const struct worker *w, struct iovec *iov)
 {
-	while (w->orders_off < w->orders.len) {
-		ssize_t n = write(w->to_fd, w->orders.data + w->orders_off,
-		                  w->orders.len - w->orders_off);
-		if (n < 0)
-			return 0;
-		w->orders_off += (size_t)n;
+	unsigned k = w->nsent;
+	int n = 0;
+
+	if (w->sent_off > 0) {
+		const struct task *t = &w->inflight[k++];
+		iov[n++] = (struct iovec){ (char *)pexec__pool_task_data(t) + w->sent_off,
+			                   pexec__pool_task_len(t) - w->sent_off };
 	}
-	w->orders.len = w->orders_off = 0;
-	return 1;
+	if (w->orders_off < w->orders.len)
+		iov[n++] = (struct iovec){ w->orders.data + w->orders_off,
+			                   w->orders.len - w->orders_off };
+	for (; k < w->ninflight && n < WRITE_IOV; k++)
+		iov[n++] = (struct iovec){ (char *)pexec__pool_task_data(&w->inflight[k]),
+			                   pexec__pool_task_len(&w->inflight[k]) };
+	return n;
 }
 
+/* Counts `n` bytes of due_to_worker()'s as sent. */
+static void sent_to_worker(struct worker *w, size_t n)
+{
+	if (w->sent_off > 0) {
+		size_t rest = pexec__pool_task_len(&w->inflight[w->nsent]) - w->sent_off;
+		size_t k = n < rest ? n : rest;
+
+		w->sent_off += k;
+		n -= k;
+		if (k < rest)
+			return;
+		w->nsent++;
+		w->sent_off = 0;
+	}
+	if (w->orders_off < w->orders.len) {
+		size_t rest = w->orders.len - w->orders_off, k = n < rest ? n : rest;
+
+		w->orders_off += k;
+		n -= k;
+		if (k < rest)
+			return;
+		w->orders.len = w->orders_off = 0;
+	}
+	while (n > 0) {
+		size_t len = pexec__pool_task_len(&w->inflight[w->nsent]);
+
+		if (n < len) {
+			w->sent_off = n;
+			return;
+		}
+		w->nsent++;
+		n -= len;
+	}
+}
+
+/* Sends what is due to the worker in as few writes as the pipe takes: one
+ * a wake-up in the common case, where a write an order and a task each
+ * cost the worker a wake-up and the parent a system call. */
 void pexec__pool_worker_write(struct worker *w)
 {
-	/* Orders go between whole task frames. */
-	if (w->to_fd >= 0 && w->sent_off == 0 && !write_orders(w))
-		return;
-	while (w->nsent < w->ninflight && w->to_fd >= 0) {
-		struct task *t = &w->inflight[w->nsent];
-		size_t len = pexec__pool_task_len(t);
-		ssize_t n = write(w->to_fd, pexec__pool_task_data(t) + w->sent_off, len - w->sent_off);
+	while (w->to_fd >= 0 && (w->nsent < w->ninflight || w->orders_off < w->orders.len)) {
+		struct iovec iov[WRITE_IOV + 2];
+		ssize_t n = writev(w->to_fd, iov, due_to_worker(w, iov));
 
 		if (n < 0) {
 			/* EAGAIN: later.  EPIPE: the worker is gone, which its end
 			 * will say. */
 			return;
 		}
-		w->sent_off += (size_t)n;
-		if (w->sent_off == len) {
-			w->nsent++;
-			w->sent_off = 0;
-			if (!write_orders(w))
-				return;
-		}
+		sent_to_worker(w, (size_t)n);
 	}
 }
