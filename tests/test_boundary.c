@@ -155,11 +155,18 @@ static size_t strict_ends(const struct text *t, int ndjson, size_t *ends, size_t
 	return n;
 }
 
+/* Runs the rest of the test once with each build of the pass this CPU can
+ * run (SSE2, and AVX2 where it has it), `avx2` saying which. */
+#define EACH_BUILD(avx2) \
+	for (int avx2 = 0; avx2 < 2; avx2++) \
+		if (pexec__bounds_avx2(avx2) == avx2)
+
 Test(boundary, cuts_where_the_strict_splitter_says_items_end)
 {
 	struct text t = { 0 };
 	size_t ends[64];
 
+	EACH_BUILD(avx2)
 	for (unsigned seed = 1; seed <= 400; seed++) {
 		int ndjson = seed % 2;
 		size_t n;
@@ -174,9 +181,11 @@ Test(boundary, cuts_where_the_strict_splitter_says_items_end)
 			pexec__bounds_init(&b, ndjson);
 			passed = pexec__bounds_pass(&b, (const unsigned char *)t.p, t.len, 1,
 			                            (uint32_t)k, &found);
-			cr_assert_eq(found, k, "seed %u: %u items of %zu\n%s", seed, found, k, t.p);
-			cr_assert_eq(passed, ends[k - 1], "seed %u, item %zu: cut at %zu, want %zu\n%s",
-			             seed, k, passed, ends[k - 1], t.p);
+			cr_assert_eq(found, k, "avx2 %d, seed %u: %u items of %zu\n%s", avx2, seed,
+			             found, k, t.p);
+			cr_assert_eq(passed, ends[k - 1],
+			             "avx2 %d, seed %u, item %zu: cut at %zu, want %zu\n%s", avx2, seed,
+			             k, passed, ends[k - 1], t.p);
 		}
 	}
 	free(t.p);
@@ -188,18 +197,20 @@ Test(boundary, counts_the_same_in_pieces)
 	struct text t = { 0 };
 	size_t ends[64];
 
+	EACH_BUILD(avx2)
 	for (unsigned seed = 1; seed <= 300; seed++) {
 		int ndjson = seed % 2;
 		size_t n, pos = 0, lines = 0;
 		struct pexec__bounds b;
 		uint32_t total = 0;
+		unsigned cut = seed; /* the pieces' sizes: `seed` itself is the loop's */
 
 		document(&t, seed * 7, 1 + seed % 30, ndjson);
 		n = strict_ends(&t, ndjson, ends, 64);
 		pexec__bounds_init(&b, ndjson);
 		while (pos < t.len) {
 			/* Up to `avail` bytes have come; the pass takes what it can. */
-			size_t avail = pos + 1 + rnd(&seed, 150);
+			size_t avail = pos + 1 + rnd(&cut, 150);
 			uint32_t found;
 			int eof = avail >= t.len;
 
@@ -208,18 +219,76 @@ Test(boundary, counts_the_same_in_pieces)
 			pos += pexec__bounds_pass(&b, (const unsigned char *)t.p + pos, avail - pos, eof,
 			                          UINT32_MAX, &found);
 			total += found;
-			if (eof)
-				break;
+			if (eof || b.done)
+				break; /* done: the pass takes nothing more */
 		}
 		for (size_t i = 0; i < t.len; i++)
 			lines += t.p[i] == '\n';
 		/* JSON counts commas as ends: the last item (before ']') the worker
 		 * counts, so a pass over the whole sees one fewer. */
-		cr_expect_eq(total + (ndjson ? 0 : 1), n, "seed %u: %u items, want %zu\n%s", seed,
-		             total, n, t.p);
+		cr_expect_eq(total + (ndjson ? 0 : 1), n, "avx2 %d, seed %u: %u items, want %zu\n%s",
+		             avx2, seed, total, n, t.p);
 		if (!ndjson)
 			cr_expect(b.done, "seed %u: the close of the array was not seen", seed);
 		cr_expect_leq(b.lines, lines, "seed %u", seed);
+	}
+	free(t.p);
+}
+
+/* Bytes of any kind, JSON's structural ones thick among them. */
+static void noise(struct text *t, unsigned seed, size_t n)
+{
+	static const char pick[] = "\"\\,[]{}\n \t\rab1:";
+
+	t->len = 0;
+	put(t, "[", 1);
+	for (size_t i = 1; i < n; i++) {
+		char c = rnd(&seed, 4) ? pick[rnd(&seed, sizeof(pick) - 1)] : (char)rnd(&seed, 256);
+		put(t, &c, 1);
+	}
+}
+
+/* Where the CPU has AVX2, its build of the pass and the SSE2 one agree on
+ * every input, well-formed or not: the bytes passed, the items found and
+ * the state they leave, in pieces of any size. */
+Test(boundary, both_builds_pass_alike_on_any_bytes)
+{
+	struct text t = { 0 };
+
+	if (!pexec__bounds_avx2(1))
+		cr_skip_test("this CPU has no AVX2: there is one build to run");
+	for (unsigned seed = 1; seed <= 3000; seed++) {
+		int ndjson = seed % 3 == 0;
+		struct pexec__bounds b[2];
+		size_t pos[2] = { 0, 0 };
+		unsigned size = seed;
+
+		noise(&t, seed, 1 + rnd(&size, 700));
+		for (int avx2 = 0; avx2 < 2; avx2++) {
+			unsigned cut = seed;
+			pexec__bounds_avx2(avx2);
+			pexec__bounds_init(&b[avx2], ndjson);
+			while (pos[avx2] < t.len && !b[avx2].done) {
+				uint32_t want = 1 + rnd(&cut, 9), found;
+				size_t avail = pos[avx2] + 1 + rnd(&cut, 200);
+				size_t n;
+				int eof = avail >= t.len;
+
+				n = pexec__bounds_pass(&b[avx2], (const unsigned char *)t.p + pos[avx2],
+				                       (eof ? t.len : avail) - pos[avx2], eof, want, &found);
+				if (n == 0 && found == 0 && !eof)
+					continue;
+				pos[avx2] += n;
+				if (eof && n == 0)
+					break;
+			}
+		}
+		cr_assert_eq(pos[0], pos[1], "seed %u: passed %zu and %zu bytes", seed, pos[0],
+		             pos[1]);
+		cr_assert(!memcmp(&b[0], &b[1], sizeof(b[0])), "seed %u: the states differ: "
+		          "lines %llu/%llu, depth %ld/%ld, in_string %d/%d", seed,
+		          (unsigned long long)b[0].lines, (unsigned long long)b[1].lines,
+		          b[0].depth, b[1].depth, b[0].in_string, b[1].in_string);
 	}
 	free(t.p);
 }
@@ -232,6 +301,7 @@ Test(boundary, fragments_read_as_the_whole)
 
 	for (unsigned seed = 1; seed <= 200; seed++) {
 		int ndjson = seed % 2;
+		unsigned cut = seed; /* the chunks' sizes: `seed` itself is the loop's */
 		pexec_format fmt = ndjson ? PEXEC_FORMAT_NDJSON : PEXEC_FORMAT_JSON;
 		pexec__splitter *whole, *part;
 		struct pexec__bounds b;
@@ -245,7 +315,7 @@ Test(boundary, fragments_read_as_the_whole)
 		while (pos < t.len) {
 			struct pexec__fragment f = { .offset = pos, .line = b.lines + 1,
 				                     .line_start = b.line_start, .first = pos == 0 };
-			uint32_t want = 1 + rnd(&seed, 4), found;
+			uint32_t want = 1 + rnd(&cut, 4), found;
 			size_t n = pexec__bounds_pass(&b, (const unsigned char *)t.p + pos, t.len - pos,
 			                              1, want, &found);
 			const char *a, *c;

@@ -42,4 +42,9 @@ void pexec__bounds_init(struct pexec__bounds *b, int ndjson);
 size_t pexec__bounds_pass(struct pexec__bounds *b, const unsigned char *data, size_t len,
                           int eof, uint32_t want, uint32_t *items);
 
+/* Whether the pass uses its AVX2 build (32 bytes a compare) where the CPU
+ * has AVX2: `on` 1 by default; 0 makes it use the SSE2 one, for tests that
+ * run both.  Returns whether AVX2 is now in use. */
+int pexec__bounds_avx2(int on);
+
 #endif
