@@ -895,10 +895,18 @@ def mpi_bench(cfg, launcher):
     ]
     for w in rows:
         w.run(launcher, cfg.runs)
+    # Rank 0's CPU on the items, and on the empty input (MPI's start-up and
+    # wire-up, the same for every run): the difference is what items cost.
+    # Each the run of median CPU among R, the two kinds interleaved.
+    def median_run(runs):
+        return sorted(runs, key=lambda st: st["cpu"])[len(runs) // 2]
+
     stats = {}
-    for v in rows[0].variants[1:]:
-        stats[v.label] = mpi_stats(cfg, v.argv)
+    for v, e in zip(rows[0].variants[1:], rows[2].variants[1:]):
+        runs = [(mpi_stats(cfg, v.argv), mpi_stats(cfg, e.argv)) for _ in range(cfg.runs)]
+        stats[v.label] = (median_run([a for a, _ in runs]), median_run([b for _, b in runs]))
         v.out.unlink(missing_ok=True)
+        e.out.unlink(missing_ok=True)
 
     lines = header(cfg, "pexec-mpi on one machine: throughput against ranks",
                    "the commands of a row interleaved run by run, after one untimed "
@@ -928,11 +936,19 @@ def mpi_bench(cfg, launcher):
     lines += [f"| {v.label} | {secs(v.median)} | {mib(v.peak)} |" for v in w.variants]
     lines.append("")
     lines += ["### Rank 0's own cost (factorial, `PEXEC_MPI_STATS=1`)", "",
-              "| command | rank 0 CPU (user + sys) | per item | chunks sent | result bytes in |",
-              "|---|---|---|---|---|"]
-    for label, st in stats.items():
+              "Rank 0 CPU is user + sys from its own `getrusage`, the median of "
+              f"{cfg.runs} runs; *empty* is the same on "
+              "`[]` (MPI's start-up and wire-up); *net per item* is the difference over "
+              f"{n:,} items. A span is a byte range of the input, sent with its bytes, "
+              "that a rank splits, maps and writes at its offset in the output itself.", "",
+              "| command | rank 0 CPU (user + sys) | empty | per item, total | "
+              "per item, net | spans sent | bytes in |",
+              "|---|---|---|---|---|---|---|"]
+    for label, (st, em) in stats.items():
         lines.append(f"| {label} | {st['cpu'] * 1000:.0f} ms ({st['user'] * 1000:.0f} + "
-                     f"{st['sys'] * 1000:.0f}) | {st['cpu'] / n * 1e9:.0f} ns | "
+                     f"{st['sys'] * 1000:.0f}) | {em['cpu'] * 1000:.0f} ms | "
+                     f"{st['cpu'] / n * 1e9:.0f} ns | "
+                     f"{(st['cpu'] - em['cpu']) / n * 1e9:.1f} ns | "
                      f"{st['chunks']:,} | {st['bytes_in']:,} |")
     lines += ["", "Commands (from the repository root):", ""]
     for w in rows:
