@@ -295,7 +295,8 @@ static void deliver(struct mpi *m, struct chunk *c)
 		if (m->sink && hand_over(m, c, i, &rec, text, input, ilen))
 			return;
 		if (!(rec.flags & PEXEC__REC_OK) && m->opts->fail_fast) {
-			pexec__coord_fail(m, PEXEC_ESTOPPED, "stopped at the first failure (--fail-fast): item %" PRIu64,
+			pexec__coord_fail(m, PEXEC_ESTOPPED,
+			                  "stopped at the first failure (--fail-fast): item %" PRIu64,
 			                  c->first + i);
 			return;
 		}
@@ -373,8 +374,10 @@ static void on_results(struct mpi *m, int r, const struct pexec__msg *h, char *p
 		pexec__coord_release(m, c);
 		return;
 	}
-	while (!m->stop && m->deliver_seq < m->next_seq && pexec__coord_slot(m, m->deliver_seq)->results) {
+	while (!m->stop && m->deliver_seq < m->next_seq) {
 		struct chunk *d = pexec__coord_slot(m, m->deliver_seq);
+		if (!d->results)
+			break;
 		deliver(m, d);
 		pexec__coord_release(m, d);
 		m->deliver_seq++;
@@ -385,6 +388,8 @@ static void on_done(struct mpi *m, int r, const struct pexec__msg *h, const char
 {
 	struct peer *p = &m->peers[r];
 	pexec_code code = (pexec_code)h->seq;
+	/* The payload: the counters, then a failed run's message. */
+	size_t counters = h->len >= sizeof(p->counters) ? sizeof(p->counters) : h->len;
 	char who[96];
 
 	if (!p->running)
@@ -393,7 +398,7 @@ static void on_done(struct mpi *m, int r, const struct pexec__msg *h, const char
 	m->running--;
 	if (m->placing)
 		pexec__mpi_spans_abandon(m, r);
-	if (h->len >= sizeof(p->counters))
+	if (counters == sizeof(p->counters))
 		memcpy(&p->counters, payload, sizeof(p->counters));
 	if (code == PEXEC_OK || code == PEXEC_EITEM || (code == PEXEC_ECANCELED && m->stop))
 		return;
@@ -403,8 +408,7 @@ static void on_done(struct mpi *m, int r, const struct pexec__msg *h, const char
 	if (code == PEXEC_ECANCELED)
 		code = PEXEC_ESYS;
 	pexec__coord_fail(m, code, "%s: %.*s", pexec__coord_peer_name(m, r, who, sizeof(who)),
-	                  (int)(h->len - (h->len >= sizeof(p->counters) ? sizeof(p->counters) : h->len)),
-	                  payload + (h->len >= sizeof(p->counters) ? sizeof(p->counters) : h->len));
+	                  (int)(h->len - counters), payload + counters);
 }
 
 static void on_hello(struct mpi *m, int r, const struct pexec__msg *h, const char *payload)
@@ -553,8 +557,8 @@ static pexec_code await_hellos(struct mpi *m)
 		if (receive(m))
 			idle = 0;
 		else if (m->server_gone)
-			return pexec__coord_fail(m, PEXEC_ESYS, "rank %d: its pool process ended before starting",
-			                         m->rank);
+			return pexec__coord_fail(m, PEXEC_ESYS,
+			                         "rank %d: its pool process ended before starting", m->rank);
 		else if (m->hellos < m->nranks)
 			pexec__mpi_wait(m, m->opts->cancel_fd, &idle);
 		if (cancel_seen(m))
@@ -569,21 +573,21 @@ static pexec_code refuse(struct mpi *m)
 	const pexec_opts *opts = m->opts;
 
 	if (opts->reduce && !m->d->reduce)
-		return pexec__coord_fail(m, PEXEC_EUSAGE, "plugin '%s' has no reduce hook: --reduce needs one",
-		                         m->d->name);
+		return pexec__coord_fail(m, PEXEC_EUSAGE,
+		                         "plugin '%s' has no reduce hook: --reduce needs one", m->d->name);
 	if (opts->reduce && !m->d->deserialize != !m->d->serialize)
 		return pexec__coord_fail(m, PEXEC_EUSAGE,
-		                         "plugin '%s' cannot reduce: partial results cross between processes "
-		                         "through serialize and deserialize, so it needs both or neither",
-		                         m->d->name);
+		                         "plugin '%s' cannot reduce: partial results cross between "
+		                         "processes through serialize and deserialize, so it needs "
+		                         "both or neither", m->d->name);
 	if (opts->reduce && opts->unordered)
 		return pexec__coord_fail(m, PEXEC_EUSAGE,
 		                         "--reduce folds results in input order: drop --unordered");
 	if (opts->serial && (opts->timeout > 0 || opts->retries || opts->memory_limit ||
 	                     opts->max_tasks_per_worker))
 		return pexec__coord_fail(m, PEXEC_EUSAGE,
-		                         "--timeout, --retries, --memory-limit and --max-tasks-per-worker "
-		                         "need worker processes: drop --serial");
+		                         "--timeout, --retries, --memory-limit and "
+		                         "--max-tasks-per-worker need worker processes: drop --serial");
 	return PEXEC_OK;
 }
 
@@ -732,7 +736,6 @@ static void start(struct mpi *m, const pexec_loaded_plugin *plugin, const pexec_
 	m->next_tick = pexec__mpi_now_ns();
 	m->fold = NULL;
 	m->placing = 0;
-	m->halted = 0;
 	m->error_seq = UINT64_MAX;
 	m->out_per_item = 0;
 }

@@ -176,7 +176,7 @@ void pexec__mpi_spans_dispatch(struct mpi *m)
 {
 	uint64_t now = pexec__mpi_now_ns();
 
-	while (!m->stop && !m->source_done && !m->halted) {
+	while (!m->stop && !m->source_done && m->error_seq == UINT64_MAX) {
 		int best;
 
 		/* The window: chunks and bytes out, and a slot free (a placed
@@ -265,20 +265,9 @@ static int hand_failures(struct mpi *m, const struct chunk *c, const struct span
 static int write_here(struct mpi *m, const struct span_done_parts *s, uint64_t offset,
                       size_t skip)
 {
-	const char *p = s->out + skip;
-	size_t left = s->d.out_len > skip ? s->d.out_len - skip : 0;
-
-	while (left > 0) {
-		ssize_t n = pwrite(m->spans->out_fd, p, left, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		offset += (uint64_t)n;
-		left -= (size_t)n;
-	}
-	return 0;
+	if (s->d.out_len <= skip)
+		return 0;
+	return pexec__mpi_pwrite_all(m->spans->out_fd, s->out + skip, s->d.out_len - skip, offset);
 }
 
 /* A span's output into the job's: its place taken and written (by its
@@ -331,7 +320,6 @@ static void note_error(struct mpi *m, const struct chunk *c)
 
 	if (done_parts(c, &s) || !s.d.error_len)
 		return; /* torn: emit says so */
-	m->halted = 1;
 	if (c->seq > m->error_seq)
 		return;
 	m->error_seq = c->seq;
@@ -487,7 +475,7 @@ void pexec__mpi_spans_abandon(struct mpi *m, int r)
 
 void pexec__mpi_spans_settle(struct mpi *m)
 {
-	if (!m->halted || m->stop || !m->opts->unordered || m->error_seq == UINT64_MAX)
+	if (m->stop || !m->opts->unordered || m->error_seq == UINT64_MAX)
 		return;
 	/* Every span before the first malformed one is back: that one is the
 	 * run's error.  (Those after it on its server never come back.) */

@@ -118,8 +118,7 @@ struct mpi {
 	unsigned char token[16];
 	double out_per_item;
 	uint64_t placing;
-	int halted;
-	uint64_t error_seq;
+	uint64_t error_seq;    /* the first malformed span by seq; UINT64_MAX: none */
 	pexec_buf error_msg;
 	/* For PEXEC_MPI_STATS: what rank 0 moved. */
 	uint64_t chunks_out, bytes_out, bytes_in;
@@ -127,8 +126,6 @@ struct mpi {
 
 /* ---- link.c ---- */
 
-/* CLOCK_MONOTONIC in ns. */
-uint64_t pexec__mpi_now_ns(void);
 
 /* Sends a message to rank `to`'s pool server (this rank's: through the
  * socket): the header, then the payload.  Returns 0, or -1. */

@@ -170,9 +170,16 @@ struct pexec__done {
 int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *opts, int fd,
                  int cancel_fd);
 
+/* CLOCK_MONOTONIC in ns (link.c; rank 0 and the servers both use it). */
+uint64_t pexec__mpi_now_ns(void);
+
 /* Sets err->msg from a printf format; returns `code` for tail calls. */
 pexec_code pexec__mpi_fail(pexec_error *err, pexec_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Writes all `len` bytes at `offset` of `fd`: 0, or -1 with errno set
+ * (EIO for a write that made no progress). */
+int pexec__mpi_pwrite_all(int fd, const char *buf, size_t len, uint64_t offset);
 
 /* Whether `h` is a message a peer may send: a known type, a payload under
  * the limit. */

@@ -35,6 +35,24 @@ pexec_code pexec__mpi_fail(pexec_error *err, pexec_code code, const char *fmt, .
 	return code;
 }
 
+int pexec__mpi_pwrite_all(int fd, const char *buf, size_t len, uint64_t offset)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		buf += n;
+		offset += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int pexec__msg_valid(const struct pexec__msg *h)
 {
 	return h->type >= PEXEC__MSG_BEGIN && h->type < PEXEC__MSG_LAST &&
@@ -65,7 +83,7 @@ int pexec__server_send_all(int fd, const void *data, size_t len)
 }
 
 int pexec__server_send(int fd, uint32_t type, uint32_t count, uint64_t seq, uint64_t first,
-                    const void *payload, size_t len)
+                       const void *payload, size_t len)
 {
 	struct pexec__msg h = { type, count, seq, first, len };
 
@@ -343,7 +361,7 @@ static pexec_code finish_segment(struct server *s, pexec_error *err)
 	memcpy(s->out.data, &h, sizeof(h));
 	if (pexec__server_send_all(s->fd, s->out.data, s->out.len))
 		return pexec__mpi_fail(err, PEXEC_ESYS, "lost the connection to pexec-mpi: %s",
-		                   strerror(errno));
+		                       strerror(errno));
 	s->out.len = 0;
 	s->segs_head++;
 	s->segs_len--;
@@ -496,7 +514,8 @@ static int serve_run(struct server *s, const pexec_loaded_plugin *plugin, const 
 	         (rc != PEXEC_OK && rc != PEXEC_EITEM &&
 	          pexec_buf_append(&reply, err.msg, strlen(err.msg)));
 	if (!failed)
-		failed = pexec__server_send(s->fd, PEXEC__MSG_DONE, 0, (uint64_t)rc, 0, reply.data, reply.len);
+		failed = pexec__server_send(s->fd, PEXEC__MSG_DONE, 0, (uint64_t)rc, 0, reply.data,
+		                            reply.len);
 	pexec_buf_release(&reply);
 	return failed ? -1 : 0;
 }
@@ -530,8 +549,8 @@ int pexec__serve(const char *plugin, const char *plugin_dir, const pexec_opts *o
 	pexec_buf_init(&s.fails);
 	online = sysconf(_SC_NPROCESSORS_ONLN);
 	if (pexec__server_send(fd, PEXEC__MSG_HELLO, jobs, 0,
-	             (uint64_t)(online > 0 ? online : 1) << 32 | (uint32_t)getpid(), host,
-	             strlen(host)))
+	                       (uint64_t)(online > 0 ? online : 1) << 32 | (uint32_t)getpid(), host,
+	                       strlen(host)))
 		goto out;
 	for (;;) {
 		got = pexec__server_take(&s, &h, &payload);

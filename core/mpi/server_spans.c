@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -123,14 +122,6 @@ static void drop_held(struct server *s)
  * fdatasync a span would stall this server's pool on the disk. */
 #define SYNC_EVERY_NS 50000000ull
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int note_unsynced(struct server *s, uint64_t seq)
 {
 	if (s->nunsynced == s->unsynced_cap) {
@@ -152,7 +143,7 @@ static int note_unsynced(struct server *s, uint64_t seq)
  * with the connection lost. */
 static int land_written(struct server *s, int now)
 {
-	uint64_t t = now_ns();
+	uint64_t t = pexec__mpi_now_ns();
 	int error;
 
 	if (!s->nunsynced || (!now && s->segs_len > 0 && t - s->synced_ns < SYNC_EVERY_NS))
@@ -184,22 +175,10 @@ static int on_place(struct server *s, const struct pexec__msg *h)
 	x = &s->held[i];
 	if (s->write_error) {
 		error = s->write_error;
-	} else if (x->len > h->count) {
-		const char *p = x->bytes + h->count;
-		size_t left = x->len - h->count;
-		off_t at = (off_t)h->first;
-		while (left > 0) {
-			ssize_t n = pwrite(s->out_fd, p, left, at);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				error = s->write_error = n < 0 ? errno : EIO;
-				break;
-			}
-			p += n;
-			at += n;
-			left -= (size_t)n;
-		}
+	} else if (x->len > h->count &&
+	           pexec__mpi_pwrite_all(s->out_fd, x->bytes + h->count, x->len - h->count,
+	                                 h->first)) {
+		error = s->write_error = errno;
 	}
 	free(x->bytes);
 	*x = s->held[--s->nheld];
@@ -215,23 +194,16 @@ static int on_place(struct server *s, const struct pexec__msg *h)
 static int take_places(struct server *s)
 {
 	for (;;) {
-		size_t at = s->in_at;
 		struct pexec__msg h;
 		const char *payload;
-		int got = pexec__server_take(s, &h, &payload);
+		int got = pexec__server_next(s, &h, &payload);
 
-		if (got == 0) {
-			got = pexec__server_fill(s, 0);
-			if (got < 0 || (got == 0 && land_written(s, 0)))
-				return -1;
-			if (got == 0)
-				return 0;
-			continue;
-		}
 		if (got < 0)
 			return -1;
+		if (got == 0)
+			return land_written(s, 0) ? -1 : 0;
 		if (h.type != PEXEC__MSG_PLACE) {
-			s->in_at = at; /* the source's */
+			s->in_at -= PEXEC__MSG_HEADER + h.len; /* left whole, for the source */
 			return land_written(s, 0) ? -1 : 1;
 		}
 		if (on_place(s, &h))
@@ -467,7 +439,7 @@ int pexec__server_run_spans(struct server *s, const pexec_loaded_plugin *plugin,
 	s->flags = PEXEC__RUN_SPANS;
 	s->ended = s->stopped = s->write_error = 0;
 	s->nunsynced = 0;
-	s->synced_ns = now_ns();
+	s->synced_ns = pexec__mpi_now_ns();
 	s->segs_head = s->segs_len = 0;
 	s->local_next = 0;
 	s->fails.len = 0;
