@@ -11,8 +11,8 @@
  * can blame that item alone if the worker dies.
  */
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>

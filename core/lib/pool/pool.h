@@ -21,11 +21,10 @@ pexec_code pexec__pool_run(const pexec_descriptor *desc, const pexec_opts *opts,
 
 /* ---- spans (pexec.h, pexec_spans): chunks of the input itself ----
  *
- * The pool never
- * looks inside an item: its workers split each span with the strict
- * splitter, run its items and lay their results out as they are to be
- * written (struct pexec__span_tail); the parent hands those bytes on in one
- * piece. */
+ * The pool never looks inside an item: its workers split each span with
+ * the strict splitter, run its items and lay their results out as they are
+ * to be written (struct pexec__span_tail); the parent hands those bytes on
+ * in one piece. */
 
 /* pexec__pool_run over spans (no --reduce, no item sink: `spans` takes the
  * output).  Items whose chunk a fault splits go through spans->failed and

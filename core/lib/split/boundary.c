@@ -4,14 +4,15 @@
  * Each step turns a block of 64 input bytes into bit masks, one bit a byte:
  * quotes, backslashes, commas, opening and closing brackets, newlines and
  * whitespace (AVX2 compares where the CPU has them, SSE2 where the
- * compiler has them, a byte loop elsewhere).  For a JSON array, the quotes that are not escaped toggle
- * "inside a string"; a prefix XOR of them gives that state for every byte at
- * once.  Outside strings, a block without brackets at depth 1 has its items'
- * ends in its comma mask, counted with one popcount; only blocks with
- * brackets (objects and arrays as items) are walked bit by bit.  Backslashes
- * are rare in most data and are walked one by one when present.  NDJSON
- * needs no string state (a raw newline cannot be in a string): an item ends
- * at each newline of a line that holds anything but whitespace.
+ * compiler has them, a byte loop elsewhere).  For a JSON array, the quotes
+ * that are not escaped toggle "inside a string"; a prefix XOR of them gives
+ * that state for every byte at once.  Outside strings, a block without
+ * brackets at depth 1 has its items' ends in its comma mask, counted with
+ * one popcount; only blocks with brackets (objects and arrays as items) are
+ * walked bit by bit.  Backslashes are rare in most data and are walked one
+ * by one when present.  NDJSON needs no string state (a raw newline cannot
+ * be in a string): an item ends at each newline of a line that holds
+ * anything but whitespace.
  */
 #include <stdatomic.h>
 #include <string.h>
