@@ -96,7 +96,7 @@ endif
 PLUGIN_SOS    := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 EXAMPLE_SOS   := $(BUILD)/examples/complex.so $(BUILD)/examples/cpp.so
 TEST_PLUGINS  := $(patsubst tests/plugins/%.c,$(BUILD)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
-TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume.c tests/split_run.c tests/fault_checks.c \
+TEST_SRCS     := $(wildcard tests/test_*.c) tests/helpers.c tests/helpers_resume.c tests/mpi_run.c tests/split_run.c tests/fault_checks.c \
                  tests/abi/layout_v1.c
 TEST_BIN      := $(BUILD)/tests/run-tests
 

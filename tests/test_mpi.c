@@ -10,10 +10,9 @@
  * status when that is not 0 (1: items failed, 2: a usage error, 143: SIGTERM),
  * after a banner of its own on stderr, so statuses compare as they are.
  * Then what only MPI has: a rank ended from outside (rank 0 by SIGTERM, rank
- * 2 by SIGKILL), a --resume under mpirun that must finish the job with
- * the output of a run that never stopped, and ranks that write their
- * results into -o FILE themselves (rank 0's PEXEC_MPI_STATS line says what
- * it took in).
+ * 2 by SIGKILL), and a --resume under mpirun that must finish the job with
+ * the output of a run that never stopped.  (What runs by spans add, ranks
+ * that write -o themselves and malformed input, is test_mpi_spans.c's.)
  *
  * All ranks run on this machine (--oversubscribe), each with its own pool
  * server and workers.  Where Open MPI is missing (no mpirun in PATH, or no
@@ -24,7 +23,6 @@
  * interrupted is stopped when its journal says so, not after a delay.
  */
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,111 +34,13 @@
 #include <criterion/criterion.h>
 
 #include "helpers.h"
+#include "mpi_run.h"
 
-#define PEXEC_MPI PEXEC_TEST_BUILD "/pexec-mpi"
 #define FAULTS FIX("faults")
-#define RANKS "3"
-
-/* How long processes that mpirun left behind may take to die by
- * themselves.  When rank 0 exits non-zero (failed items, a usage error, a
- * signal) or a rank is killed, mpirun aborts the job: it kills the other
- * ranks and may exit before it has reaped them.  Their pool servers and
- * workers die by PR_SET_PDEATHSIG when their parent does, a moment later.
- * All of them come to this process (a child subreaper, helpers.c): dead
- * within this grace is mpirun's teardown; alive after it is a process left
- * behind.  A job that exits 0 must leave nothing at all. */
-#define ORPHAN_GRACE_S 5
 
 TestSuite(mpi, .init = scratch_make, .fini = scratch_remove, .timeout = 120);
 
 /* ---- running both ---- */
-
-static int in_path(const char *name)
-{
-	const char *path = getenv("PATH");
-
-	for (const char *p = path ? path : ""; *p;) {
-		const char *end = strchr(p, ':');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		char file[PATH_MAX];
-
-		if (n && (size_t)snprintf(file, sizeof(file), "%.*s/%s", (int)n, p, name) <
-		             sizeof(file) &&
-		    access(file, X_OK) == 0)
-			return 1;
-		p += n + (end != NULL);
-	}
-	return 0;
-}
-
-/* Skips the test where pexec-mpi cannot run. */
-static void need_mpi(void)
-{
-	if (access(PEXEC_MPI, X_OK) != 0)
-		cr_skip_test("%s is not built (make builds it only where Open MPI's mpicc is "
-		             "installed): pexec-mpi not tested", PEXEC_MPI);
-	if (!in_path("mpirun"))
-		cr_skip_test("no mpirun in PATH (install Open MPI): pexec-mpi not tested");
-}
-
-/* pexec OPTS, with `in` (NULL: none) on stdin. */
-static void run_local(struct proc *r, const char *const *opts, const char *in)
-{
-	struct args a = { 0 };
-	struct proc_spec s = { .args = a.v, .in = in, .in_len = in ? strlen(in) : 0 };
-
-	args_add(&a, opts);
-	run_spec(&s, r);
-}
-
-/* The arguments of mpirun -np RANKS pexec-mpi OPTS.
- *
- * Under the sanitizers the ranks get LSAN_OPTIONS with the slow unwinder:
- * Open MPI keeps allocations of its own to the end, which tests/lsan.supp
- * must suppress by its libraries' names (libmpi.so, libevent_core), but the
- * default fast unwinder stops in Open MPI's components, which have no frame
- * pointers and are unloaded by MPI_Finalize, so those stacks would show no
- * library a suppression could name. */
-static void mpi_command(struct args *a, const char *const *opts)
-{
-	static char lsan[1024];
-
-	a->n = 0;
-	args_add(a, ARGS("--allow-run-as-root", "--oversubscribe", "-np", RANKS));
-	if (SANITIZED) {
-		const char *was = getenv("LSAN_OPTIONS");
-
-		snprintf(lsan, sizeof(lsan), "LSAN_OPTIONS=%s%sfast_unwind_on_malloc=0",
-		         was ? was : "", was && *was ? ":" : "");
-		args_add(a, ARGS("-x", lsan));
-	}
-	args_add(a, ARGS(PEXEC_MPI));
-	args_add(a, opts);
-}
-
-/* mpirun -np RANKS pexec-mpi OPTS, with `in` (NULL: none) on stdin. */
-static void run_mpi(struct proc *r, const char *const *opts, const char *in)
-{
-	struct args a;
-	struct proc_spec s = { .program = "mpirun", .args = a.v, .in = in,
-		               .in_len = in ? strlen(in) : 0, .orphan_grace_s = ORPHAN_GRACE_S };
-
-	mpi_command(&a, opts);
-	run_spec(&s, r);
-}
-
-/* The job ended by itself and exited with `code` (mpirun passes rank 0's
- * status on).  After a failure mpirun's teardown may hand its ranks' processes
- * to us (ORPHAN_GRACE_S): none may outlive the grace.  After a success
- * nothing may be left at all. */
-static void expect_mpi_exit(const struct proc *r, int code)
-{
-	expect_exit_status(r, code);
-	if (code == 0)
-		cr_expect_eq(r->strays, 0, "%s: %d processes left behind", r->cmd, r->strays);
-	cr_expect_eq(r->survivors, 0, "%s: %d processes outlived the job by %d s", r->cmd,
-	             r->survivors, ORPHAN_GRACE_S);
-}
 
 /* Both ran OPTS over `in`, exited with `want_exit`, and wrote the same
  * stdout.  The runs are left in *local and *mpi. */
@@ -164,28 +64,6 @@ static void compare(const char *const *opts, const char *in, int want_exit)
 }
 
 /* ---- inputs ---- */
-
-/* `n` integers from 1 to 99, the same every run, as a JSON array or NDJSON. */
-static char *random_integers(size_t n, int ndjson)
-{
-	uint64_t x = 0x9e3779b97f4a7c15u;
-	char *text = NULL, num[16];
-	size_t len = 0;
-
-	append(&text, &len, ndjson ? "" : "[", !ndjson);
-	for (size_t i = 0; i < n; i++) {
-		int k;
-
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		k = snprintf(num, sizeof(num), "%s%d%s", !ndjson && i ? ", " : "",
-		             (int)(x % 99) + 1, ndjson ? "\n" : "");
-		append(&text, &len, num, (size_t)k);
-	}
-	append(&text, &len, ndjson ? "" : "]\n", ndjson ? 0 : 2);
-	return text;
-}
 
 /* A JSON array of `n` items for the faults plugin: the number i, except at
  * the indices in `at` (n_at of them), where it is faults[k]. */
@@ -497,75 +375,7 @@ Test(mpi, output_file_is_identical_and_nothing_is_left_beside_it)
 	free(json);
 }
 
-/* The result bytes rank 0 took in, from the line PEXEC_MPI_STATS=1 makes
- * it print ("... bytes out N in M"), or -1 without one. */
-static long long stats_bytes_in(const char *err)
-{
-	const char *line = strstr(err, "pexec-mpi: stats:");
-	const char *in = line ? strstr(line, " in ") : NULL;
-
-	return in ? strtoll(in + 4, NULL, 10) : -1;
-}
-
-/* With -o FILE on a file every rank opens by its path, each rank writes
- * its spans' results there itself: rank 0 takes in span headers, not the
- * results, which it does take in when the output is its stdout. */
-Test(mpi, ranks_write_their_results_into_the_output_file_themselves)
-{
-	char *json = random_integers(20000, 0);
-	const char *in = scratch_path(0, "in.json"), *ref = scratch_path(1, "ref.json");
-	const char *out = scratch_path(2, "out.json");
-	struct proc local, to_file, to_stdout;
-	long long size, in_file, in_stdout;
-
-	need_mpi();
-	write_file(in, json, strlen(json));
-	run_local(&local, ARGS("-p", "factorial", "-j", "1", "-o", ref, in), NULL);
-	expect_exit(&local, 0);
-	setenv("PEXEC_MPI_STATS", "1", 1);
-	run_mpi(&to_file, ARGS("-p", "factorial", "-j", "1", "-o", out, in), NULL);
-	expect_mpi_exit(&to_file, 0);
-	expect_same_file(to_file.cmd, out, ref);
-	run_mpi(&to_stdout, ARGS("-p", "factorial", "-j", "1", in), NULL);
-	expect_mpi_exit(&to_stdout, 0);
-	size = file_size(ref);
-	in_file = stats_bytes_in(to_file.err);
-	in_stdout = stats_bytes_in(to_stdout.err);
-	cr_expect(in_file >= 0 && in_stdout >= 0, "no stats line: %s\n%s", to_file.err,
-	          to_stdout.err);
-	cr_expect(in_file * 20 < size, "%s: rank 0 took in %lld bytes of a %lld-byte output",
-	          to_file.cmd, in_file, size);
-	cr_expect(in_stdout >= size - 4, "%s: rank 0 took in %lld bytes of a %lld-byte output",
-	          to_stdout.cmd, in_stdout, size);
-	proc_release(&local);
-	proc_release(&to_file);
-	proc_release(&to_stdout);
-	free(json);
-}
-
 /* ---- 7. usage errors ---- */
-
-/* mpirun's own messages: blocks between two rules of 74 dashes. */
-#define MPIRUN_RULE "--------------------------------------------------------------------------\n"
-
-/* `err` without mpirun's messages.  mpirun forwards a rank's stderr as it
- * reads it, so a block of its own can land inside a message the rank wrote
- * in more than one write(2), as usage_error() in core/cli/cli.c does. */
-static char *without_banners(const char *err)
-{
-	const size_t n = strlen(MPIRUN_RULE);
-	const char *p = err, *open, *close;
-	char *out = NULL;
-	size_t len = 0;
-
-	append(&out, &len, "", 0);
-	while ((open = strstr(p, MPIRUN_RULE)) && (close = strstr(open + n, MPIRUN_RULE))) {
-		append(&out, &len, p, (size_t)(open - p));
-		p = close + n;
-	}
-	append(&out, &len, p, strlen(p));
-	return out;
-}
 
 /* Every rank parses the options; only rank 0 says what is wrong, once, as
  * pexec does but for the program's name. */
@@ -607,98 +417,6 @@ Test(mpi, usage_error_exits_2_with_one_message)
 		free(first);
 		proc_release(&local);
 		proc_release(&mpi);
-	}
-}
-
-/* ---- 7b. malformed input ---- */
-
-/* `n` integers as a JSON array or NDJSON, but for two items that do not
- * parse, at `at[0]` and `at[1]`: the run's error is the first. */
-static char *malformed_integers(size_t n, int ndjson, const size_t at[2])
-{
-	char *text = NULL, num[24];
-	size_t len = 0;
-
-	append(&text, &len, "[", !ndjson);
-	for (size_t i = 0; i < n; i++) {
-		const char *item = i == at[0] ? "[1," : i == at[1] ? "{\"a\":}" : NULL;
-		int k = snprintf(num, sizeof(num), "%zu", i % 97 + 1);
-
-		if (i && !ndjson)
-			append(&text, &len, ", ", 2);
-		append(&text, &len, item ? item : num, item ? strlen(item) : (size_t)k);
-		if (ndjson)
-			append(&text, &len, "\n", 1);
-	}
-	append(&text, &len, "]\n", ndjson ? 0 : 2);
-	return text;
-}
-
-/* The message of `err` that starts with `prefix` ("pexec: "), without it
- * (malloc'd), or NULL. */
-static char *message_after(const char *err, const char *prefix)
-{
-	const char *at = strstr(err, prefix), *nl;
-
-	if (!at)
-		return NULL;
-	at += strlen(prefix);
-	nl = strchr(at, '\n');
-	return strndup(at, nl ? (size_t)(nl - at) : strlen(at));
-}
-
-/* The input is cut into spans that different ranks check: the error that
- * stops the run is still the first in input order, with pexec's message
- * and exit status 2, and -o FILE is never made (nor anything beside it). */
-Test(mpi, malformed_input_stops_with_pexec_s_message_and_no_output)
-{
-	static const size_t at[2] = { 1700, 2600 };
-
-	need_mpi();
-	for (int ndjson = 0; ndjson < 2; ndjson++) {
-		char *text = malformed_integers(3000, ndjson, at);
-		const char *in = scratch_path(0, ndjson ? "in.ndjson" : "in.json");
-		const char *fmt = ndjson ? "ndjson" : "json", *out = scratch_path(1, "out.json");
-
-		write_file(in, text, strlen(text));
-		for (int unordered = 0; unordered < 2; unordered++) {
-			for (int to_file = 0; to_file < 2; to_file++) {
-				struct args a = { 0 };
-				struct proc local, mpi;
-				char *want, *got, *err, *listing;
-
-				args_add(&a, ARGS("-p", "factorial", "-j", "2", "--input-format", fmt));
-				if (unordered)
-					args_add(&a, ARGS("--unordered"));
-				if (to_file)
-					args_add(&a, ARGS("-o", out));
-				args_add(&a, ARGS(in));
-				run_local(&local, a.v, NULL);
-				expect_exit(&local, 2);
-				run_mpi(&mpi, a.v, NULL);
-				expect_mpi_exit(&mpi, 2);
-				want = message_after(local.err, "pexec: ");
-				err = without_banners(mpi.err);
-				got = message_after(err, "pexec-mpi: ");
-				cr_assert(want && strstr(want, "malformed input"), "%s: %s", local.cmd,
-				          local.err);
-				cr_expect(got && !strcmp(got, want), "%s: says \"%s\", want \"%s\"", mpi.cmd,
-				          got ? got : "(nothing)", want);
-				cr_expect_eq(count_of(err, want), 1, "%s: the message comes %zu times: %s",
-				             mpi.cmd, count_of(err, want), mpi.err);
-				listing = scratch_listing();
-				cr_expect_str_eq(listing, ndjson ? "in.ndjson\n" : "in.json\n",
-				                 "%s: the directory holds:\n%s", mpi.cmd, listing);
-				free(listing);
-				free(want);
-				free(got);
-				free(err);
-				proc_release(&local);
-				proc_release(&mpi);
-			}
-		}
-		unlink(in);
-		free(text);
 	}
 }
 
